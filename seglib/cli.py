@@ -1,0 +1,176 @@
+"""Command line: python -m seglib COMMAND --help documents every option."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seglib.config import PROFILES, profile_config
+from seglib.io import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check, _add_demo):
+        add(commands)
+    return parser
+
+
+def _add_phantom(commands):
+    p = commands.add_parser("phantom", help="generate synthetic AP pelvis radiographs with bone masks")
+    p.add_argument("--out", required=True, type=Path, help="new dataset folder (must not exist or be empty)")
+    p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(handler=_phantom)
+
+
+def _phantom(args):
+    from seglib.phantom import write_phantom_dataset
+
+    print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed))
+
+
+def _add_train(commands):
+    p = commands.add_parser("train", help="train a U-Net for one structure (or several) into a run directory")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
+    p.add_argument("--structure", required=True, action="append",
+                   help="structure to segment (mask folder name); repeat for a multi-output model")
+    p.add_argument("--out", required=True, type=Path, help="run directory to create")
+    p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
+    p.add_argument("--image-size", type=int, help="input side in pixels")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--depth", type=int, help="number of down-samplings")
+    p.add_argument("--base-filters", type=int, help="filters at the first level")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--loss", help="dice | bce_dice (default)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--split-file", help="CSV id,split (train/val/test) to use instead of a seeded split")
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--test-fraction", type=float)
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="no geometric or intensity augmentation")
+    p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
+                   help="no mirrored examples (needed for structures without a mirror partner)")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.set_defaults(handler=_train)
+
+
+def _train(args):
+    from seglib.train import train
+
+    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "depth",
+                                             "base_filters", "dropout", "loss", "seed", "split_file",
+                                             "val_fraction", "test_fraction", "augment", "mirror_flip")}
+    config = profile_config(args.profile, data=str(args.data), structures=tuple(args.structure), **options)
+    print(train(config, args.out, force=args.force))
+
+
+def _add_predict(commands):
+    p = commands.add_parser("predict", help="probability maps and masks per structure, in dataset layout")
+    p.add_argument("--run", required=True, action="append", type=Path, help="run directory; repeatable")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(handler=_predict)
+
+
+def _predict(args):
+    from seglib.predict import predict_folder
+
+    print(predict_folder(args.run, args.images, args.out, tta=args.tta, subset=args.subset,
+                         threshold=args.threshold, force=args.force))
+
+
+def _add_fuse(commands):
+    p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
+    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
+    p.add_argument("--strategy", default="argmax", help="argmax (default) | priority | multilabel")
+    p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--no-largest-component", dest="largest_component", action="store_false")
+    p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(handler=_fuse)
+
+
+def _fuse(args):
+    from seglib.predict import fuse_folder
+
+    print(fuse_folder(args.runs, args.images, args.out, tta=args.tta, subset=args.subset, force=args.force,
+                      strategy=args.strategy, priority=args.priority, threshold=args.threshold,
+                      largest_component=args.largest_component, fill_holes=args.fill_holes))
+
+
+def _add_evaluate(commands):
+    p = commands.add_parser("evaluate", help="metrics per (image, structure) of a prediction folder")
+    p.add_argument("--pred", required=True, type=Path, help="prediction folder (masks/<structure>/<id>.png)")
+    p.add_argument("--data", required=True, type=Path, help="dataset with the ground truth")
+    p.add_argument("--out", required=True, type=Path, help="metrics CSV to write")
+    p.add_argument("--method", default="model", help="name of the method in the table")
+    p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args):
+    from seglib.evaluation import evaluate_folder, summarise
+    from seglib.io import write_text
+
+    table = evaluate_folder(args.pred, args.data, method=args.method)
+    write_text(args.out, table.to_csv(index=False), overwrite=args.force)
+    columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
+    print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
+
+
+def _add_check(commands):
+    p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--structure", action="append", help="structures to check (default: all)")
+    p.set_defaults(handler=_check)
+
+
+def _check(args):
+    from seglib.datasets import available_structures, check_records, load_records
+
+    structures = args.structure or available_structures(args.dataset)
+    records = load_records(args.dataset, structures)
+    problems = check_records(records)
+    for problem in problems:
+        print(problem)
+    print(f"{args.dataset}: {len(records)} images, structures {', '.join(structures)}: "
+          f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _add_demo(commands):
+    p = commands.add_parser("demo", help="run the notebooks 01-03 in sequence (the main job)")
+    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--data", help="dataset folder (default: generated pelvis phantoms)")
+    p.set_defaults(handler=_demo)
+
+
+def _demo(args):
+    from seglib.workflow import run_notebooks
+
+    run_notebooks(args.profile, data=args.data)

@@ -1,0 +1,89 @@
+"""One dataclass describes a training run; profiles size it for CI, a laptop CPU or a GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES = ("smoke", "demo", "full")
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run's result. Saved as config.json in the run directory."""
+
+    data: str = ""
+    structures: tuple[str, ...] = ("left_hip",)
+    profile: str = "demo"
+    seed: int = 0
+    # Input
+    image_size: int = 128
+    augment: bool = True
+    # A horizontal flip turns the image into its mirror twin: the target then becomes the
+    # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
+    mirror_flip: bool = True
+    # Model
+    architecture: str = "unet"
+    depth: int = 4
+    base_filters: int = 16
+    batch_norm: bool = True
+    dropout: float = 0.1
+    upsampling: str = "transpose"
+    # Optimisation
+    loss: str = "bce_dice"
+    epochs: int = 30
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 15
+    # Split: fractions of patients; a split file (id,split) or a manifest 'split' column wins.
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_file: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(values)
+        if "structures" in values:
+            values["structures"] = tuple(values["structures"])
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, ValueError) as error:
+            raise ValueError(f"{path}: cannot read run config: {error}") from error
+
+
+# The demo profile must train one bone in about 5 minutes on 2 CPU cores;
+# full is sized for a 16 GB GPU.
+_PROFILE_SETTINGS = {
+    "smoke": dict(image_size=64, depth=3, base_filters=8, epochs=2, batch_size=8,
+                  early_stopping_patience=2),
+    "demo": dict(image_size=128, depth=4, base_filters=16, epochs=30, batch_size=8),
+    "full": dict(image_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
+                 early_stopping_patience=30),
+}
+
+# How much phantom data each profile generates (images, pixels).
+PHANTOM_SIZES = {"smoke": (24, 64), "demo": (200, 256), "full": (1000, 512)}
+
+
+def profile_config(profile: str, **overrides) -> RunConfig:
+    """The run config of a profile, with explicit overrides (None values are ignored)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    values = dict(_PROFILE_SETTINGS[profile], profile=profile)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return RunConfig.from_dict(values)

@@ -1,0 +1,209 @@
+"""The standard dataset layout as records, its validation, and deterministic patient-level splits.
+
+    DATASET/images/<id>.png               grey image (PNG; TIFF and DICOM too)
+    DATASET/masks/<structure>/<id>.png    binary mask, 0/255 or 0/1
+    DATASET/labels/<id>.png + labels.json label-value masks, e.g. {"left_hip": 134, "right_hip": 255}
+    DATASET/manifest.csv                  optional: id, split, patient_id, pixel_spacing_mm, ...
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seglib.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class MaskSource:
+    """Where one structure's mask of one image comes from: a binary file, or one value of a label file."""
+
+    path: Path
+    label_value: int | None = None
+
+    def read(self) -> np.ndarray:
+        return read_mask(self.path, self.label_value)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    image: Path
+    masks: dict[str, MaskSource] = field(default_factory=dict)
+    patient_id: str = ""
+    pixel_spacing_mm: float | None = None
+
+
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """id -> image path for every image file in `folder`; two files with one id is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    images: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.stem in images:
+            raise DataError(f"{path}: duplicate id {path.stem!r} (also {images[path.stem]})")
+        images[path.stem] = path
+    if not images:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return images
+
+
+def read_manifest(root: str | Path) -> pd.DataFrame | None:
+    path = Path(root) / "manifest.csv"
+    if not path.exists():
+        return None
+    manifest = pd.read_csv(path, dtype={"id": str, "patient_id": str, "split": str})
+    if "id" not in manifest.columns:
+        raise DataError(f"{path}: manifest has no 'id' column")
+    duplicated = manifest["id"][manifest["id"].duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{path}: duplicate ids {duplicated[:5]}")
+    return manifest.set_index("id", drop=False)
+
+
+def read_label_values(root: str | Path) -> dict[str, int]:
+    path = Path(root) / "labels.json"
+    if not path.exists():
+        return {}
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON: {error}") from error
+    if not isinstance(values, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in values.values()):
+        raise DataError(f"{path}: must map structure names to integer label values 1..65535")
+    return values
+
+
+def available_structures(root: str | Path) -> list[str]:
+    root = Path(root)
+    folders = [p.name for p in sorted((root / "masks").glob("*")) if p.is_dir()]
+    return sorted(set(folders) | set(read_label_values(root)))
+
+
+def load_records(root: str | Path, structures: tuple[str, ...] | list[str]) -> list[Record]:
+    """One record per image with the mask of every requested structure.
+
+    An image without a mask, a mask without an image, or an unknown structure is an error."""
+    root = Path(root)
+    images = list_images(root / "images")
+    manifest = read_manifest(root)
+    sources = {structure: _mask_sources(root, structure, images) for structure in structures}
+    records = []
+    for image_id, image_path in images.items():
+        row = manifest.loc[image_id] if manifest is not None and image_id in manifest.index else None
+        records.append(Record(
+            id=image_id,
+            image=image_path,
+            masks={structure: sources[structure][image_id] for structure in structures},
+            patient_id=_manifest_value(row, "patient_id") or image_id,
+            pixel_spacing_mm=_spacing(row),
+        ))
+    return records
+
+
+def _mask_sources(root: Path, structure: str, images: dict[str, Path]) -> dict[str, MaskSource]:
+    folder = root / "masks" / structure
+    if folder.is_dir():
+        masks = {p.stem: MaskSource(p) for p in sorted(folder.iterdir())
+                 if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
+    elif structure in (label_values := read_label_values(root)):
+        masks = {p.stem: MaskSource(p, label_values[structure]) for p in sorted((root / "labels").glob("*.png"))}
+        folder = root / "labels"
+    else:
+        known = ", ".join(available_structures(root)) or "none"
+        raise DataError(f"{root}: no masks for structure {structure!r} (neither masks/{structure}/ "
+                        f"nor labels.json); structures in this dataset: {known}")
+    orphans = sorted(set(masks) - set(images))
+    if orphans:
+        raise DataError(f"{folder / orphans[0]}.png: mask without image ({len(orphans)} such masks)")
+    missing = sorted(set(images) - set(masks))
+    if missing:
+        raise DataError(f"{images[missing[0]]}: image without a {structure} mask in {folder} "
+                        f"({len(missing)} such images)")
+    return masks
+
+
+def _manifest_value(row, column: str) -> str | None:
+    if row is None or column not in row.index or pd.isna(row[column]):
+        return None
+    return str(row[column])
+
+
+def _spacing(row) -> float | None:
+    value = _manifest_value(row, "pixel_spacing_mm")
+    return float(value) if value is not None else None
+
+
+def check_records(records: list[Record]) -> list[str]:
+    """Read every image and mask; return one message per problem (empty list: all good)."""
+    problems = []
+    for record in records:
+        try:
+            shape = read_image(record.image).shape
+        except DataError as error:
+            problems.append(str(error))
+            continue
+        for structure, source in record.masks.items():
+            try:
+                mask = source.read()
+            except DataError as error:
+                problems.append(str(error))
+                continue
+            if mask.shape != shape:
+                problems.append(f"{source.path}: {structure} mask is {mask.shape[1]}x{mask.shape[0]} "
+                                f"but its image {record.image.name} is {shape[1]}x{shape[0]}")
+    return problems
+
+
+def split_records(records: list[Record], val_fraction: float, test_fraction: float, seed: int,
+                  root: str | Path | None = None, split_file: str | Path | None = None) -> dict[str, str]:
+    """id -> 'train' | 'val' | 'test'. A split file (id,split) or a manifest 'split' column wins;
+    otherwise patients are shuffled with `seed` and cut by fraction, so one patient's images
+    never straddle two splits."""
+    if split_file is not None:
+        return _read_split(Path(split_file), records)
+    manifest = read_manifest(root) if root is not None else None
+    if manifest is not None and "split" in manifest.columns and manifest["split"].notna().all():
+        return _validated_split(dict(zip(manifest["id"], manifest["split"])), records, root / "manifest.csv")
+    patients = sorted({record.patient_id for record in records})
+    random.Random(seed).shuffle(patients)
+    n_test = round(len(patients) * test_fraction)
+    n_val = max(1, round(len(patients) * val_fraction)) if val_fraction > 0 else 0
+    split_of_patient = {p: "test" for p in patients[:n_test]}
+    split_of_patient.update({p: "val" for p in patients[n_test:n_test + n_val]})
+    return {r.id: split_of_patient.get(r.patient_id, "train") for r in records}
+
+
+def _read_split(path: Path, records: list[Record]) -> dict[str, str]:
+    table = pd.read_csv(path, dtype=str)
+    if not {"id", "split"} <= set(table.columns):
+        raise DataError(f"{path}: a split file needs columns id,split")
+    return _validated_split(dict(zip(table["id"], table["split"])), records, path)
+
+
+def _validated_split(split: dict[str, str], records: list[Record], source: Path) -> dict[str, str]:
+    bad = sorted({s for s in split.values() if s not in SPLITS})
+    if bad:
+        raise DataError(f"{source}: unknown split names {bad}; use {', '.join(SPLITS)}")
+    missing = [r.id for r in records if r.id not in split]
+    if missing:
+        raise DataError(f"{source}: no split for {len(missing)} images, e.g. {missing[0]!r}")
+    return {r.id: split[r.id] for r in records}
+
+
+def write_split(split: dict[str, str], path: str | Path) -> None:
+    pd.DataFrame({"id": list(split), "split": list(split.values())}).to_csv(path, index=False)
+
+
+def records_in(records: list[Record], split: dict[str, str], name: str) -> list[Record]:
+    return [r for r in records if split[r.id] == name]

@@ -1,0 +1,209 @@
+"""Fuse per-structure probability maps (one model per bone) into one label map.
+
+Each structure's model answers "is this pixel my bone?" on its own, so two models can claim the
+same pixel (e.g. left and right hip bone near the pubic symphysis) and `fuse` decides who keeps it.
+
+A pixel is *claimed* by a structure when its probability is ``>= threshold``; pixels claimed by two
+or more structures are *contested*. Strategies:
+
+- ``"argmax"`` (default): the structure with the highest probability wins, if that probability
+  is ``>= threshold``; otherwise the pixel is background. Contested pixels therefore go to the
+  more confident model. Exact ties go to the structure listed first.
+- ``"priority"``: contested pixels go to the first structure in ``priority`` that claims them;
+  structures not named in ``priority`` rank after the named ones, in the order of
+  ``probabilities``.
+- ``"multilabel"``: every structure keeps all the pixels it claims, so masks may overlap; the
+  label map, which can hold one label per pixel, shows the most probable of the structures
+  whose final mask holds the pixel.
+
+Then each structure's mask is cleaned, each step switchable:
+
+1. ``min_size``: connected components (8-connected) with fewer pixels are removed.
+2. ``largest_component``: only the largest 8-connected component is kept (a bone is one piece).
+3. ``fill_holes``: holes (4-connected background regions) of at most ``max_hole_area`` pixels
+   are filled. Holes are NOT filled regardless of size because the hip bone has a real hole, the
+   obturator foramen; ``max_hole_area`` must stay well below its area at your image size.
+   A hole is background fully enclosed by the mask (background open to the image edge is not).
+   With ``"argmax"`` and ``"priority"`` a hole is only filled with background pixels: a fill
+   never takes pixels another structure won.
+
+Pixels removed by cleaning become background; they are not handed to another structure.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import binary_fill_holes
+from skimage.measure import label as label_components
+from skimage.morphology import remove_small_holes, remove_small_objects
+
+STRATEGIES = ("argmax", "priority", "multilabel")
+_MAX_STRUCTURES = 255  # labels i+1 must fit into the uint8 label map
+
+
+@dataclass
+class FusionResult:
+    label_map: np.ndarray  # uint8, 0 = background, i+1 = i-th structure of the input
+    masks: dict[str, np.ndarray]  # structure -> bool mask after cleaning
+    contested: np.ndarray  # bool: claimed by 2+ structures before resolution
+    labels: dict[str, int]  # structure -> its value in label_map
+
+
+def fuse(
+    probabilities: dict[str, np.ndarray],
+    threshold: float = 0.5,
+    strategy: str = "argmax",
+    priority=None,
+    largest_component: bool = True,
+    fill_holes: bool = True,
+    max_hole_area: int = 64,
+    min_size: int = 0,
+) -> FusionResult:
+    """Fuse ``{structure: 2D probability map in [0, 1]}`` into one label map (see module doc)."""
+    names, stack = _validated_stack(probabilities)
+    _validate_options(threshold, strategy, priority, names, max_hole_area, min_size)
+
+    claimed = stack >= threshold
+    resolved = _resolve(stack, claimed, strategy, _priority_order(priority, names))
+    masks = _clean_all(
+        resolved,
+        exclusive=strategy != "multilabel",
+        largest_component=largest_component,
+        max_hole_area=max_hole_area if fill_holes else 0,
+        min_size=min_size,
+    )
+    return FusionResult(
+        label_map=_label_map(masks, stack),
+        masks=dict(zip(names, masks)),
+        contested=claimed.sum(axis=0) >= 2,
+        labels={name: index + 1 for index, name in enumerate(names)},
+    )
+
+
+def label_map_to_masks(label_map, labels: dict[str, int]) -> dict[str, np.ndarray]:
+    """Split a label map into ``{structure: bool mask}`` using ``labels`` (structure -> value).
+
+    Every non-zero value in the map must belong to a structure in ``labels``: an unexpected value
+    usually means the wrong mapping (e.g. 0/255 masks read with {"hip": 1}), which would otherwise
+    give plausible-looking empty masks.
+    """
+    label_map = np.asarray(label_map)
+    values = list(labels.values())
+    if len(set(values)) != len(values):
+        raise ValueError(f"labels must give each structure its own value, got {labels}")
+    if 0 in values:
+        raise ValueError(f"label value 0 is the background and cannot name a structure: {labels}")
+    unexpected = sorted(set(np.unique(label_map).tolist()) - set(values) - {0})
+    if unexpected:
+        raise ValueError(f"label map holds values {unexpected} that are not in labels {labels}")
+    return {name: label_map == value for name, value in labels.items()}
+
+
+def _validated_stack(probabilities):
+    if not probabilities:
+        raise ValueError("fuse needs at least one structure's probability map")
+    if len(probabilities) > _MAX_STRUCTURES:
+        raise ValueError(f"at most {_MAX_STRUCTURES} structures fit a uint8 label map")
+    names = list(probabilities)
+    maps = [np.asarray(probabilities[name], dtype=np.float32) for name in names]
+    reference_shape = maps[0].shape
+    for name, prob in zip(names, maps):
+        if prob.ndim != 2 or prob.shape != reference_shape:
+            raise ValueError(
+                f"probability map of {name!r} has shape {prob.shape}; all maps must be 2D with "
+                f"the shape of {names[0]!r}, {reference_shape}"
+            )
+        if np.isnan(prob).any() or prob.min() < 0 or prob.max() > 1:
+            raise ValueError(
+                f"probability map of {name!r} must hold values in [0, 1], found "
+                f"min {np.nanmin(prob)}, max {np.nanmax(prob)}, NaN: {bool(np.isnan(prob).any())}"
+            )
+    return names, np.stack(maps)
+
+
+def _validate_options(threshold, strategy, priority, names, max_hole_area, min_size):
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if strategy == "priority" and not priority:
+        raise ValueError("strategy='priority' needs priority=[structure names, winner first]")
+    if strategy != "priority" and priority is not None:
+        raise ValueError(f"priority is only used with strategy='priority', not {strategy!r}")
+    if max_hole_area < 0 or min_size < 0:
+        raise ValueError(f"max_hole_area ({max_hole_area}) and min_size ({min_size}) must be >= 0")
+
+
+def _priority_order(priority, names):
+    """Indices of the structures, highest priority first."""
+    if priority is None:
+        return list(range(len(names)))
+    unknown = [name for name in priority if name not in names]
+    if unknown or len(set(priority)) != len(priority):
+        raise ValueError(
+            f"priority must name each structure at most once from {names}, got {list(priority)}"
+        )
+    ranked = list(priority) + [name for name in names if name not in priority]
+    return [names.index(name) for name in ranked]
+
+
+def _resolve(stack, claimed, strategy, order):
+    """Boolean masks, one per structure, after deciding who keeps contested pixels."""
+    if strategy == "multilabel":
+        return claimed
+    if strategy == "argmax":
+        winner = np.argmax(stack, axis=0)  # first structure wins exact ties
+        return claimed & (winner == np.arange(len(stack))[:, None, None])
+    resolved = np.zeros_like(claimed)
+    taken = np.zeros(claimed.shape[1:], dtype=bool)
+    for index in order:
+        resolved[index] = claimed[index] & ~taken
+        taken |= resolved[index]
+    return resolved
+
+
+def _clean_all(resolved, exclusive, largest_component, max_hole_area, min_size):
+    # Exclusive strategies may only fill holes with pixels no structure won (and each pixel
+    # once), so the masks stay disjoint.
+    fillable = ~resolved.any(axis=0) if exclusive else np.ones(resolved.shape[1:], dtype=bool)
+    cleaned = []
+    for mask in resolved:
+        mask = _remove_fragments(mask, largest_component, min_size)
+        if max_hole_area > 0:
+            added = _small_holes(mask, max_hole_area) & fillable
+            mask = mask | added
+            if exclusive:
+                fillable &= ~added
+        cleaned.append(mask)
+    return cleaned
+
+
+def _small_holes(mask, max_hole_area):
+    # binary_fill_holes only fills background enclosed by the mask; remove_small_holes alone
+    # would also fill small background pockets against the image edge.
+    enclosed = binary_fill_holes(mask) & ~mask
+    return enclosed & remove_small_holes(mask, max_size=max_hole_area)
+
+
+def _remove_fragments(mask, largest_component, min_size):
+    if min_size > 1:
+        mask = remove_small_objects(mask, max_size=min_size - 1, connectivity=2)
+    if largest_component:
+        mask = _largest_component(mask)
+    return mask
+
+
+def _largest_component(mask):
+    components = label_components(mask, connectivity=2)
+    if components.max() <= 1:
+        return mask
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0  # background is not a component
+    return components == np.argmax(sizes)
+
+
+def _label_map(masks, stack):
+    """uint8 map: for each pixel, the most probable structure whose mask holds it, else 0."""
+    held = np.stack(masks)
+    most_probable = np.argmax(np.where(held, stack, -1.0), axis=0)
+    return np.where(held.any(axis=0), most_probable + 1, 0).astype(np.uint8)

@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import write_square_dataset
+
+from seglib.datasets import check_records, load_records, split_records, write_split
+from seglib.io import DataError, read_image, read_mask, write_png
+
+
+def test_records_carry_every_requested_mask(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=3)
+    records = load_records(root, ["left_thing", "right_thing"])
+    assert [r.id for r in records] == ["case0", "case1", "case2"]
+    assert set(records[0].masks) == {"left_thing", "right_thing"}
+    assert records[0].masks["left_thing"].read()[:, -10:].any()
+    assert check_records(records) == []
+
+
+def test_label_value_layout_reads_like_binary_masks(tmp_path):
+    labels = np.zeros((8, 8), np.uint8)
+    labels[:, :4], labels[:, 4:] = 255, 134
+    write_png(tmp_path / "images" / "a.png", np.full((8, 8), 50, np.uint8))
+    write_png(tmp_path / "labels" / "a.png", labels)
+    (tmp_path / "labels.json").write_text(json.dumps({"left_hip": 134, "right_hip": 255}))
+    record = load_records(tmp_path, ["left_hip", "right_hip"])[0]
+    assert record.masks["left_hip"].read()[:, 4:].all() and not record.masks["left_hip"].read()[:, :4].any()
+
+
+def test_missing_mask_names_the_image(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=2)
+    (root / "masks" / "left_thing" / "case1.png").unlink()
+    with pytest.raises(DataError, match=r"case1\.png: image without a left_thing mask"):
+        load_records(root, ["left_thing"])
+
+
+def test_mask_without_image_and_unknown_structure_are_errors(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=2)
+    (root / "images" / "case0.png").unlink()
+    with pytest.raises(DataError, match=r"case0\.png: mask without image"):
+        load_records(root, ["left_thing"])
+    with pytest.raises(DataError, match="no masks for structure 'heart'.*left_thing, right_thing"):
+        load_records(root, ["heart"])
+
+
+def test_non_binary_mask_and_size_mismatch_are_reported_with_the_file(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=2)
+    bad = root / "masks" / "left_thing" / "case0.png"
+    bad.unlink()
+    write_png(bad, np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 7)
+    small = root / "masks" / "right_thing" / "case1.png"
+    small.unlink()
+    write_png(small, np.zeros((16, 16), np.uint8))
+    problems = check_records(load_records(root, ["left_thing", "right_thing"]))
+    assert len(problems) == 2
+    assert "case0.png: a binary mask must hold only 0 and 1 or 0 and 255" in problems[0]
+    assert "case1.png: right_thing mask is 16x16 but its image case1.png is 32x32" in problems[1]
+
+
+def test_images_of_16_bit_and_rgb_are_read_as_grey(tmp_path):
+    write_png(tmp_path / "deep.png", np.array([[0, 65535]], np.uint16))
+    write_png(tmp_path / "rgb.png", np.dstack([np.full((2, 2), v, np.uint8) for v in (10, 10, 10)]))
+    assert read_image(tmp_path / "deep.png").dtype == np.uint16
+    assert read_image(tmp_path / "rgb.png").shape == (2, 2)
+    with pytest.raises(DataError, match="nothing.png: file not found"):
+        read_image(tmp_path / "nothing.png")
+    assert read_mask(tmp_path / "deep.png", label_value=65535).tolist() == [[False, True]]
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="broken.png: cannot read image"):
+        read_image(tmp_path / "broken.png")
+
+
+def test_writes_never_overwrite(tmp_path):
+    write_png(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(FileExistsError, match="x.png: already exists"):
+        write_png(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
+
+
+def test_split_is_seeded_grouped_by_patient_and_saved(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=20, size=16)
+    (root / "manifest.csv").write_text("id,patient_id\n" + "".join(f"case{i},p{i // 2}\n" for i in range(20)))
+    records = load_records(root, ["left_thing"])
+    split = split_records(records, 0.2, 0.2, seed=3, root=root)
+    assert split == split_records(records, 0.2, 0.2, seed=3, root=root)
+    assert split != split_records(records, 0.2, 0.2, seed=4, root=root)
+    assert sorted(split.values()).count("test") == 4 and sorted(split.values()).count("val") == 4
+    for i in range(0, 20, 2):  # both images of a patient in the same split
+        assert split[f"case{i}"] == split[f"case{i + 1}"]
+    write_split(split, tmp_path / "split.csv")
+    assert split_records(records, 0, 0, 0, split_file=tmp_path / "split.csv") == split
+
+
+def test_real_dataset_loads_cleanly(lungs_dataset):
+    records = load_records(lungs_dataset, ["left_lung", "right_lung"])
+    assert len(records) == 98
+    assert check_records(records[:10]) == []
