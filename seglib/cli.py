@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check, _add_demo):
+    for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check,
+                _add_import, _add_demo):
         add(commands)
     return parser
 
@@ -151,16 +152,36 @@ def _add_check(commands):
 
 
 def _check(args):
-    from seglib.datasets import available_structures, check_records, load_records
+    from seglib.checks import check_dataset, has_errors
 
-    structures = args.structure or available_structures(args.dataset)
-    records = load_records(args.dataset, structures)
-    problems = check_records(records)
+    problems = check_dataset(args.dataset, args.structure)
     for problem in problems:
         print(problem)
-    print(f"{args.dataset}: {len(records)} images, structures {', '.join(structures)}: "
-          f"{len(problems)} problem(s)")
-    return 1 if problems else 0
+    errors = sum(p.level == "error" for p in problems)
+    print(f"{args.dataset}: {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if has_errors(problems) else 0
+
+
+def _add_import(commands):
+    from seglib.adapters import FORMATS, SIDE_CONVENTIONS
+
+    p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
+    p.add_argument("--format", required=True, choices=sorted(FORMATS),
+                   help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
+                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
+    p.add_argument("source", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="new dataset folder")
+    p.add_argument("--structure", default="lung", help="sides: masks become left_<structure>, right_<structure>")
+    p.add_argument("--side-convention", choices=SIDE_CONVENTIONS, default="patient",
+                   help="sides: whether leftMask means the patient's left (default) or the image's left")
+    p.set_defaults(handler=_import)
+
+
+def _import(args):
+    from seglib.adapters import import_dataset
+
+    options = {"structure": args.structure, "side_convention": args.side_convention} if args.format == "sides" else {}
+    print(import_dataset(args.format, args.source, args.out, **options))
 
 
 def _add_demo(commands):

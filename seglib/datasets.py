@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
+from seglib.io import IMAGE_SUFFIXES, DataError, read_mask
 
 SPLITS = ("train", "val", "test")
 
@@ -142,27 +142,6 @@ def _manifest_value(row, column: str) -> str | None:
 def _spacing(row) -> float | None:
     value = _manifest_value(row, "pixel_spacing_mm")
     return float(value) if value is not None else None
-
-
-def check_records(records: list[Record]) -> list[str]:
-    """Read every image and mask; return one message per problem (empty list: all good)."""
-    problems = []
-    for record in records:
-        try:
-            shape = read_image(record.image).shape
-        except DataError as error:
-            problems.append(str(error))
-            continue
-        for structure, source in record.masks.items():
-            try:
-                mask = source.read()
-            except DataError as error:
-                problems.append(str(error))
-                continue
-            if mask.shape != shape:
-                problems.append(f"{source.path}: {structure} mask is {mask.shape[1]}x{mask.shape[0]} "
-                                f"but its image {record.image.name} is {shape[1]}x{shape[0]}")
-    return problems
 
 
 def split_records(records: list[Record], val_fraction: float, test_fraction: float, seed: int,

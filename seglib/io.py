@@ -55,7 +55,8 @@ def _read_pixels(path: Path) -> np.ndarray:
     try:
         return skimage.io.imread(path)
     except Exception as error:  # the imaging libraries raise many types; all mean "unreadable"
-        raise DataError(f"{path}: cannot read image: {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: cannot read image: {reason}") from error
 
 
 def _read_dicom(path: Path) -> np.ndarray:

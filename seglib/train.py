@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.datasets import (DataError, available_structures, check_records, load_records, records_in,
-                             split_records, write_split)
+from seglib.checks import check_dataset
+from seglib.datasets import DataError, available_structures, load_records, records_in, split_records, write_split
 from seglib.io import prepare_output_dir, write_text
 from seglib.losses import get_loss
 from seglib.metrics import DiceScore
@@ -49,13 +49,14 @@ def structures_to_load(config: RunConfig) -> tuple[str, ...]:
 
 
 def load_checked_records(config: RunConfig):
-    records = load_records(config.data, structures_to_load(config))
-    problems = check_records(records)
+    """The records, after the same checks as `python -m seglib check`: bad data is refused, not skipped."""
+    structures = structures_to_load(config)
+    problems = [p for p in check_dataset(config.data, structures) if p.level == "error"]
     if problems:
-        shown = "\n  ".join(problems[:20])
+        shown = "\n  ".join(str(p) for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise DataError(f"{config.data}: {len(problems)} problem(s) in the dataset:\n  {shown}{more}")
-    return records
+    return load_records(config.data, structures)
 
 
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, verbose: int | str = "auto") -> Path:
@@ -78,7 +79,8 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, verbose: 
     model = compile_model(config)
     started = time.perf_counter()
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                        callbacks=training_callbacks(config, run_dir), verbose=verbose)
+                        callbacks=training_callbacks(config, run_dir), verbose=verbose,
+                        shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
     _write_summary(run_dir, history.history, seconds, len(train_records))
     return run_dir

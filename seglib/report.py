@@ -1,0 +1,136 @@
+"""Figures and tables the notebooks show and write into reports/: samples, training curves,
+predictions against ground truth, fused label maps, metric distributions.
+
+Every function returns a matplotlib Figure (built without pyplot's global state, so it works
+headless) and, given `out`, saves it at 150 dpi through a temporary name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from seglib.datasets import load_records
+from seglib.io import read_image, read_mask
+from seglib.plots import overlay, structure_color
+
+DPI = 150
+
+
+def save(figure: Figure, out: str | Path | None) -> Figure:
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_name(f".{out.stem}.tmp{out.suffix}")
+        figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
+        os.replace(temporary, out)
+    return figure
+
+
+def show_samples(data_dir, structures, n: int = 8, out=None) -> Figure:
+    """The first n images of a dataset with their masks."""
+    records = load_records(data_dir, structures)[:n]
+    figure, axes = _grid(len(records), ncols=4)
+    for ax, record in zip(axes, records):
+        overlay(ax, read_image(record.image), {s: m.read() for s, m in record.masks.items()}, title=record.id)
+    _legend(figure, structures)
+    return save(figure, out)
+
+
+def plot_history(run_dirs, out=None) -> Figure:
+    """Loss and Dice per epoch, training (dashed) and validation (solid), one colour per run."""
+    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    loss_ax, dice_ax = figure.subplots(1, 2)
+    for run_dir in run_dirs:
+        history = pd.read_csv(Path(run_dir) / "history.csv")
+        name = Path(run_dir).name
+        color = structure_color(name)
+        for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):
+            ax.plot(history["epoch"] + 1, history[metric], "--", color=color, label=f"{name} train")
+            ax.plot(history["epoch"] + 1, history[f"val_{metric}"], "-", color=color, label=f"{name} val")
+    for ax, title in ((loss_ax, "loss"), (dice_ax, "Dice")):
+        ax.set(xlabel="epoch", title=title)
+        ax.grid(alpha=0.3)
+    dice_ax.legend(fontsize=8)
+    return save(figure, out)
+
+
+def compare_masks(image, truth: dict, predicted: dict, title: str = "", ax_pair=None):
+    """Ground truth (left panel) beside the prediction (right panel) of the same image."""
+    truth_ax, pred_ax = ax_pair
+    overlay(truth_ax, image, truth, title=f"{title} truth")
+    overlay(pred_ax, image, predicted, title=f"{title} predicted")
+
+
+def show_predictions(pred_dir, data_dir, structures, ids=None, n: int = 4, out=None,
+                     scores: pd.Series | None = None) -> Figure:
+    """Truth beside prediction for `ids` (default: the first n predicted images)."""
+    records = {r.id: r for r in load_records(data_dir, structures)}
+    ids = list(ids) if ids is not None else sorted(p.stem for p in (Path(pred_dir) / "masks" / structures[0]).glob("*.png"))[:n]
+    figure = Figure(figsize=(6, 3 * len(ids)), layout="constrained")
+    axes = figure.subplots(len(ids), 2, squeeze=False)
+    for row, image_id in zip(axes, ids):
+        record = records[image_id]
+        predicted = {s: read_mask(Path(pred_dir) / "masks" / s / f"{image_id}.png") for s in structures}
+        label = f"{image_id}" + (f" (Dice {scores[image_id]:.3f})" if scores is not None else "")
+        compare_masks(read_image(record.image), {s: record.masks[s].read() for s in structures}, predicted,
+                      title=label, ax_pair=row)
+    _legend(figure, structures)
+    return save(figure, out)
+
+
+def best_median_worst(table: pd.DataFrame) -> pd.Series:
+    """Mean Dice over structures per image; the ids of the best, median and worst images."""
+    per_image = table.groupby("id")["dice"].mean().sort_values()
+    picks = [per_image.index[-1], per_image.index[len(per_image) // 2], per_image.index[0]]
+    return per_image.loc[list(dict.fromkeys(picks))]
+
+
+def show_contested(pred_dir, ids, out=None) -> Figure:
+    """The fused label map and the pixels both models claimed, per image."""
+    pred_dir = Path(pred_dir)
+    import json
+    labels = json.loads((pred_dir / "labels.json").read_text())
+    figure = Figure(figsize=(3 * len(ids), 3), layout="constrained")
+    for ax, image_id in zip(figure.subplots(1, len(ids), squeeze=False)[0], ids):
+        label_map = read_image(pred_dir / "labels" / f"{image_id}.png")
+        masks = {name: label_map == value for name, value in labels.items()}
+        probabilities = [read_image(pred_dir / "probabilities" / name / f"{image_id}.png") / 65535.0 for name in labels]
+        contested = (np.stack(probabilities) >= 0.5).sum(axis=0) >= 2
+        overlay(ax, np.zeros_like(label_map), masks, alpha=0.8, contour=False, title=f"{image_id}: {contested.sum()} contested")
+        ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
+    return save(figure, out)
+
+
+def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> Figure:
+    """Distribution over test images per structure (and method), one panel per metric."""
+    figure = Figure(figsize=(4.5 * len(metrics), 3.6), layout="constrained")
+    groups = list(table.groupby(["method", "structure"]))
+    for ax, metric in zip(figure.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        values = [g[metric].dropna().to_numpy() for _, g in groups]
+        boxes = ax.boxplot(values, patch_artist=True, tick_labels=[f"{m}\n{s}" for (m, s), _ in groups])
+        for box, ((_, structure), _) in zip(boxes["boxes"], groups):
+            box.set_facecolor(structure_color(structure))
+            box.set_alpha(0.6)
+        ax.set(title=metric + (" (px)" if metric in ("hd95", "hd", "assd") else ""))
+        ax.grid(alpha=0.3, axis="y")
+    return save(figure, out)
+
+
+def _grid(n: int, ncols: int):
+    nrows = max(1, -(-n // ncols))
+    figure = Figure(figsize=(3 * min(n, ncols), 3 * nrows), layout="constrained")
+    axes = figure.subplots(nrows, min(n, ncols), squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return figure, axes
+
+
+def _legend(figure: Figure, structures) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=structure_color(s), label=s) for s in structures]
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
