@@ -55,10 +55,12 @@ def _add_train(commands):
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
+    p.add_argument("--lr-schedule", choices=("cosine", "plateau"), help="cosine decay (default) or halve on plateau")
     p.add_argument("--depth", type=int, help="number of down-samplings")
     p.add_argument("--base-filters", type=int, help="filters at the first level")
     p.add_argument("--dropout", type=float)
-    p.add_argument("--loss", help="dice | bce_dice (default)")
+    p.add_argument("--loss", help="bce_dice (default), dice, focal, tversky, focal_tversky, unified_focal_sym, "
+                                  "unified_focal_asym, or a weighted sum in quotes, e.g. '0.5*bce_dice+0.5*focal_tversky'")
     p.add_argument("--seed", type=int)
     p.add_argument("--split-file", help="CSV id,split (train/val/test) to use instead of a seeded split")
     p.add_argument("--val-fraction", type=float)
@@ -68,17 +70,19 @@ def _add_train(commands):
     p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
                    help="no mirrored examples (needed for structures without a mirror partner)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out from its last completed epoch (same options)")
     p.set_defaults(handler=_train)
 
 
 def _train(args):
     from seglib.train import train
 
-    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "depth",
+    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "depth",
                                              "base_filters", "dropout", "loss", "seed", "split_file",
                                              "val_fraction", "test_fraction", "augment", "mirror_flip")}
     config = profile_config(args.profile, data=str(args.data), structures=tuple(args.structure), **options)
-    print(train(config, args.out, force=args.force))
+    print(train(config, args.out, force=args.force, resume=args.resume))
 
 
 def _add_predict(commands):

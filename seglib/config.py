@@ -36,11 +36,20 @@ class RunConfig:
     epochs: int = 30
     batch_size: int = 8
     learning_rate: float = 1e-3
+    # cosine: decay to ~0 over the epochs, right for a fixed budget (a constant rate let late
+    # epochs spike and lose the model); plateau: halve on a validation-loss plateau.
+    lr_schedule: str = "cosine"
     early_stopping_patience: int = 15
     # Split: fractions of patients; a split file (id,split) or a manifest 'split' column wins.
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     split_file: str | None = None
+    # Hardware: "auto" picks what the machine has (see seglib.accelerate). batch_size is per replica.
+    strategy: str = "auto"
+    mixed_precision: bool | str = "auto"
+    jit_compile: bool | str = "auto"
+    # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.
+    deterministic: bool = True
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -73,7 +82,7 @@ _PROFILE_SETTINGS = {
                   early_stopping_patience=2),
     "demo": dict(image_size=128, depth=4, base_filters=16, epochs=30, batch_size=8),
     "full": dict(image_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
-                 early_stopping_patience=30),
+                 early_stopping_patience=30, deterministic=False),
 }
 
 # How much phantom data each profile generates (images, pixels).

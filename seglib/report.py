@@ -6,6 +6,7 @@ headless) and, given `out`, saves it at 150 dpi through a temporary name."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -89,10 +90,9 @@ def best_median_worst(table: pd.DataFrame) -> pd.Series:
     return per_image.loc[list(dict.fromkeys(picks))]
 
 
-def show_contested(pred_dir, ids, out=None) -> Figure:
-    """The fused label map and the pixels both models claimed, per image."""
+def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
+    """The fused label map over its image, with the pixels both models claimed outlined in white."""
     pred_dir = Path(pred_dir)
-    import json
     labels = json.loads((pred_dir / "labels.json").read_text())
     figure = Figure(figsize=(3 * len(ids), 3), layout="constrained")
     for ax, image_id in zip(figure.subplots(1, len(ids), squeeze=False)[0], ids):
@@ -100,7 +100,8 @@ def show_contested(pred_dir, ids, out=None) -> Figure:
         masks = {name: label_map == value for name, value in labels.items()}
         probabilities = [read_image(pred_dir / "probabilities" / name / f"{image_id}.png") / 65535.0 for name in labels]
         contested = (np.stack(probabilities) >= 0.5).sum(axis=0) >= 2
-        overlay(ax, np.zeros_like(label_map), masks, alpha=0.8, contour=False, title=f"{image_id}: {contested.sum()} contested")
+        image = read_image(next(Path(images_dir).glob(f"{image_id}.*")))
+        overlay(ax, image, masks, alpha=0.5, contour=False, title=f"{image_id}: {contested.sum()} contested px")
         ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
     return save(figure, out)
 
