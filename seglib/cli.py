@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from seglib.config import PROFILES, profile_config
@@ -24,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check,
-                _add_import, _add_demo):
+                _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
+                _add_ablation):
         add(commands)
     return parser
 
@@ -56,6 +58,7 @@ def _add_train(commands):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--lr-schedule", choices=("cosine", "plateau"), help="cosine decay (default) or halve on plateau")
+    p.add_argument("--architecture", choices=("unet", "resunet", "attention_unet"), help="default unet")
     p.add_argument("--depth", type=int, help="number of down-samplings")
     p.add_argument("--base-filters", type=int, help="filters at the first level")
     p.add_argument("--dropout", type=float)
@@ -69,6 +72,10 @@ def _add_train(commands):
                    help="no geometric or intensity augmentation")
     p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
                    help="no mirrored examples (needed for structures without a mirror partner)")
+    p.add_argument("--side-aware", action="store_true", default=None,
+                   help="add an input channel: signed position relative to the estimated midline")
+    p.add_argument("--consistency-weight", type=float,
+                   help="mirror-consistency loss weight; needs both partners as --structure")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")
@@ -78,9 +85,10 @@ def _add_train(commands):
 def _train(args):
     from seglib.train import train
 
-    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "depth",
+    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth",
                                              "base_filters", "dropout", "loss", "seed", "split_file",
-                                             "val_fraction", "test_fraction", "augment", "mirror_flip")}
+                                             "val_fraction", "test_fraction", "augment", "mirror_flip", "side_aware",
+                                             "consistency_weight")}
     config = profile_config(args.profile, data=str(args.data), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
 
@@ -199,3 +207,115 @@ def _demo(args):
     from seglib.workflow import run_notebooks
 
     run_notebooks(args.profile, data=args.data)
+
+
+def _add_segment(commands):
+    p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
+    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
+    p.add_argument("--images", required=True, type=Path, help="folder of images of any sizes")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(handler=_segment)
+
+
+def _segment(args):
+    from seglib.batch_inference import segment_folder
+
+    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force))
+
+
+def _add_export(commands):
+    p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--out", type=Path, help="default RUN/saved_model")
+    p.set_defaults(handler=_export)
+
+
+def _export(args):
+    from seglib.export import export_run
+
+    print(export_run(args.run, args.out))
+
+
+def _add_baseline(commands):
+    from seglib.baselines import BASELINES
+
+    p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
+    p.add_argument("--method", required=True, choices=sorted(BASELINES))
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--structure", required=True, action="append", help="e.g. left_hip and right_hip")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
+    p.add_argument("--subset", choices=("train", "val", "test"))
+    p.set_defaults(handler=_baseline)
+
+
+def _baseline(args):
+    from seglib.baselines import predict_baseline_folder
+    from seglib.datasets import list_images
+    from seglib.predict import select_ids
+
+    ids = list(select_ids(list_images(args.images), args.subset_of, args.subset)) if args.subset else None
+    print(predict_baseline_folder(args.method, args.images, args.out, args.structure, ids=ids))
+
+
+def _add_bench(commands):
+    p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks.md")
+    p.add_argument("--profile", choices=PROFILES, default="smoke")
+    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    p.set_defaults(handler=_bench)
+
+
+def _bench(args):
+    from seglib.bench import run_benchmark
+
+    run_benchmark(args.profile, out=args.out)
+    print(args.out)
+
+
+def _add_split(commands):
+    p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
+    p.add_argument("--test", type=int, required=True, help="number of test images (the first after shuffling)")
+    p.add_argument("--val", type=int, required=True, help="number of validation images (the last)")
+    p.add_argument("--seed", type=int, default=0, help="random.Random(seed) shuffles the sorted ids")
+    p.set_defaults(handler=_split)
+
+
+def _split(args):
+    from seglib.datasets import fixed_count_split, list_images, write_split
+
+    if args.out.exists():
+        raise FileExistsError(f"{args.out}: already exists; refusing to overwrite")
+    split = fixed_count_split(list_images(args.dataset / "images"), args.test, args.val, args.seed)
+    write_split(split, args.out)
+    counts = Counter(split.values())
+    print(f"{args.out}: " + ", ".join(f"{counts[name]} {name}" for name in sorted(counts)))
+
+
+def _add_ablation(commands):
+    from seglib.ablation import CONFIGURATIONS
+
+    p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--structures", required=True, nargs=2, metavar=("LEFT", "RIGHT"), help="a mirror pair")
+    p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
+    p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
+    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
+    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25])
+    p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
+    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS))
+    p.set_defaults(handler=_ablation)
+
+
+def _ablation(args):
+    from seglib.ablation import run_ablation
+
+    table = run_ablation(args.data, args.structures, args.out, args.work / args.data.name, profile=args.profile,
+                         fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
+                         configurations=args.configurations)
+    print(table.round(3).to_string(index=False))

@@ -24,6 +24,10 @@ class RunConfig:
     # A horizontal flip turns the image into its mirror twin: the target then becomes the
     # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
     mirror_flip: bool = True
+    # Extra input channel: signed position relative to the image's estimated midline.
+    side_aware: bool = False
+    # For a model predicting both partners: weight of the mirror-consistency term (0: off).
+    consistency_weight: float = 0.0
     # Model
     architecture: str = "unet"
     depth: int = 4
@@ -51,6 +55,17 @@ class RunConfig:
     # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.
     deterministic: bool = True
     extra: dict = field(default_factory=dict)
+
+    def validate(self) -> RunConfig:
+        """Refuse option combinations that cannot work, before any file is written."""
+        if self.consistency_weight and self.side_aware:
+            # The consistency term flips the input plainly, which would leave the side channel pointing the wrong way.
+            raise ValueError("consistency_weight and side_aware cannot be combined")
+        if self.lr_schedule not in ("cosine", "plateau"):
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose cosine or plateau")
+        if not self.structures:
+            raise ValueError("a run needs at least one structure")
+        return self
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

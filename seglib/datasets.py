@@ -18,7 +18,7 @@ import pandas as pd
 
 from seglib.io import IMAGE_SUFFIXES, DataError, read_mask
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,19 @@ def _validated_split(split: dict[str, str], records: list[Record], source: Path)
     if missing:
         raise DataError(f"{source}: no split for {len(missing)} images, e.g. {missing[0]!r}")
     return {r.id: split[r.id] for r in records}
+
+
+def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, str]:
+    """The benchmark protocol: ids sorted, shuffled with Python's random.Random(seed); the first
+    n_test are test, the last n_val validation, the rest training."""
+    ids = sorted(ids)
+    random.Random(seed).shuffle(ids)
+    if n_test + n_val >= len(ids):
+        raise ValueError(f"{n_test} test + {n_val} validation images leave none of {len(ids)} for training")
+    split = {i: "train" for i in ids}
+    split.update({i: "test" for i in ids[:n_test]})
+    split.update({i: "val" for i in ids[len(ids) - n_val:]})
+    return split
 
 
 def write_split(split: dict[str, str], path: str | Path) -> None:

@@ -1,10 +1,23 @@
-"""U-Net builders (Ronneberger et al. 2015) in plain Keras 3 layers, so saved models load with
-safe_mode on and need no custom objects."""
+"""U-Net family builders in plain Keras 3 layers, so saved models load with safe_mode on and
+need no custom objects (no Lambda layers, no custom layers).
+
+- ``unet``: the U-Net of Ronneberger et al. 2015 (two 3x3 conv + BN + ReLU per level).
+- ``resunet``: a residual U-Net (Zhang et al. 2018, "Road extraction by deep residual U-Net"),
+  with post-activation residual blocks (He et al. 2016) and a 1x1 projection shortcut wherever
+  the channel count changes.
+- ``attention_unet``: the Attention U-Net of Oktay et al. 2018: additive attention gates,
+  driven by the coarser decoder level, re-weight every skip connection before concatenation.
+
+All three share one encoder/decoder skeleton (`_build_skeleton`); they differ only in the conv
+block and in whether the skips are gated."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
+
+ARCHITECTURES = ("unet", "resunet", "attention_unet")
+UPSAMPLINGS = ("transpose", "bilinear")
 
 
 def build_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
@@ -15,23 +28,55 @@ def build_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int =
     depth: number of 2x down-samplings; the input side must be divisible by 2**depth.
     Filters double at every level from `base_filters`; dropout is applied at the bottleneck
     and, at half the rate, in the decoder. The output is float32 even under mixed precision."""
-    if upsampling not in ("transpose", "bilinear"):
+    return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
+                           upsampling, name, block=_conv_block, gate=None)
+
+
+def build_resunet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
+                  base_filters: int = 16, batch_norm: bool = True, dropout: float = 0.1,
+                  upsampling: str = "transpose", name: str = "resunet") -> keras.Model:
+    """The U-Net of `build_unet` with residual conv blocks (same options and skeleton).
+
+    Each block is conv3x3-BN-ReLU-conv3x3-BN, added to the block input (through a 1x1 conv + BN
+    projection when the channel count changes), then ReLU."""
+    return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
+                           upsampling, name, block=_residual_block, gate=None)
+
+
+def build_attention_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
+                         base_filters: int = 16, batch_norm: bool = True, dropout: float = 0.1,
+                         upsampling: str = "transpose", name: str = "attention_unet") -> keras.Model:
+    """The U-Net of `build_unet` with an additive attention gate on every skip (Oktay et al. 2018).
+
+    The gate compares the skip with the gating signal from the next-coarser decoder level,
+    computes one attention coefficient in [0, 1] per skip pixel and multiplies the skip by it."""
+    return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
+                           upsampling, name, block=_conv_block, gate=_attention_gate)
+
+
+def _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout, upsampling,
+                    name, block, gate) -> keras.Model:
+    """The shared encoder/decoder. block(x, filters, batch_norm, name) builds a level's conv block;
+    gate(skip, gating, name), if given, re-weights a skip using the coarser decoder
+    features before up-sampling."""
+    if upsampling not in UPSAMPLINGS:
         raise ValueError(f"upsampling must be 'transpose' or 'bilinear', got {upsampling!r}")
     if image_size is not None and image_size % 2**depth:
         raise ValueError(f"image size {image_size} is not divisible by 2**depth = {2**depth}")
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
-        x = _conv_block(x, base_filters * 2**level, batch_norm, f"down{level}")
+        x = block(x, base_filters * 2**level, batch_norm, f"down{level}")
         skips.append(x)
         x = layers.MaxPooling2D(name=f"down{level}_pool")(x)
-    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck")
+    x = block(x, base_filters * 2**depth, batch_norm, "bottleneck")
     x = layers.SpatialDropout2D(dropout, name="bottleneck_dropout")(x) if dropout else x
     for level in reversed(range(depth)):
+        skip = gate(skips[level], x, f"up{level}_gate") if gate else skips[level]
         x = _upsample(x, base_filters * 2**level, upsampling, f"up{level}")
-        x = layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
+        x = layers.Concatenate(name=f"up{level}_skip")([x, skip])
         x = layers.SpatialDropout2D(dropout / 2, name=f"up{level}_dropout")(x) if dropout else x
-        x = _conv_block(x, base_filters * 2**level, batch_norm, f"up{level}")
+        x = block(x, base_filters * 2**level, batch_norm, f"up{level}")
     outputs = layers.Conv2D(n_outputs, 1, activation="sigmoid", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -46,6 +91,43 @@ def _conv_block(x, filters: int, batch_norm: bool, name: str):
     return x
 
 
+def _residual_block(x, filters: int, batch_norm: bool, name: str):
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, use_bias=not batch_norm, kernel_initializer="he_normal",
+                                 name=f"{name}_shortcut")(x)
+        if batch_norm:
+            shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
+                          kernel_initializer="he_normal", name=f"{name}_conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        if i == 1:
+            x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.Activation("relu", name=f"{name}_relu2")(x)
+
+
+def _attention_gate(skip, gating, name: str):
+    """Additive attention gate (Oktay et al. 2018, Fig. 2), computed at the gating resolution.
+
+    theta: the skip projected and halved to the gating resolution by a 2x2 stride-2 conv (the
+    reference implementation's choice; a strided 1x1 would ignore 3 of every 4 skip pixels);
+    phi: a 1x1 conv of the gating signal; ReLU(theta + phi) -> 1x1 conv to one channel ->
+    sigmoid -> bilinear up-sampling to the skip resolution -> multiplies every skip channel."""
+    inter = max(skip.shape[-1] // 2, 1)
+    theta = layers.Conv2D(inter, 2, strides=2, use_bias=False, kernel_initializer="he_normal",
+                          name=f"{name}_theta")(skip)
+    phi = layers.Conv2D(inter, 1, kernel_initializer="he_normal", name=f"{name}_phi")(gating)
+    f = layers.Add(name=f"{name}_add")([theta, phi])
+    f = layers.Activation("relu", name=f"{name}_relu")(f)
+    alpha = layers.Conv2D(1, 1, name=f"{name}_psi")(f)
+    alpha = layers.Activation("sigmoid", name=f"{name}_sigmoid")(alpha)
+    alpha = layers.UpSampling2D(interpolation="bilinear", name=f"{name}_resample")(alpha)
+    return layers.Multiply(name=f"{name}_multiply")([skip, alpha])
+
+
 def _upsample(x, filters: int, upsampling: str, name: str):
     if upsampling == "transpose":
         return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_transpose")(x)
@@ -53,12 +135,14 @@ def _upsample(x, filters: int, upsampling: str, name: str):
     return layers.Conv2D(filters, 1, name=f"{name}_project")(x)
 
 
+_BUILDERS = {"unet": build_unet, "resunet": build_resunet, "attention_unet": build_attention_unet}
+
+
 def build_model(config, channels: int = 1) -> keras.Model:
-    """The model a run config asks for."""
-    builders = {"unet": build_unet}
-    if config.architecture not in builders:
-        raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(builders)}")
-    return builders[config.architecture](
+    """The model a run config asks for (config.architecture is one of ARCHITECTURES)."""
+    if config.architecture not in _BUILDERS:
+        raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return _BUILDERS[config.architecture](
         image_size=config.image_size, channels=channels, n_outputs=len(config.structures), depth=config.depth,
         base_filters=config.base_filters, batch_norm=config.batch_norm, dropout=config.dropout,
-        upsampling=config.upsampling, name=f"unet_{'_'.join(config.structures)}")
+        upsampling=config.upsampling, name=f"{config.architecture}_{'_'.join(config.structures)}")

@@ -54,7 +54,7 @@ class Predictor:
     def _predict(self, image: np.ndarray) -> dict[str, np.ndarray]:
         result = {}
         for model, config in self.runs:
-            batch = preprocess_for_prediction(image, config.image_size)[None]
+            batch = preprocess_for_prediction(image, config.image_size, config.side_aware)[None]
             maps = model(batch, training=False)[0]
             maps = tf.image.resize(maps, image.shape, method="bilinear").numpy()
             result.update({s: maps[..., i] for i, s in enumerate(config.structures)})

@@ -135,3 +135,66 @@ def _legend(figure: Figure, structures) -> None:
 
     handles = [Patch(color=structure_color(s), label=s) for s in structures]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table (pandas' to_markdown needs the extra 'tabulate' package)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def metric_table(table: pd.DataFrame, metrics=("dice", "iou", "precision", "recall", "hd95", "assd", "surface_dice")
+                 ) -> pd.DataFrame:
+    """mean ± std (median) per method and structure, as strings for a report."""
+    rows = []
+    for (method, structure), group in table.groupby(["method", "structure"], sort=False):
+        row = {"method": method, "structure": structure, "n": len(group)}
+        for metric in metrics:
+            values = group[metric].dropna()
+            missing = len(group) - len(values)
+            row[metric] = (f"{values.mean():.3f} ± {values.std():.3f} ({values.median():.3f})"
+                           + (f" [{missing} undefined]" if missing else ""))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_report(reports_dir, table: pd.DataFrame, data_dir, run_dirs, seconds_per_image: dict[str, float],
+                 laterality: pd.DataFrame | None = None, contested: pd.DataFrame | None = None,
+                 postprocessing: pd.DataFrame | None = None) -> Path:
+    """reports_dir/report.md: dataset, training, metrics per method, figures, confusion, timing.
+    The figures are those the notebook wrote into reports_dir (linked by file name)."""
+    reports_dir = Path(reports_dir)
+    split = pd.read_csv(Path(run_dirs[0]) / "split.csv")["split"].value_counts().to_dict()
+    runs = pd.DataFrame([{"run": Path(d).name, **json.loads((Path(d) / "summary.json").read_text())} for d in run_dirs])
+    sections = [
+        "# Segmentation report",
+        f"Dataset `{Path(data_dir).name}`: {sum(split.values())} images; split {split} (seeded, by patient).",
+        "Metrics on the test split; distances in pixels of the original images "
+        "(HD95 and ASSD follow medpy; `undefined` counts images where one mask was empty).",
+        "## Training", markdown_table(runs), "![training curves](training_curves.png)",
+    ]
+    if postprocessing is not None:
+        sections += ["## Post-processing (validation Dice of each option set tried; a step is kept only if it "
+                     "does not lower it)", markdown_table(postprocessing)]
+    sections += [
+        "## Test metrics: mean ± std (median)", markdown_table(metric_table(table)),
+        "![metric distributions](metric_boxplots.png)",
+        "## Best, median and worst test images (U-Net, fused)", "![best median worst](best_median_worst.png)",
+        "## Fused label maps and contested pixels", "![fused label maps](fused_label_maps.png)",
+    ]
+    if contested is not None:
+        sections.append(f"Pixels claimed by both models, per test image: mean {contested['contested_pixels'].mean():.1f}, "
+                        f"max {contested['contested_pixels'].max()}.")
+    if laterality is not None:
+        summary = laterality.groupby(["method", "structure"])[["wrong_side_fraction", "in_partner_fraction"]].mean()
+        sections += ["## Left/right confusion (mean fraction of predicted pixels)", markdown_table(summary.reset_index())]
+    timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
+    sections += ["## Inference time (this machine)", markdown_table(timing)]
+    from seglib.io import write_text
+    return write_text(reports_dir / "report.md", "\n\n".join(sections) + "\n", overwrite=True)

@@ -19,6 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
+from seglib.consistency import BilateralConsistencyModel
 from seglib.accelerate import choose_strategy, global_batch_size, jit_compile_option, mixed_precision
 from seglib.checks import check_dataset
 from seglib.datasets import DataError, available_structures, load_records, records_in, split_records, write_split
@@ -67,7 +68,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
           verbose: int | str = "auto") -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
     `force` (start again) or `resume` (continue an interrupted run from its last completed epoch)."""
-    records = load_checked_records(config)
+    records = load_checked_records(config.validate())
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
     else:
@@ -86,9 +87,11 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     set_determinism(config.seed, config.deterministic)
     strategy = choose_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, strategy)
-    train_data = training_dataset(train_records, config.structures, config.image_size, batch_size,
-                                  config.seed, augment=config.augment, mirror_flip=config.mirror_flip)
-    val_data = evaluation_dataset(val_records, config.structures, config.image_size, batch_size)
+    train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
+                                  augment=config.augment, mirror_flip=config.mirror_flip,
+                                  side_aware=config.side_aware)
+    val_data = evaluation_dataset(val_records, config.structures, config.image_size, batch_size,
+                                  side_aware=config.side_aware)
     # The policy must be set before the model is built; the context restores it afterwards.
     with mixed_precision(config.mixed_precision), strategy.scope():
         model = compile_model(config)
@@ -130,7 +133,10 @@ def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
 
 
 def compile_model(config: RunConfig) -> keras.Model:
-    model = build_model(config)
+    model = build_model(config, channels=1 + config.side_aware)
+    if config.consistency_weight:
+        model = BilateralConsistencyModel(model, config.structures, weight=config.consistency_weight)
+        model.build(model.segmenter.input_shape)  # BackupAndRestore needs a built model
     # Gradient clipping guards against the occasional Dice-loss spike on small batches.
     optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=1.0)
     model.compile(optimizer=optimizer, loss=get_loss(config.loss), metrics=[DiceScore(name="dice")],
@@ -161,7 +167,7 @@ def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
         def cosine(epoch, _rate):
             return float(config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs)))
         return keras.callbacks.LearningRateScheduler(cosine)
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose cosine or plateau")
+    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
 def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool) -> None:
@@ -179,7 +185,8 @@ def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train
 
 def load_run_model(run_dir: str | Path) -> keras.Model:
     """The run's model, loaded with Keras's safe_mode on."""
-    import seglib.losses  # noqa: F401  (registers the serializable losses and metrics)
+    import seglib.consistency  # noqa: F401  (registers the serializable models, losses and metrics)
+    import seglib.losses  # noqa: F401
     import seglib.metrics  # noqa: F401
 
     path = Path(run_dir) / "model.keras"

@@ -16,14 +16,18 @@ NOTEBOOKS = ("01_train_left_hip.ipynb", "02_train_right_hip.ipynb", "03_fuse_and
 
 
 def project_root() -> Path:
-    """SEGLIB_HOME, else the nearest folder above the working directory that holds notebooks/ and seglib/."""
+    """Where data/, runs/ and reports/ go: SEGLIB_HOME; else the nearest folder above the working
+    directory that holds notebooks/ and seglib/ (a clone); else the platform's writable folder
+    (/kaggle/working on Kaggle, /content on Colab); else the working directory."""
     if os.environ.get("SEGLIB_HOME"):
         return Path(os.environ["SEGLIB_HOME"]).resolve()
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "notebooks").is_dir() and (folder / "seglib").is_dir():
             return folder
-    return here
+    from seglib.accelerate import default_paths, detect_environment
+
+    return default_paths(detect_environment())["output_root"] or here
 
 
 def notebook_settings(**defaults) -> dict:

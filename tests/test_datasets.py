@@ -98,3 +98,19 @@ def test_real_dataset_loads_cleanly(lungs_dataset):
     records = load_records(lungs_dataset, ["left_lung", "right_lung"])
     assert len(records) == 98
     assert check_dataset(lungs_dataset) == []
+
+
+def test_fixed_count_split_follows_the_benchmark_protocol():
+    import random
+
+    from seglib.datasets import fixed_count_split
+
+    ids = [f"img{i:02d}" for i in range(30)]
+    shuffled = sorted(ids)
+    random.Random(0).shuffle(shuffled)
+    split = fixed_count_split(reversed(ids), n_test=5, n_val=3, seed=0)
+    assert [i for i in shuffled if split[i] == "test"] == shuffled[:5]
+    assert [i for i in shuffled if split[i] == "val"] == shuffled[-3:]
+    assert list(split.values()).count("train") == 22
+    with pytest.raises(ValueError, match="leave none of 8 for training"):
+        fixed_count_split(ids[:8], 5, 3)

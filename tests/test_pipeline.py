@@ -62,3 +62,14 @@ def test_evaluation_data_is_in_record_order_and_prediction_preprocessing_matches
     assert x.shape[0] == 8
     from seglib.io import read_image
     np.testing.assert_allclose(preprocess_for_prediction(read_image(squares[0].image), 32), x[0], atol=1e-5)
+
+
+def test_side_channel_points_to_the_patients_left_also_on_mirrored_examples(phantom_dataset):
+    records = load_records(phantom_dataset, ["left_hip", "right_hip"])[:8]
+    examples = batches(training_dataset(records, ("left_hip",), 64, 8, seed=0, augment=False, mirror_flip=True,
+                                        side_aware=True).repeat(2))
+    images = np.concatenate([x for x, _ in examples])
+    targets = np.concatenate([y for _, y in examples])
+    assert images.shape[-1] == 2
+    for image, target in zip(images, targets):  # the left hip (image right) is on the positive side
+        assert image[..., 1][target[..., 0] > 0].mean() > 0.1

@@ -110,3 +110,29 @@ def test_cli_check_lists_problems_and_exits_non_zero(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("error:") and "left_thing/case1.png" in line and "8x8" in line for line in out), out
     assert out[-1].endswith("1 error(s), 0 warning(s)")
+
+
+def test_large_16_bit_images_are_predicted_at_their_original_size(runs, tmp_path):
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images"
+    write_png(images / "big.png", rng.integers(0, 65535, (3000, 2400), dtype=np.uint16))
+    write_png(images / "small.png", rng.integers(0, 255, (50, 70), dtype=np.uint8))
+    out = predict_folder([runs["left_hip"], runs["right_hip"]], images, tmp_path / "pred", tta=True)
+    assert read_image(out / "masks" / "left_hip" / "big.png").shape == (3000, 2400)
+    assert read_image(out / "probabilities" / "right_hip" / "small.png").shape == (50, 70)
+
+
+def test_side_aware_and_consistency_runs_train_predict_and_load(phantom_dataset, tmp_path):
+    side = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1,
+                                side_aware=True), tmp_path / "side", verbose=0)
+    assert keras.saving.load_model(side / "model.keras").input_shape == (None, 64, 64, 2)
+    image = read_image(next((phantom_dataset / "images").glob("*.png")))
+    assert Predictor(side).probabilities(image)["left_hip"].shape == image.shape
+    both = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip", "right_hip"), epochs=1,
+                                consistency_weight=0.5), tmp_path / "both", verbose=0)
+    assert "consistency" in pd.read_csv(both / "history.csv").columns
+    tta = Predictor(both).probabilities(image, tta=True)  # one model predicts both partners
+    assert set(tta) == {"left_hip", "right_hip"}
+    with pytest.raises(ValueError, match="cannot be combined"):
+        train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip", "right_hip"),
+                             side_aware=True, consistency_weight=0.5), tmp_path / "bad")
