@@ -1,5 +1,9 @@
+import os
 import sys
 
-from seglib.cli import main
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the command's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from seglib.cli import main  # noqa: E402  (after the environment is set)
 
 sys.exit(main())

@@ -67,14 +67,15 @@ def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fra
 
 def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -> list[dict]:
     changes, joint, tta = CONFIGURATIONS[name]
-    run_root = fraction_dir / name
+    # Configurations that train alike (e.g. with and without TTA) share their runs.
+    run_root = fraction_dir / ("runs_" + "_".join(f"{k}-{v}" for k, v in sorted(changes.items())))
     groups = [base.structures] if joint else [(s,) for s in base.structures]
     runs = []
     for group in groups:
         config = replace(base, structures=tuple(group), **changes)
         run_dir = run_root / "_".join(group)
         runs.append(run_dir if (run_dir / "summary.json").exists() else train(config, run_dir, force=True, verbose=0))
-    fused = fuse_folder(runs, data / "images", run_root / "fused_test", tta=tta, subset="test", force=True)
+    fused = fuse_folder(runs, data / "images", fraction_dir / name / "fused_test", tta=tta, subset="test", force=True)
     table = evaluate_folder(fused, data, list(base.structures))
     seconds = sum(json.loads((r / "summary.json").read_text())["train_seconds"] for r in runs)
     return [{"configuration": name, "fraction": fraction, "n_train": n_train, "structure": structure,

@@ -85,10 +85,10 @@ def _add_train(commands):
 def _train(args):
     from seglib.train import train
 
-    options = {k: getattr(args, k) for k in ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth",
-                                             "base_filters", "dropout", "loss", "seed", "split_file",
-                                             "val_fraction", "test_fraction", "augment", "mirror_flip", "side_aware",
-                                             "consistency_weight")}
+    names = ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth",
+             "base_filters", "dropout", "loss", "seed", "split_file", "val_fraction", "test_fraction", "augment",
+             "mirror_flip", "side_aware", "consistency_weight")
+    options = {name: getattr(args, name) for name in names}
     config = profile_config(args.profile, data=str(args.data), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
 

@@ -107,15 +107,17 @@ def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
 
 
 def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> Figure:
-    """Distribution over test images per structure (and method), one panel per metric."""
-    figure = Figure(figsize=(4.5 * len(metrics), 3.6), layout="constrained")
-    groups = list(table.groupby(["method", "structure"]))
+    """Distribution over test images per method and structure (box colour = structure), one panel per metric."""
+    groups = list(table.groupby(["method", "structure"], sort=False))
+    figure = Figure(figsize=(max(4.5, 0.8 * len(groups)) * len(metrics), 4), layout="constrained")
     for ax, metric in zip(figure.subplots(1, len(metrics), squeeze=False)[0], metrics):
         values = [g[metric].dropna().to_numpy() for _, g in groups]
-        boxes = ax.boxplot(values, patch_artist=True, tick_labels=[f"{m}\n{s}" for (m, s), _ in groups])
+        boxes = ax.boxplot(values, patch_artist=True, medianprops={"color": "black"})
         for box, ((_, structure), _) in zip(boxes["boxes"], groups):
             box.set_facecolor(structure_color(structure))
             box.set_alpha(0.6)
+        ax.set_xticks(range(1, len(groups) + 1), [f"{m}\n{s}" for (m, s), _ in groups], rotation=35, ha="right",
+                      fontsize=8)
         ax.set(title=metric + (" (px)" if metric in ("hd95", "hd", "assd") else ""))
         ax.grid(alpha=0.3, axis="y")
     return save(figure, out)
