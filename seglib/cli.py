@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check,
                 _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
-                _add_ablation):
+                _add_ablation, _add_report):
         add(commands)
     return parser
 
@@ -319,3 +319,23 @@ def _ablation(args):
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
                          configurations=args.configurations)
     print(table.round(3).to_string(index=False))
+
+
+def _add_report(commands):
+    p = commands.add_parser("report", help="metric table (markdown) and box plots from one or more metrics CSVs")
+    p.add_argument("--eval", required=True, nargs="+", type=Path, help="metrics CSVs written by evaluate")
+    p.add_argument("--out", required=True, type=Path, help="folder for metrics.md and metric_boxplots.png")
+    p.set_defaults(handler=_report)
+
+
+def _report(args):
+    import pandas as pd
+
+    from seglib.io import write_text
+    from seglib.report import markdown_table, metric_boxplot, metric_table
+
+    table = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    metric_boxplot(table, out=args.out / "metric_boxplots.png")
+    text = "# Metrics: mean ± std (median)\n\n" + markdown_table(metric_table(table)) + "\n\n![](metric_boxplots.png)\n"
+    print(write_text(args.out / "metrics.md", text, overwrite=True))

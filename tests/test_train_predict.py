@@ -136,3 +136,14 @@ def test_side_aware_and_consistency_runs_train_predict_and_load(phantom_dataset,
     with pytest.raises(ValueError, match="cannot be combined"):
         train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip", "right_hip"),
                              side_aware=True, consistency_weight=0.5), tmp_path / "bad")
+
+
+def test_cli_report_tables_and_plots_any_metrics_csv(tmp_path):
+    rows = [{"id": f"i{k}", "structure": s, "method": m, "dice": 0.5 + 0.01 * k, "iou": 0.4, "precision": 0.6,
+             "recall": 0.7, "hd95": float(k), "assd": 1.0, "surface_dice": 0.3}
+            for k in range(4) for s in ("left_hip", "right_hip") for m in ("model", "otsu")]
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    assert main(["report", "--eval", str(tmp_path / "m.csv"), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "metrics.md").read_text()
+    assert "| otsu | right_hip | 4 | 0.515 ± 0.013 (0.515) |" in text
+    assert (tmp_path / "rep" / "metric_boxplots.png").stat().st_size > 10_000
