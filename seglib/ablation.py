@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seglib.config import profile_config
+from seglib.config import RunConfig, profile_config
 from seglib.datasets import load_records, split_records, write_split
 from seglib.evaluation import evaluate_folder
 from seglib.io import write_text
@@ -74,7 +74,7 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
     for group in groups:
         config = replace(base, structures=tuple(group), **changes)
         run_dir = run_root / "_".join(group)
-        runs.append(run_dir if (run_dir / "summary.json").exists() else train(config, run_dir, force=True, verbose=0))
+        runs.append(run_dir if _finished_with(run_dir, config) else train(config, run_dir, force=True, verbose=0))
     fused = fuse_folder(runs, data / "images", fraction_dir / name / "fused_test", tta=tta, subset="test", force=True)
     table = evaluate_folder(fused, data, list(base.structures))
     seconds = sum(json.loads((r / "summary.json").read_text())["train_seconds"] for r in runs)
@@ -83,6 +83,11 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
              "hd95_mean": group["hd95"].mean(), "hd95_std": group["hd95"].std(),
              "n_test": len(group), "train_seconds": seconds}
             for structure, group in table.groupby("structure")]
+
+
+def _finished_with(run_dir: Path, config) -> bool:
+    """A finished run of exactly this config can be reused (an interrupted ablation goes on where it stopped)."""
+    return (run_dir / "summary.json").exists() and RunConfig.load(run_dir / "config.json") == config
 
 
 def write_ablation_outputs(table: pd.DataFrame, out_dir: Path) -> None:

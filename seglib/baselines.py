@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from skimage import exposure, filters, measure, morphology, segmentation, transform
+from skimage import exposure, filters, morphology, segmentation, transform
 
 from seglib.datasets import list_images
+from seglib.fusion import keep_largest_component
 from seglib.io import DataError, atomic_directory, read_image, write_png
 from seglib.midline import estimate_midline, side_channel
 
@@ -137,7 +138,7 @@ def _segment(image, structures, polarity, working_size, refine: Refinement | Non
             foreground = _clean(refine(equalised, foreground), kind)
         for structure in (s for s, p in polarity_of.items() if p == kind):
             on_its_side = patient_left if structure.startswith("left_") else ~patient_left
-            masks[structure] = _to_shape(_largest_component(foreground & on_its_side), image.shape)
+            masks[structure] = _to_shape(keep_largest_component(foreground & on_its_side), image.shape)
     return masks
 
 
@@ -209,15 +210,6 @@ def _chan_vese_refinement(equalised: np.ndarray, foreground: np.ndarray) -> np.n
         return foreground
     level_set = segmentation.morphological_chan_vese(equalised, _CHAN_VESE_ITERATIONS, init_level_set=foreground)
     return level_set.astype(bool)
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    components = measure.label(mask, connectivity=2)
-    if components.max() == 0:
-        return mask
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    return components == sizes.argmax()
 
 
 def _to_shape(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

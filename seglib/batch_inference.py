@@ -24,7 +24,7 @@ from scipy.ndimage import binary_erosion
 
 from seglib.datasets import list_images
 from seglib.fusion import fuse
-from seglib.io import prepare_output_dir, read_image, write_png, write_text
+from seglib.io import output_directory, read_image, write_png, write_text
 from seglib.plots import structure_color
 from seglib.predict import Predictor
 
@@ -42,14 +42,13 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     options = _fusion_options(threshold, fuse_options, predictor.structures)
     _check_spacing(spacing_mm)
     images = list_images(images_dir)  # paths only; each image is read when its turn comes
-    out_dir = prepare_output_dir(out_dir, force=force)
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
-    with _AtomicCsv(out_dir / "areas.csv", columns) as areas:
+    with output_directory(out_dir, force=force) as staging, _AtomicCsv(staging / "areas.csv", columns) as areas:
         for image_id, path in images.items():
-            labels = _segment_image(predictor, image_id, read_image(path), out_dir, tta, options,
+            labels = _segment_image(predictor, image_id, read_image(path), staging, tta, options,
                                     areas, spacing_mm)
-    write_text(out_dir / "labels.json", json.dumps(labels, indent=2))
-    return out_dir
+        write_text(staging / "labels.json", json.dumps(labels, indent=2))
+    return Path(out_dir)
 
 
 def _segment_image(predictor, image_id, image, out_dir, tta, options, areas, spacing_mm) -> dict[str, int]:

@@ -119,7 +119,7 @@ def _add_fuse(commands):
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
-    p.add_argument("--strategy", default="argmax", help="argmax (default) | priority | multilabel")
+    p.add_argument("--strategy", default="argmax", choices=("argmax", "priority", "multilabel"))
     p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false")

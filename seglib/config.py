@@ -65,6 +65,15 @@ class RunConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose cosine or plateau")
         if not self.structures:
             raise ValueError("a run needs at least one structure")
+        if self.image_size % 2**self.depth:
+            raise ValueError(f"image size {self.image_size} is not divisible by 2**depth = {2**self.depth}")
+        if self.consistency_weight:
+            from seglib.symmetry import partner_of  # config stays importable without the rest
+
+            missing = [s for s in self.structures if partner_of(s) not in self.structures]
+            if missing:
+                raise ValueError(f"consistency_weight needs the mirror partner of {', '.join(missing)} "
+                                 "among the structures (one model predicting both sides)")
         return self
 
     def to_json(self) -> str:

@@ -22,6 +22,7 @@ midline) would have to be negated after a flip, which this wrapper does not do.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from seglib.symmetry import partner_of
@@ -92,7 +93,10 @@ class BilateralConsistencyModel(keras.Model):
         consistency = consistency_term(lambda images: self.segmenter(images, training=training), x,
                                        self.structures, prediction=y_pred)
         self.consistency_tracker.update_state(consistency)
-        return loss + self.weight * consistency
+        # Keras divides the compiled loss by the number of replicas (gradients are summed across
+        # them); the added term must be scaled alike or its weight grows with the GPU count.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss + self.weight * consistency / replicas
 
     def get_config(self):
         return {**super().get_config(), "segmenter": keras.saving.serialize_keras_object(self.segmenter),

@@ -22,6 +22,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "saved_model"
     config = RunConfig.load(run_dir / "config.json")
     model = load_run_model(run_dir)
+    model = getattr(model, "segmenter", model)  # a consistency-trained wrapper serves its plain segmenter
     # Export into a temporary sibling, renamed at the end: a failed export leaves nothing behind.
     with atomic_directory(out_dir) as temporary:
         model.export(str(temporary), format="tf_saved_model", verbose=False)
@@ -32,11 +33,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
 def serving_description(config: RunConfig, run_dir: Path) -> dict:
     """What a serving client must do before and after calling the `serve` endpoint
     (the same steps as seglib.pipeline.preprocess_for_prediction and seglib.predict)."""
-    size = config.image_size
+    size, channels = config.image_size, 1 + config.side_aware
+    side = (["channel 1: seglib.midline.side_channel(shape, seglib.midline.estimate_midline(grey)) of the "
+             "resized grey image, not standardised"] if config.side_aware else [])
     return {
         "run": str(run_dir),
         "endpoint": "serve",
-        "input": {"shape": [None, size, size, 1], "dtype": "float32"},
+        "input": {"shape": [None, size, size, channels], "dtype": "float32"},
         "output": {"shape": [None, size, size, len(config.structures)], "dtype": "float32",
                    "meaning": "sigmoid probability per pixel; channel i is structures[i]"},
         "image_size": size,
@@ -46,6 +49,7 @@ def serving_description(config: RunConfig, run_dir: Path) -> dict:
             "scale to [0, 1]: divide by the dtype maximum (255 or 65535)",
             f"resize to {size} x {size}: area method, antialias",
             "per-image standardisation: (x - mean) / max(std, 1 / sqrt(number of pixels))",
+            *side,
         ],
         "postprocessing": [
             "resize each probability map back to the original size: bilinear",

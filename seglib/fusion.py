@@ -189,11 +189,11 @@ def _remove_fragments(mask, largest_component, min_size):
     if min_size > 1:
         mask = remove_small_objects(mask, max_size=min_size - 1, connectivity=2)
     if largest_component:
-        mask = _largest_component(mask)
+        mask = keep_largest_component(mask)
     return mask
 
 
-def _largest_component(mask):
+def keep_largest_component(mask):
     components = label_components(mask, connectivity=2)
     if components.max() <= 1:
         return mask

@@ -114,14 +114,28 @@ def write_text(path: str | Path, text: str, overwrite: bool = False) -> Path:
 
 def prepare_output_dir(path: str | Path, force: bool = False) -> Path:
     """An empty directory to write into. An existing non-empty one is an error unless
-    `force`, in which case it is removed first (the user asked to replace it)."""
+    `force`, in which case it is removed first (the user asked to replace it) — but never a
+    dataset (a folder with images/): --force must not be able to delete inputs."""
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         if not force:
             raise FileExistsError(f"{path}: exists and is not empty; choose another path or pass --force")
+        if (path / "images").is_dir():
+            raise FileExistsError(f"{path}: holds a dataset (images/); refusing to replace it even with --force")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def output_directory(path: str | Path, force: bool = False):
+    """Like prepare_output_dir, but the folder appears only when the block succeeds, so a crash
+    never leaves a partial prediction folder that could be evaluated as if it were complete."""
+    path = Path(path)
+    if force and path.exists():
+        prepare_output_dir(path, force=True)
+    with atomic_directory(path) as temporary:
+        yield temporary
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.datasets import list_images
 from seglib.fusion import fuse
-from seglib.io import prepare_output_dir, read_image, write_png, write_text
+from seglib.io import output_directory, read_image, write_png, write_text
 from seglib.pipeline import preprocess_for_prediction
 from seglib.symmetry import partner_of
 from seglib.train import load_run_model
@@ -90,15 +90,15 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
     if tta:
         predictor.tta_partners()  # fail before any work
     images = select_ids(list_images(images_dir), _first(run_dirs), subset)
-    out_dir = prepare_output_dir(out_dir, force=force)
-    for image_id, path in images.items():
-        for structure, probability in predictor.probabilities(read_image(path), tta=tta).items():
-            save_probability(out_dir / "probabilities" / structure / f"{image_id}.png", probability)
-            save_mask(out_dir / "masks" / structure / f"{image_id}.png", probability >= threshold)
-    write_text(out_dir / "predict.json", json.dumps(
-        {"runs": [str(d) for d in _as_list(run_dirs)], "images": str(images_dir), "tta": tta,
-         "subset": subset, "threshold": threshold}, indent=2))
-    return out_dir
+    with output_directory(out_dir, force=force) as staging:
+        for image_id, path in images.items():
+            for structure, probability in predictor.probabilities(read_image(path), tta=tta).items():
+                save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
+                save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
+        write_text(staging / "predict.json", json.dumps(
+            {"runs": [str(d) for d in _as_list(run_dirs)], "images": str(images_dir), "tta": tta,
+             "subset": subset, "threshold": threshold}, indent=2))
+    return Path(out_dir)
 
 
 def _as_list(run_dirs):
@@ -118,17 +118,17 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     if tta:
         predictor.tta_partners()
     images = select_ids(list_images(images_dir), _first(run_dirs), subset)
-    out_dir = prepare_output_dir(out_dir, force=force)
     contested, labels = [], {}
-    for image_id, path in images.items():
-        probabilities = predictor.probabilities(read_image(path), tta=tta)
-        fused = fuse(probabilities, **fuse_options)
-        labels = fused.labels
-        write_png(out_dir / "labels" / f"{image_id}.png", fused.label_map)
-        for structure, mask in fused.masks.items():
-            save_mask(out_dir / "masks" / structure / f"{image_id}.png", mask)
-            save_probability(out_dir / "probabilities" / structure / f"{image_id}.png", probabilities[structure])
-        contested.append({"id": image_id, "contested_pixels": int(fused.contested.sum())})
-    write_text(out_dir / "labels.json", json.dumps(labels, indent=2))
-    pd.DataFrame(contested).to_csv(out_dir / "contested.csv", index=False)
-    return out_dir
+    with output_directory(out_dir, force=force) as staging:
+        for image_id, path in images.items():
+            probabilities = predictor.probabilities(read_image(path), tta=tta)
+            fused = fuse(probabilities, **fuse_options)
+            labels = fused.labels
+            write_png(staging / "labels" / f"{image_id}.png", fused.label_map)
+            for structure, mask in fused.masks.items():
+                save_mask(staging / "masks" / structure / f"{image_id}.png", mask)
+                save_probability(staging / "probabilities" / structure / f"{image_id}.png", probabilities[structure])
+            contested.append({"id": image_id, "contested_pixels": int(fused.contested.sum())})
+        write_text(staging / "labels.json", json.dumps(labels, indent=2))
+        pd.DataFrame(contested).to_csv(staging / "contested.csv", index=False)
+    return Path(out_dir)

@@ -176,7 +176,7 @@ def write_report(reports_dir, table: pd.DataFrame, data_dir, run_dirs, seconds_p
     runs = pd.DataFrame([{"run": Path(d).name, **json.loads((Path(d) / "summary.json").read_text())} for d in run_dirs])
     sections = [
         "# Segmentation report",
-        f"Dataset `{Path(data_dir).name}`: {sum(split.values())} images; split {split} (seeded, by patient).",
+        f"Dataset `{Path(data_dir).name}`: {sum(split.values())} images; split {split}.",
         "Metrics on the test split; distances in pixels of the original images "
         "(HD95 and ASSD follow medpy; `undefined` counts images where one mask was empty).",
         "## Training", markdown_table(runs), "![training curves](training_curves.png)",

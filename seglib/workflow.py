@@ -82,7 +82,8 @@ def run_notebooks(profile: str = "demo", data: str | None = None, timeout: int =
     out_dir = root / "reports" / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SEGLIB_PROFILE"] = profile  # the kernel inherits the environment
-    if data:
+    data = data or os.environ.get("SEGLIB_DATA")
+    if data:  # relative to where the user is, not to the kernels' notebooks/ folder
         os.environ["SEGLIB_DATA"] = str(Path(data).resolve())
     written = []
     for name in NOTEBOOKS:
