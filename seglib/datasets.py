@@ -152,8 +152,11 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
     if split_file is not None:
         return _read_split(Path(split_file), records)
     manifest = read_manifest(root) if root is not None else None
-    if manifest is not None and "split" in manifest.columns and manifest["split"].notna().all():
-        return _validated_split(dict(zip(manifest["id"], manifest["split"])), records, root / "manifest.csv")
+    if manifest is not None and "split" in manifest.columns and manifest["split"].notna().any():
+        blank = manifest["id"][manifest["split"].isna()].tolist()
+        if blank:  # half a split is a mistake, not a request for a seeded one
+            raise DataError(f"{Path(root) / 'manifest.csv'}: split is blank for {len(blank)} ids, e.g. {blank[0]!r}")
+        return _validated_split(dict(zip(manifest["id"], manifest["split"])), records, Path(root) / "manifest.csv")
     patients = sorted({record.patient_id for record in records})
     random.Random(seed).shuffle(patients)
     n_test = round(len(patients) * test_fraction)

@@ -114,3 +114,10 @@ def test_fixed_count_split_follows_the_benchmark_protocol():
     assert list(split.values()).count("train") == 22
     with pytest.raises(ValueError, match="leave none of 8 for training"):
         fixed_count_split(ids[:8], 5, 3)
+
+
+def test_a_half_filled_manifest_split_is_an_error(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=3, size=16)
+    (root / "manifest.csv").write_text("id,split\ncase0,train\ncase1,\ncase2,test\n")
+    with pytest.raises(DataError, match="split is blank for 1 ids, e.g. 'case1'"):
+        split_records(load_records(root, ["left_thing"]), 0.2, 0.2, 0, root=root)
