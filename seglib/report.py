@@ -90,7 +90,7 @@ def best_median_worst(table: pd.DataFrame) -> pd.Series:
     return per_image.loc[list(dict.fromkeys(picks))]
 
 
-def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
+def show_contested(pred_dir, images_dir, ids, out=None, threshold: float = 0.5) -> Figure:
     """The fused label map over its image, with the pixels both models claimed outlined in white."""
     pred_dir = Path(pred_dir)
     labels = json.loads((pred_dir / "labels.json").read_text())
@@ -99,7 +99,7 @@ def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
         label_map = read_image(pred_dir / "labels" / f"{image_id}.png")
         masks = {name: label_map == value for name, value in labels.items()}
         probabilities = [read_image(pred_dir / "probabilities" / name / f"{image_id}.png") / 65535.0 for name in labels]
-        contested = (np.stack(probabilities) >= 0.5).sum(axis=0) >= 2
+        contested = (np.stack(probabilities) >= threshold).sum(axis=0) >= 2  # as fusion counts them
         image = read_image(next(Path(images_dir).glob(f"{image_id}.*")))
         overlay(ax, image, masks, alpha=0.5, contour=False, title=f"{image_id}: {contested.sum()} contested px")
         ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
@@ -197,6 +197,7 @@ def write_report(reports_dir, table: pd.DataFrame, data_dir, run_dirs, seconds_p
         summary = laterality.groupby(["method", "structure"])[["wrong_side_fraction", "in_partner_fraction"]].mean()
         sections += ["## Left/right confusion (mean fraction of predicted pixels)", markdown_table(summary.reset_index())]
     timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
-    sections += ["## Inference time (this machine)", markdown_table(timing)]
+    sections += ["## Inference time (this machine; the U-Net's includes loading its models once)",
+                 markdown_table(timing)]
     from seglib.io import write_text
     return write_text(reports_dir / "report.md", "\n\n".join(sections) + "\n", overwrite=True)
