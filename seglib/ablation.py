@@ -27,12 +27,12 @@ from seglib.train import train
 
 # name -> (config changes, one model for both partners?, flip TTA at test time?)
 CONFIGURATIONS = {
-    "plain": (dict(mirror_flip=False), False, False),
-    "mirror": (dict(mirror_flip=True), False, False),
-    "mirror+tta": (dict(mirror_flip=True), False, True),
+    "plain": (dict(mirror_flip=False, side_aware=False), False, False),
+    "mirror": (dict(mirror_flip=True, side_aware=False), False, False),
+    "mirror+tta": (dict(mirror_flip=True, side_aware=False), False, True),
     "mirror+tta+side": (dict(mirror_flip=True, side_aware=True), False, True),
-    "mirror+tta+unified_focal": (dict(mirror_flip=True, loss="unified_focal_asym"), False, True),
-    "mirror+tta+consistency": (dict(mirror_flip=True, consistency_weight=1.0), True, True),
+    "mirror+tta+unified_focal": (dict(mirror_flip=True, side_aware=False, loss="unified_focal_asym"), False, True),
+    "mirror+tta+consistency": (dict(mirror_flip=True, side_aware=False, consistency_weight=1.0), True, True),
 }
 
 

@@ -72,10 +72,10 @@ def _add_train(commands):
                    help="no geometric or intensity augmentation")
     p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
                    help="no mirrored examples (needed for structures without a mirror partner)")
-    p.add_argument("--side-aware", action="store_true", default=None,
-                   help="add an input channel: signed position relative to the estimated midline")
+    p.add_argument("--side-aware", action=argparse.BooleanOptionalAction, default=None,
+                   help="an input channel with the signed position relative to the estimated midline (default on)")
     p.add_argument("--consistency-weight", type=float,
-                   help="mirror-consistency loss weight; needs both partners as --structure")
+                   help="mirror-consistency loss weight; needs both partners as --structure and --no-side-aware")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")

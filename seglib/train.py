@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -116,9 +117,11 @@ def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str
 
 
 def _best_val_dice(run_dir: Path) -> float | None:
-    """The best validation Dice so far: a resumed run must not replace a better saved model."""
-    path = run_dir / "history.csv"
-    if not path.exists() or path.stat().st_size == 0:
+    """The best validation Dice so far: a resumed run must not replace a better saved model.
+    None when there is no intact model yet (a kill while writing model.keras truncates the zip):
+    then the next epoch writes a fresh one."""
+    path, model = run_dir / "history.csv", run_dir / "model.keras"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model):
         return None
     return float(pd.read_csv(path)["val_dice"].max())
 
@@ -155,7 +158,8 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
         learning_rate_callback(config),
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
                                       restore_best_weights=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Two backups: a run killed while writing one resumes from the other.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
     ]
 
 

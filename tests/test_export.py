@@ -22,7 +22,8 @@ def write_tiny_run(run_dir, structure: str, seed: int = 0):
     model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
     run_dir.mkdir(parents=True)
     model.save(run_dir / "model.keras")
-    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4)
+    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4,
+                            side_aware=False)  # the hand-built model above takes one channel
     write_text(run_dir / "config.json", config.to_json())
     return run_dir
 

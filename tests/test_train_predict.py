@@ -123,13 +123,13 @@ def test_large_16_bit_images_are_predicted_at_their_original_size(runs, tmp_path
 
 
 def test_side_aware_and_consistency_runs_train_predict_and_load(phantom_dataset, tmp_path):
-    side = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1,
-                                side_aware=True), tmp_path / "side", verbose=0)
+    side = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1),
+                 tmp_path / "side", verbose=0)  # side-aware by default
     assert keras.saving.load_model(side / "model.keras").input_shape == (None, 64, 64, 2)
     image = read_image(next((phantom_dataset / "images").glob("*.png")))
     assert Predictor(side).probabilities(image)["left_hip"].shape == image.shape
     both = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip", "right_hip"), epochs=1,
-                                consistency_weight=0.5), tmp_path / "both", verbose=0)
+                                consistency_weight=0.5, side_aware=False), tmp_path / "both", verbose=0)
     assert "consistency" in pd.read_csv(both / "history.csv").columns
     tta = Predictor(both).probabilities(image, tta=True)  # one model predicts both partners
     assert set(tta) == {"left_hip", "right_hip"}
