@@ -40,6 +40,7 @@ from seglib.datasets import list_images
 from seglib.fusion import keep_largest_component
 from seglib.io import DataError, atomic_directory, read_image, write_png
 from seglib.midline import estimate_midline, side_channel
+from seglib.symmetry import patient_side
 
 POLARITIES = ("bright", "dark")
 # Keyword in the structure name (after left_/right_) -> how it appears on a radiograph.
@@ -147,7 +148,7 @@ def _polarities(structures, polarity: str | None) -> dict[str, str]:
     structures = list(dict.fromkeys(structures))
     if not structures:
         raise ValueError("no structures requested")
-    unpaired = [s for s in structures if not _has_patient_side(s)]
+    unpaired = [s for s in structures if patient_side(s) is None]
     if unpaired:
         raise ValueError(f"baselines segment left_X/right_X structures only; cannot place {', '.join(unpaired)}")
     if polarity is not None and polarity not in POLARITIES:
@@ -159,11 +160,6 @@ def _polarities(structures, polarity: str | None) -> dict[str, str]:
             raise ValueError(f"{', '.join(pairs)} are all {kind}: a baseline would give them the same mask; "
                              f"segment one {kind} pair per call")
     return polarity_of
-
-
-def _has_patient_side(structure: str) -> bool:
-    side, _, name = structure.partition("_")
-    return side in ("left", "right") and bool(name)
 
 
 def _working_image(image: np.ndarray, working_size: int) -> np.ndarray:

@@ -23,7 +23,7 @@ import pandas as pd
 from seglib.datasets import Record, list_images, load_records, read_manifest
 from seglib.io import DataError, read_image, read_mask
 from seglib.midline import Midline, estimate_midline, side_channel
-from seglib.symmetry import partner_of
+from seglib.symmetry import partner_of, patient_side
 
 SIDES = ("left", "right")
 MANIFEST_MIDLINE_COLUMNS = ("midline_x", "midline_tilt_deg")
@@ -85,8 +85,8 @@ def _patient_sides(structures) -> dict[str, str]:
     """structure -> 'left' | 'right'; only left_X / right_X names have a side and a partner."""
     sides = {}
     for structure in dict.fromkeys(structures):
-        side, _, name = structure.partition("_")
-        if side not in SIDES or not name:
+        side = patient_side(structure)
+        if side is None:
             raise ValueError(f"{structure!r} has no patient side: laterality needs left_X / right_X structures")
         sides[structure] = side
     if not sides:

@@ -13,11 +13,17 @@ import numpy as np
 MIDLINE_STRUCTURES = frozenset({"sacrum", "coccyx", "spine", "trachea", "bladder", "pubic_symphysis"})
 
 
+def patient_side(structure: str) -> str | None:
+    """'left' or 'right' for a left_X / right_X name, else None (midline or unpaired)."""
+    side, _, name = structure.partition("_")
+    return side if side in ("left", "right") and name else None
+
+
 def partner_of(structure: str) -> str | None:
     """The mirror partner: left_X <-> right_X, a midline structure itself, otherwise None."""
-    for side, other in (("left_", "right_"), ("right_", "left_")):
-        if structure.startswith(side):
-            return other + structure[len(side):]
+    side = patient_side(structure)
+    if side is not None:
+        return {"left": "right", "right": "left"}[side] + structure[len(side):]
     return structure if structure in MIDLINE_STRUCTURES else None
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seglib.symmetry import flip_with_partner_swap, mirror_targets, partner_of
+from seglib.symmetry import flip_with_partner_swap, mirror_targets, partner_of, patient_side
 
 
 def test_partners_are_declared_by_side_and_midline_structures_are_their_own():
@@ -10,6 +10,7 @@ def test_partners_are_declared_by_side_and_midline_structures_are_their_own():
     assert partner_of("cardiomediastinum") is None
     assert mirror_targets(["left_hip", "sacrum"]) == ("right_hip", "sacrum")
     assert mirror_targets(["left_lung", "cardiomediastinum"]) is None
+    assert [patient_side(s) for s in ("left_hip", "right_clavicle", "sacrum", "left_")] == ["left", "right", None, None]
 
 
 def test_flip_swaps_partner_masks_and_a_double_flip_is_the_identity():
