@@ -164,22 +164,25 @@ class _Checker:
                 self.warning(path, f"empty {structure} mask")
         self.report_overlaps(masks)
 
-    def image_shape(self, path: Path) -> tuple[int, int] | None:
+    def read(self, reader, path: Path):
+        """reader(path), or None after reporting why the file could not be read."""
         try:
-            return read_image(path).shape
+            return reader(path)
         except DataError as error:
             self.error(path, _without_path(error, path))
             return None
+
+    def image_shape(self, path: Path) -> tuple[int, int] | None:
+        image = self.read(read_image, path)
+        return None if image is None else image.shape
 
     def binary_mask(self, image_id, image_path, structure, files, shape) -> tuple[np.ndarray, Path] | None:
         if image_id not in files:
             self.error(image_path, f"image without a {structure} mask (no masks/{structure}/{image_id}.png)")
             return None
         path = files[image_id]
-        try:
-            mask = read_mask(path)
-        except DataError as error:
-            self.error(path, _without_path(error, path))
+        mask = self.read(read_mask, path)
+        if mask is None:
             return None
         return (mask, path) if self.same_size(mask, shape, path, image_path) else None
 
@@ -191,10 +194,8 @@ class _Checker:
             self.error(image_path, f"image without a label file (no labels/{image_id}.png)")
             return None
         path = label_files[image_id]
-        try:
-            labels = read_image(path)
-        except DataError as error:
-            self.error(path, _without_path(error, path))
+        labels = self.read(read_image, path)
+        if labels is None:
             return None
         undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
         if undeclared:
