@@ -15,7 +15,6 @@ import csv
 import json
 import math
 import numbers
-import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,10 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     _check_spacing(spacing_mm)
     images = list_images(images_dir)  # paths only; each image is read when its turn comes
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
-    with output_directory(out_dir, force=force) as staging, _AtomicCsv(staging / "areas.csv", columns) as areas:
+    # The whole folder appears only when complete, so the table can be streamed straight into it.
+    with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
+        areas = csv.DictWriter(table, fieldnames=columns)
+        areas.writeheader()
         for image_id, path in images.items():
             labels = _segment_image(predictor, image_id, read_image(path), staging, tta, options,
                                     areas, spacing_mm)
@@ -102,26 +104,3 @@ def _display_grey(image: np.ndarray) -> np.ndarray:
     low, high = image.min(), image.max()
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
-
-class _AtomicCsv:
-    """A csv.DictWriter on a temporary file, renamed into place only when the block succeeds,
-    so rows are streamed to disk and a crash never leaves a plausible-looking partial table."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        self.path, self.columns = path, columns
-        self.temporary = path.with_name(f".{path.name}.tmp")
-
-    def __enter__(self) -> csv.DictWriter:
-        if self.path.exists():
-            raise FileExistsError(f"{self.path}: already exists; refusing to overwrite")
-        self.file = open(self.temporary, "w", newline="")
-        writer = csv.DictWriter(self.file, fieldnames=self.columns)
-        writer.writeheader()
-        return writer
-
-    def __exit__(self, error_type, error, traceback) -> None:
-        self.file.close()
-        if error_type is None:
-            os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
