@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test clean-runs
+.PHONY: setup demo compare test clean-runs
 
 setup: $(INSTALLED)
 
@@ -19,6 +19,10 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 demo: setup
 	$(PY) -m seglib demo --profile $(or $(PROFILE),demo)
+
+# Notebook 03 again, after training the residual and attention U-Nets it compares with (~20 min at demo).
+compare: setup
+	$(PY) -m seglib demo --profile $(or $(PROFILE),demo) --notebooks 03 --train-contemporary
 
 test: setup
 	SEGLIB_PROFILE=smoke $(PY) -m pytest tests --nbval-lax notebooks

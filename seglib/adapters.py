@@ -16,8 +16,9 @@ Formats (FORMATS):
     dicom   SOURCE/images/<id>.dcm (+ optional SOURCE/masks/<structure>/<id>.png)
 
 Pixel spacing: `pixel_spacing_mm` is one number per image. When rows and columns are spaced
-differently, the manifest also gets `pixel_spacing_row_mm` and `pixel_spacing_col_mm`, and
-`pixel_spacing_mm` is their mean (metrics in mm are then approximate).
+differently, the manifest also gets `pixel_spacing_row_mm` (distance between rows) and
+`pixel_spacing_col_mm`, which evaluation uses for exact distances in mm; `pixel_spacing_mm` is then
+their mean, kept as a summary for readers that want one number.
 """
 
 from __future__ import annotations

@@ -267,6 +267,7 @@ def _without_path(error: DataError, path: Path) -> str:
 
 def _positive_number(text: str) -> bool:
     try:
-        return float(text) > 0
+        number = float(text)
     except ValueError:
         return False
+    return bool(np.isfinite(number)) and number > 0  # "inf" parses as a float but is no spacing

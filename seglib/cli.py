@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -124,6 +125,9 @@ def _add_fuse(commands):
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false")
     p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false")
+    p.add_argument("--min-object-fraction", type=float, default=0.0,
+                   help="remove components smaller than this fraction of the image's pixels "
+                        "(e.g. 0.001 = 0.1 %%); 0 keeps all")
     p.add_argument("--force", action="store_true")
     p.set_defaults(handler=_fuse)
 
@@ -133,7 +137,8 @@ def _fuse(args):
 
     print(fuse_folder(args.runs, args.images, args.out, tta=args.tta, subset=args.subset, force=args.force,
                       strategy=args.strategy, priority=args.priority, threshold=args.threshold,
-                      largest_component=args.largest_component, fill_holes=args.fill_holes))
+                      largest_component=args.largest_component, fill_holes=args.fill_holes,
+                      min_object_fraction=args.min_object_fraction))
 
 
 def _add_evaluate(commands):
@@ -142,6 +147,8 @@ def _add_evaluate(commands):
     p.add_argument("--data", required=True, type=Path, help="dataset with the ground truth")
     p.add_argument("--out", required=True, type=Path, help="metrics CSV to write")
     p.add_argument("--method", default="model", help="name of the method in the table")
+    p.add_argument("--uwmgi", action="store_true",
+                   help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
     p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
     p.set_defaults(handler=_evaluate)
 
@@ -150,7 +157,7 @@ def _evaluate(args):
     from seglib.evaluation import evaluate_folder, summarise
     from seglib.io import write_text
 
-    table = evaluate_folder(args.pred, args.data, method=args.method)
+    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
@@ -200,13 +207,19 @@ def _add_demo(commands):
     p = commands.add_parser("demo", help="run the notebooks 01-03 in sequence (the main job)")
     p.add_argument("--profile", choices=PROFILES, default="demo")
     p.add_argument("--data", help="dataset folder (default: generated pelvis phantoms)")
+    p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
+                   help="run only these (e.g. 03 to rebuild the report from existing runs)")
+    p.add_argument("--train-contemporary", action="store_true",
+                   help="notebook 03 trains the residual and attention U-Nets it lacks (~17 min at demo on 2 CPU cores)")
     p.set_defaults(handler=_demo)
 
 
 def _demo(args):
     from seglib.workflow import run_notebooks
 
-    run_notebooks(args.profile, data=args.data)
+    if args.train_contemporary:
+        os.environ["SEGLIB_TRAIN_CONTEMPORARY"] = "yes"  # the notebook kernels inherit the environment
+    run_notebooks(args.profile, data=args.data, only=args.notebooks)
 
 
 def _add_segment(commands):
@@ -322,20 +335,40 @@ def _ablation(args):
 
 
 def _add_report(commands):
-    p = commands.add_parser("report", help="metric table (markdown) and box plots from one or more metrics CSVs")
-    p.add_argument("--eval", required=True, nargs="+", type=Path, help="metrics CSVs written by evaluate")
-    p.add_argument("--out", required=True, type=Path, help="folder for metrics.md and metric_boxplots.png")
+    p = commands.add_parser("report", help="report.md + report.html: metric tables, paired margins, box plots, "
+                                           "overlays of every method, fused label maps, left/right confusion")
+    p.add_argument("--pred", nargs="+", default=[], type=_named_path, metavar="NAME=DIR",
+                   help="prediction folders (masks/<structure>/<id>.png), each with its method name; needs --data")
+    p.add_argument("--data", type=Path, help="dataset with the ground truth")
+    p.add_argument("--eval", nargs="+", default=[], type=Path, help="metrics CSVs written by evaluate (more methods)")
+    p.add_argument("--runs", nargs="+", default=[], type=_named_runs, metavar="NAME=RUN[,RUN...]",
+                   help="training run dirs of a method, for the training section")
+    p.add_argument("--reference", help="the method the others are measured against (default: the first)")
+    p.add_argument("--out", required=True, type=Path, help="folder for report.md, report.html, tables and figures")
     p.set_defaults(handler=_report)
+
+
+def _named_path(text: str) -> tuple[str, Path]:
+    name, separator, path = text.partition("=")
+    if not separator or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=DIR")
+    return name, Path(path)
+
+
+def _named_runs(text: str) -> tuple[str, list[Path]]:
+    name, path = _named_path(text)
+    return name, [Path(p) for p in str(path).split(",")]
 
 
 def _report(args):
     import pandas as pd
 
-    from seglib.io import write_text
-    from seglib.report import markdown_table, metric_boxplot, metric_table
+    from seglib.reporting import build_report
 
-    table = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    metric_boxplot(table, out=args.out / "metric_boxplots.png")
-    text = "# Metrics: mean ± std (median)\n\n" + markdown_table(metric_table(table)) + "\n\n![](metric_boxplots.png)\n"
-    print(write_text(args.out / "metrics.md", text, overwrite=True))
+    if not args.pred and not args.eval:
+        raise ValueError("report: give prediction folders (--pred NAME=DIR --data DATASET) or metrics CSVs (--eval)")
+    if args.pred and args.data is None:
+        raise ValueError("report: --pred needs --data, the dataset with the ground truth")
+    extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
+    print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
+                       extra_metrics=extra))

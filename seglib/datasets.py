@@ -4,11 +4,15 @@
     DATASET/masks/<structure>/<id>.png    binary mask, 0/255 or 0/1
     DATASET/labels/<id>.png + labels.json label-value masks, e.g. {"left_hip": 134, "right_hip": 255}
     DATASET/manifest.csv                  optional: id, split, patient_id, pixel_spacing_mm, ...
+
+Pixel spacing comes from `pixel_spacing_row_mm` and `pixel_spacing_col_mm` when a manifest row has
+both (non-square pixels), else from `pixel_spacing_mm` for both directions.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +42,7 @@ class Record:
     image: Path
     masks: dict[str, MaskSource] = field(default_factory=dict)
     patient_id: str = ""
-    pixel_spacing_mm: float | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row, col) as DICOM PixelSpacing: row = distance between rows
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
@@ -106,7 +110,7 @@ def load_records(root: str | Path, structures: tuple[str, ...] | list[str]) -> l
             image=image_path,
             masks={structure: sources[structure][image_id] for structure in structures},
             patient_id=_manifest_value(row, "patient_id") or image_id,
-            pixel_spacing_mm=_spacing(row),
+            pixel_spacing_mm=_spacing(row, root / "manifest.csv"),
         ))
     return records
 
@@ -139,9 +143,25 @@ def _manifest_value(row, column: str) -> str | None:
     return str(row[column])
 
 
-def _spacing(row) -> float | None:
-    value = _manifest_value(row, "pixel_spacing_mm")
-    return float(value) if value is not None else None
+def _spacing(row, manifest: Path) -> tuple[float, float] | None:
+    """(row_mm, col_mm): the row/column columns when both are given, else pixel_spacing_mm for both."""
+    if all(_manifest_value(row, c) is not None for c in ("pixel_spacing_row_mm", "pixel_spacing_col_mm")):
+        return (_millimetres(row, "pixel_spacing_row_mm", manifest),
+                _millimetres(row, "pixel_spacing_col_mm", manifest))
+    if _manifest_value(row, "pixel_spacing_mm") is None:
+        return None
+    return (_millimetres(row, "pixel_spacing_mm", manifest),) * 2
+
+
+def _millimetres(row, column: str, manifest: Path) -> float:
+    value = _manifest_value(row, column)
+    try:
+        mm = float(value)
+    except ValueError:
+        mm = math.nan
+    if not (math.isfinite(mm) and mm > 0):  # a zero, negative or infinite spacing would make every mm metric wrong
+        raise DataError(f"{manifest}: {column} {value!r} of id {row['id']!r} is not a positive number")
+    return mm
 
 
 def split_records(records: list[Record], val_fraction: float, test_fraction: float, seed: int,

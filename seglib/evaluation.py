@@ -9,14 +9,17 @@ import pandas as pd
 
 from seglib.datasets import available_structures, list_images, load_records
 from seglib.io import DataError, read_mask
-from seglib.metrics import DISTANCE_METRICS, METRIC_NAMES, segmentation_metrics
+from seglib.metrics import DISTANCE_METRICS, METRIC_NAMES, segmentation_metrics, uwmgi_score
 
 
 def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
-                    method: str = "model") -> pd.DataFrame:
+                    method: str = "model", uwmgi: bool = False) -> pd.DataFrame:
     """Metrics of every predicted mask PRED/masks/<structure>/<id>.png against the dataset's truth.
+    `uwmgi` adds the UW-Madison GI tract competition score (seglib.metrics.uwmgi_score, the
+    Hausdorff distance normalised by the image diagonal, both in pixels).
 
-    Distances are in pixels, and also in mm (`*_mm` columns) where the manifest gives the spacing."""
+    Distances are in pixels, and also in mm (`*_mm` columns) where the manifest gives the spacing:
+    `pixel_spacing_row_mm` and `pixel_spacing_col_mm` for non-square pixels, else `pixel_spacing_mm`."""
     pred_dir = Path(pred_dir)
     structures = structures or [s for s in available_structures(pred_dir)]
     if not structures:
@@ -27,25 +30,27 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
         for image_id, path in list_images(pred_dir / "masks" / structure).items():
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
-            rows.append(_row(read_mask(path), truth[image_id], structure, method))
+            rows.append(_row(read_mask(path), truth[image_id], structure, method, uwmgi))
     return pd.DataFrame(rows)
 
 
-def _row(pred: np.ndarray, record, structure: str, method: str) -> dict:
+def _row(pred: np.ndarray, record, structure: str, method: str, uwmgi: bool = False) -> dict:
     truth = record.masks[structure].read()
     if pred.shape != truth.shape:
         raise DataError(f"prediction for {record.id} ({structure}) is {pred.shape}, truth {truth.shape}")
     row = {"id": record.id, "structure": structure, "method": method, **segmentation_metrics(pred, truth)}
-    if record.pixel_spacing_mm:
-        in_mm = segmentation_metrics(pred, truth, spacing=(record.pixel_spacing_mm,) * 2)
+    if record.pixel_spacing_mm is not None:
+        in_mm = segmentation_metrics(pred, truth, spacing=record.pixel_spacing_mm)
         row.update({f"{name}_mm": in_mm[name] for name in DISTANCE_METRICS})
+    if uwmgi:
+        row["uwmgi_score"] = uwmgi_score(row["dice"], row["hd"], diagonal=float(np.hypot(*pred.shape)))
     return row
 
 
 def summarise(table: pd.DataFrame, by=("method", "structure")) -> pd.DataFrame:
     """Mean, std and median per group; `n_nan_*` counts images where a distance was undefined
     (one mask empty), so failures are not averaged away silently."""
-    metrics = [m for m in table.columns if m in METRIC_NAMES or m.endswith("_mm")]
+    metrics = [m for m in table.columns if m in METRIC_NAMES or m.endswith("_mm") or m == "uwmgi_score"]
     grouped = table.groupby(list(by))
     summary = grouped[metrics].agg(["mean", "std", "median"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
@@ -54,3 +59,40 @@ def summarise(table: pd.DataFrame, by=("method", "structure")) -> pd.DataFrame:
             summary[f"n_nan_{metric}"] = grouped[metric].apply(lambda v: int(np.isnan(v).sum()))
     summary["n_images"] = grouped.size()
     return summary.reset_index()
+
+
+def margins_over(table: pd.DataFrame, reference: str, metrics=("dice", "hd95")) -> pd.DataFrame:
+    """By how much `reference` beats every other method, paired per image and structure.
+
+    For each metric: the mean and std of the per-image improvement (Dice: reference − other;
+    distances: other − reference, so positive always means the reference is better), the number
+    of images where the reference is better, and the two-sided Wilcoxon signed-rank p-value.
+    Images where a distance is undefined for either method are left out of that metric (n_*)."""
+    from scipy.stats import wilcoxon
+
+    keyed = table.set_index(["structure", "id"])
+    ours = keyed[keyed["method"] == reference]
+    if ours.empty:
+        raise ValueError(f"no rows of the reference method {reference!r} in the table")
+    rows = []
+    for method in (m for m in table["method"].unique() if m != reference):
+        other = keyed[keyed["method"] == method]
+        for structure in ours.index.unique("structure"):
+            row = {"method": method, "structure": structure}
+            for metric in metrics:
+                sign = -1.0 if metric in DISTANCE_METRICS else 1.0
+                paired = pd.concat([ours.loc[structure, metric], other.loc[structure, metric]], axis=1,
+                                   join="inner").dropna()
+                gain = sign * (paired.iloc[:, 0] - paired.iloc[:, 1])
+                row.update({f"{metric}_gain_mean": gain.mean(), f"{metric}_gain_std": gain.std(),
+                            f"{metric}_better": int((gain > 0).sum()), f"n_{metric}": len(gain),
+                            f"{metric}_wilcoxon_p": _wilcoxon_p(gain, wilcoxon)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _wilcoxon_p(gain: pd.Series, wilcoxon) -> float:
+    # The test is undefined when every pair ties (e.g. two identical methods): report nan, not 1 or 0.
+    if len(gain) == 0 or (gain == 0).all():
+        return float("nan")
+    return float(wilcoxon(gain).pvalue)

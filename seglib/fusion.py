@@ -18,7 +18,9 @@ or more structures are *contested*. Strategies:
 
 Then each structure's mask is cleaned, each step switchable:
 
-1. ``min_size``: connected components (8-connected) with fewer pixels are removed.
+1. ``min_object_fraction``: connected components (8-connected) smaller than this fraction of the
+   image's pixel count (H*W) are removed; a fraction rather than a pixel count so one setting
+   works at any image resolution (0.001 removes specks under 0.1 % of the image).
 2. ``largest_component``: only the largest 8-connected component is kept (a bone is one piece).
 3. ``fill_holes``: holes (4-connected background regions) of at most ``max_hole_area`` pixels
    are filled. Holes are NOT filled regardless of size because the hip bone has a real hole, the
@@ -30,6 +32,7 @@ Then each structure's mask is cleaned, each step switchable:
 Pixels removed by cleaning become background; they are not handed to another structure.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +60,11 @@ def fuse(
     largest_component: bool = True,
     fill_holes: bool = True,
     max_hole_area: int = 64,
-    min_size: int = 0,
+    min_object_fraction: float = 0.0,
 ) -> FusionResult:
     """Fuse ``{structure: 2D probability map in [0, 1]}`` into one label map (see module doc)."""
     names, stack = _validated_stack(probabilities)
-    _validate_options(threshold, strategy, priority, names, max_hole_area, min_size)
+    _validate_options(threshold, strategy, priority, names, max_hole_area, min_object_fraction)
 
     claimed = stack >= threshold
     resolved = _resolve(stack, claimed, strategy, _priority_order(priority, names))
@@ -70,7 +73,7 @@ def fuse(
         exclusive=strategy != "multilabel",
         largest_component=largest_component,
         max_hole_area=max_hole_area if fill_holes else 0,
-        min_size=min_size,
+        min_pixels=_min_object_pixels(min_object_fraction, stack[0].size),
     )
     return FusionResult(
         label_map=_label_map(masks, stack),
@@ -121,7 +124,7 @@ def _validated_stack(probabilities):
     return names, np.stack(maps)
 
 
-def _validate_options(threshold, strategy, priority, names, max_hole_area, min_size):
+def _validate_options(threshold, strategy, priority, names, max_hole_area, min_object_fraction):
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
     if strategy not in STRATEGIES:
@@ -130,8 +133,19 @@ def _validate_options(threshold, strategy, priority, names, max_hole_area, min_s
         raise ValueError("strategy='priority' needs priority=[structure names, winner first]")
     if strategy != "priority" and priority is not None:
         raise ValueError(f"priority is only used with strategy='priority', not {strategy!r}")
-    if max_hole_area < 0 or min_size < 0:
-        raise ValueError(f"max_hole_area ({max_hole_area}) and min_size ({min_size}) must be >= 0")
+    if max_hole_area < 0:
+        raise ValueError(f"max_hole_area must be >= 0, got {max_hole_area!r}")
+    if not 0 <= min_object_fraction < 1:
+        raise ValueError(
+            f"min_object_fraction is a fraction of the image's pixels and must be in [0, 1), "
+            f"got {min_object_fraction!r}"
+        )
+
+
+def _min_object_pixels(min_object_fraction, image_pixels):
+    """Smallest component size that is kept: components below ``fraction * H*W`` pixels go."""
+    # Round before ceil so float noise (0.07 * 100 = 7.000000000000001) does not add a pixel.
+    return math.ceil(round(min_object_fraction * image_pixels, 9))
 
 
 def _priority_order(priority, names):
@@ -162,13 +176,13 @@ def _resolve(stack, claimed, strategy, order):
     return resolved
 
 
-def _clean_all(resolved, exclusive, largest_component, max_hole_area, min_size):
+def _clean_all(resolved, exclusive, largest_component, max_hole_area, min_pixels):
     # Exclusive strategies may only fill holes with pixels no structure won (and each pixel
     # once), so the masks stay disjoint.
     fillable = ~resolved.any(axis=0) if exclusive else np.ones(resolved.shape[1:], dtype=bool)
     cleaned = []
     for mask in resolved:
-        mask = _remove_fragments(mask, largest_component, min_size)
+        mask = _remove_fragments(mask, largest_component, min_pixels)
         if max_hole_area > 0:
             added = _small_holes(mask, max_hole_area) & fillable
             mask = mask | added
@@ -185,9 +199,9 @@ def _small_holes(mask, max_hole_area):
     return enclosed & remove_small_holes(mask, max_size=max_hole_area)
 
 
-def _remove_fragments(mask, largest_component, min_size):
-    if min_size > 1:
-        mask = remove_small_objects(mask, max_size=min_size - 1, connectivity=2)
+def _remove_fragments(mask, largest_component, min_pixels):
+    if min_pixels > 1:
+        mask = remove_small_objects(mask, max_size=min_pixels - 1, connectivity=2)
     if largest_component:
         mask = keep_largest_component(mask)
     return mask

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
 
 from seglib.datasets import load_records
 from seglib.io import read_image, read_mask
@@ -41,21 +42,26 @@ def show_samples(data_dir, structures, n: int = 8, out=None) -> Figure:
     return save(figure, out)
 
 
-def plot_history(run_dirs, out=None) -> Figure:
-    """Loss and Dice per epoch, training (dashed) and validation (solid), one colour per run."""
-    figure = Figure(figsize=(10, 3.6), layout="constrained")
-    loss_ax, dice_ax = figure.subplots(1, 2)
-    for run_dir in run_dirs:
-        history = pd.read_csv(Path(run_dir) / "history.csv")
-        name = Path(run_dir).name
-        color = structure_color(name)
-        for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):
-            ax.plot(history["epoch"] + 1, history[metric], "--", color=color, label=f"{name} train")
-            ax.plot(history["epoch"] + 1, history[f"val_{metric}"], "-", color=color, label=f"{name} val")
-    for ax, title in ((loss_ax, "loss"), (dice_ax, "Dice")):
-        ax.set(xlabel="epoch", title=title)
-        ax.grid(alpha=0.3)
-    dice_ax.legend(fontsize=8)
+def plot_history(runs, out=None) -> Figure:
+    """Loss and Dice per epoch, training (dashed) and validation (solid), one colour per structure.
+    `runs`: run dirs, or method -> run dirs for one row of panels per method."""
+    runs = runs if isinstance(runs, dict) else {"": list(runs)}
+    figure = Figure(figsize=(10, 3.4 * len(runs)), layout="constrained")
+    # shared axes per column, so methods compare at a glance
+    panels = figure.subplots(len(runs), 2, squeeze=False, sharex=True, sharey="col")
+    for (method, run_dirs), (loss_ax, dice_ax) in zip(runs.items(), panels):
+        for run_dir in run_dirs:
+            history = pd.read_csv(Path(run_dir) / "history.csv")
+            name = Path(run_dir).name
+            color = structure_color(name)
+            for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):
+                ax.plot(history["epoch"] + 1, history[metric], "--", color=color, label=f"{name} train")
+                ax.plot(history["epoch"] + 1, history[f"val_{metric}"], "-", color=color, label=f"{name} val")
+        for ax, title in ((loss_ax, "loss"), (dice_ax, "Dice")):
+            ax.set(xlabel="epoch", title=f"{method} {title}".strip())
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        dice_ax.legend(fontsize=8)
     return save(figure, out)
 
 
@@ -90,6 +96,26 @@ def best_median_worst(table: pd.DataFrame) -> pd.Series:
     return per_image.loc[list(dict.fromkeys(picks))]
 
 
+def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None = None, out=None) -> Figure:
+    """One row per image: the ground truth, then each method's masks (method -> prediction folder)."""
+    structures = sorted({p.name for folder in predictions.values() for p in (Path(folder) / "masks").iterdir()
+                         if p.is_dir()})
+    records = {r.id: r for r in load_records(data_dir, structures)}
+    columns = ["ground truth", *predictions]
+    figure = Figure(figsize=(2.4 * len(columns), 2.6 * len(ids)), layout="constrained")
+    for row, image_id in zip(figure.subplots(len(ids), len(columns), squeeze=False), ids):
+        image = read_image(records[image_id].image)
+        masks = [{s: m.read() for s, m in records[image_id].masks.items()}]
+        masks += [{s: read_mask(Path(f) / "masks" / s / f"{image_id}.png") for s in structures
+                   if (Path(f) / "masks" / s / f"{image_id}.png").is_file()} for f in predictions.values()]
+        for ax, column, shown in zip(row, columns, masks):
+            overlay(ax, image, shown, title=column)
+        label = image_id + (f"\nDice {scores[image_id]:.3f}" if scores is not None else "")
+        row[0].text(-0.04, 0.5, label, transform=row[0].transAxes, rotation=90, ha="right", va="center", fontsize=8)
+    _legend(figure, structures)
+    return save(figure, out)
+
+
 def show_contested(pred_dir, images_dir, ids, out=None, threshold: float = 0.5) -> Figure:
     """The fused label map over its image, with the pixels both models claimed outlined in white."""
     pred_dir = Path(pred_dir)
@@ -118,7 +144,12 @@ def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> F
             box.set_alpha(0.6)
         ax.set_xticks(range(1, len(groups) + 1), [f"{m}\n{s}" for (m, s), _ in groups], rotation=35, ha="right",
                       fontsize=8)
-        ax.set(title=metric + (" (px)" if metric in ("hd95", "hd", "assd") else ""))
+        if metric in ("hd95", "hd", "assd"):
+            # baselines miss by tens of pixels, models by about one: a linear axis would hide one of them
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=1.0, subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.set(title=metric + (" (px, symmetric log scale)" if metric in ("hd95", "hd", "assd") else ""))
         ax.grid(alpha=0.3, axis="y")
     return save(figure, out)
 
@@ -164,40 +195,3 @@ def metric_table(table: pd.DataFrame, metrics=("dice", "iou", "precision", "reca
                            + (f" [{missing} undefined]" if missing else ""))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def write_report(reports_dir, table: pd.DataFrame, data_dir, run_dirs, seconds_per_image: dict[str, float],
-                 laterality: pd.DataFrame | None = None, contested: pd.DataFrame | None = None,
-                 postprocessing: pd.DataFrame | None = None) -> Path:
-    """reports_dir/report.md: dataset, training, metrics per method, figures, confusion, timing.
-    The figures are those the notebook wrote into reports_dir (linked by file name)."""
-    reports_dir = Path(reports_dir)
-    split = pd.read_csv(Path(run_dirs[0]) / "split.csv")["split"].value_counts().to_dict()
-    runs = pd.DataFrame([{"run": Path(d).name, **json.loads((Path(d) / "summary.json").read_text())} for d in run_dirs])
-    sections = [
-        "# Segmentation report",
-        f"Dataset `{Path(data_dir).name}`: {sum(split.values())} images; split {split}.",
-        "Metrics on the test split; distances in pixels of the original images "
-        "(HD95 and ASSD follow medpy; `undefined` counts images where one mask was empty).",
-        "## Training", markdown_table(runs), "![training curves](training_curves.png)",
-    ]
-    if postprocessing is not None:
-        sections += ["## Post-processing (validation Dice of each option set tried; a step is kept only if it "
-                     "does not lower it)", markdown_table(postprocessing)]
-    sections += [
-        "## Test metrics: mean ± std (median)", markdown_table(metric_table(table)),
-        "![metric distributions](metric_boxplots.png)",
-        "## Best, median and worst test images (U-Net, fused)", "![best median worst](best_median_worst.png)",
-        "## Fused label maps and contested pixels", "![fused label maps](fused_label_maps.png)",
-    ]
-    if contested is not None:
-        sections.append(f"Pixels claimed by both models, per test image: mean {contested['contested_pixels'].mean():.1f}, "
-                        f"max {contested['contested_pixels'].max()}.")
-    if laterality is not None:
-        summary = laterality.groupby(["method", "structure"])[["wrong_side_fraction", "in_partner_fraction"]].mean()
-        sections += ["## Left/right confusion (mean fraction of predicted pixels)", markdown_table(summary.reset_index())]
-    timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
-    sections += ["## Inference time (this machine; the U-Net's includes loading its models once)",
-                 markdown_table(timing)]
-    from seglib.io import write_text
-    return write_text(reports_dir / "report.md", "\n\n".join(sections) + "\n", overwrite=True)

@@ -54,6 +54,15 @@ def _parse_like(raw: str, default):
     return type(default)(raw) if default is not None else raw
 
 
+def wants_training(setting: str, profile: str) -> bool:
+    """A notebook's train_contemporary: yes / no, or auto = yes in the smoke (seconds) and full
+    (GPU) profiles and no in demo, whose CPU budget (~10 min) covers the U-Nets alone."""
+    choice = str(setting).strip().lower()
+    if choice not in ("auto", "yes", "no", "true", "false", "1", "0"):
+        raise ValueError(f"train_contemporary={setting!r}: choose auto, yes or no")
+    return profile != "demo" if choice == "auto" else choice in ("yes", "true", "1")
+
+
 def default_data(profile: str) -> Path:
     return project_root() / "data" / f"pelvis_phantom_{profile}"
 
@@ -72,9 +81,10 @@ def ensure_dataset(data_dir: str | Path, profile: str, seed: int = 0) -> Path:
     return write_phantom_dataset(data_dir, n=n, size=size, seed=seed)
 
 
-def run_notebooks(profile: str = "demo", data: str | None = None, timeout: int = 3600) -> list[Path]:
-    """Execute the notebooks in order with nbclient; executed copies go to reports/<profile>/notebooks/,
-    the committed notebooks are left untouched."""
+def run_notebooks(profile: str = "demo", data: str | None = None, timeout: int = 3600,
+                  only=("01", "02", "03")) -> list[Path]:
+    """Execute the notebooks in order with nbclient (those whose number is in `only`); executed
+    copies go to reports/<profile>/notebooks/, the committed notebooks are left untouched."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -86,7 +96,7 @@ def run_notebooks(profile: str = "demo", data: str | None = None, timeout: int =
     if data:  # relative to where the user is, not to the kernels' notebooks/ folder
         os.environ["SEGLIB_DATA"] = str(Path(data).resolve())
     written = []
-    for name in NOTEBOOKS:
+    for name in (n for n in NOTEBOOKS if n[:2] in only):
         started = time.perf_counter()
         notebook = nbformat.read(root / "notebooks" / name, as_version=4)
         NotebookClient(notebook, timeout=timeout, kernel_name="python3",

@@ -121,3 +121,35 @@ def test_a_half_filled_manifest_split_is_an_error(tmp_path):
     (root / "manifest.csv").write_text("id,split\ncase0,train\ncase1,\ncase2,test\n")
     with pytest.raises(DataError, match="split is blank for 1 ids, e.g. 'case1'"):
         split_records(load_records(root, ["left_thing"]), 0.2, 0.2, 0, root=root)
+
+
+def write_manifest(root, text):
+    (root / "manifest.csv").write_text(text)
+    return root
+
+
+def test_pixel_spacing_is_row_then_column(tmp_path):
+    root = write_manifest(write_square_dataset(tmp_path / "d", n=3, size=16),
+                          "id,pixel_spacing_mm,pixel_spacing_row_mm,pixel_spacing_col_mm\n"
+                          "case0,1.25,2.0,0.5\ncase1,0.8,,\ncase2,,,\n")
+    spacing = {r.id: r.pixel_spacing_mm for r in load_records(root, ["left_thing"])}
+    assert spacing == {"case0": (2.0, 0.5), "case1": (0.8, 0.8), "case2": None}
+    assert check_dataset(root, ["left_thing"]) == []
+
+
+def test_a_single_spacing_column_gives_square_pixels(tmp_path):
+    root = write_manifest(write_square_dataset(tmp_path / "d", n=1, size=16), "id,pixel_spacing_mm\ncase0,0.7\n")
+    assert load_records(root, ["left_thing"])[0].pixel_spacing_mm == (0.7, 0.7)
+
+
+@pytest.mark.parametrize("columns, values, bad", [
+    ("pixel_spacing_mm", "-0.5", "pixel_spacing_mm '-0.5'"),
+    ("pixel_spacing_mm", "half", "pixel_spacing_mm 'half'"),
+    ("pixel_spacing_mm", "0", "pixel_spacing_mm '0'"),
+    ("pixel_spacing_row_mm,pixel_spacing_col_mm", "2.0,inf", "pixel_spacing_col_mm 'inf'"),
+])
+def test_a_spacing_that_is_no_positive_number_names_the_manifest(tmp_path, columns, values, bad):
+    root = write_manifest(write_square_dataset(tmp_path / "d", n=1, size=16), f"id,{columns}\ncase0,{values}\n")
+    with pytest.raises(DataError, match=rf"manifest\.csv: {bad} of id 'case0' is not a positive number"):
+        load_records(root, ["left_thing"])
+    assert any("manifest.csv" in p.path and "is not a positive number" in p.message for p in check_dataset(root))

@@ -79,10 +79,29 @@ def test_largest_component_removes_a_stray_island():
     assert fuse({"left_hip": prob}, largest_component=False).masks["left_hip"][16:18, 16:18].all()
 
 
-def test_min_size_removes_small_components():
-    prob = prob_map(0.9, slice(2, 4), slice(2, 4))  # 4 pixels
-    assert not fuse({"left_hip": prob}, min_size=5).masks["left_hip"].any()
-    assert fuse({"left_hip": prob}, min_size=4).masks["left_hip"].sum() == 4
+def test_min_object_fraction_removes_components_below_that_share_of_the_image():
+    prob = prob_map(0.9, slice(2, 4), slice(2, 4), shape=(10, 10))  # 4 of 100 pixels
+    assert not fuse({"left_hip": prob}, min_object_fraction=0.05).masks["left_hip"].any()  # < 5 px
+    assert fuse({"left_hip": prob}, min_object_fraction=0.04).masks["left_hip"].sum() == 4  # not < 4 px
+
+
+def test_min_object_fraction_is_exact_despite_float_noise():
+    prob = prob_map(0.9, slice(0, 1), slice(0, 7), shape=(10, 10))  # 7 pixels; 0.07 * 100 > 7.0
+    assert fuse({"left_hip": prob}, min_object_fraction=0.07).masks["left_hip"].sum() == 7
+
+
+def test_min_object_fraction_scales_with_the_image():
+    small = prob_map(0.9, slice(2, 4), slice(2, 4), shape=(10, 10))  # 4 % of the image
+    large = prob_map(0.9, slice(4, 8), slice(4, 8), shape=(20, 20))  # same share, 16 pixels
+    for prob in (small, large):
+        assert fuse({"left_hip": prob}, min_object_fraction=0.04).masks["left_hip"].any()
+        assert not fuse({"left_hip": prob}, min_object_fraction=0.05).masks["left_hip"].any()
+
+
+@pytest.mark.parametrize("bad_fraction", [-0.1, 1.0, 5, np.nan])
+def test_min_object_fraction_outside_unit_interval_is_rejected(bad_fraction):
+    with pytest.raises(ValueError, match=r"min_object_fraction.*\[0, 1\)"):
+        fuse(overlapping_hips(), min_object_fraction=bad_fraction)
 
 
 def bone_with_holes():

@@ -144,6 +144,6 @@ def test_cli_report_tables_and_plots_any_metrics_csv(tmp_path):
             for k in range(4) for s in ("left_hip", "right_hip") for m in ("model", "otsu")]
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
     assert main(["report", "--eval", str(tmp_path / "m.csv"), "--out", str(tmp_path / "rep")]) == 0
-    text = (tmp_path / "rep" / "metrics.md").read_text()
+    text = (tmp_path / "rep" / "report.md").read_text()
     assert "| otsu | right_hip | 4 | 0.515 ± 0.013 (0.515) |" in text
     assert (tmp_path / "rep" / "metric_boxplots.png").stat().st_size > 10_000
