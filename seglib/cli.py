@@ -90,7 +90,8 @@ def _train(args):
              "base_filters", "dropout", "loss", "seed", "split_file", "val_fraction", "test_fraction", "augment",
              "mirror_flip", "side_aware", "consistency_weight")
     options = {name: getattr(args, name) for name in names}
-    config = profile_config(args.profile, data=str(args.data), structures=tuple(args.structure), **options)
+    # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
+    config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
 
 
@@ -344,6 +345,8 @@ def _add_report(commands):
     p.add_argument("--runs", nargs="+", default=[], type=_named_runs, metavar="NAME=RUN[,RUN...]",
                    help="training run dirs of a method, for the training section")
     p.add_argument("--reference", help="the method the others are measured against (default: the first)")
+    p.add_argument("--no-images", dest="show_images", action="store_false",
+                   help="leave out the figures that show the images (when their licence forbids sharing them)")
     p.add_argument("--out", required=True, type=Path, help="folder for report.md, report.html, tables and figures")
     p.set_defaults(handler=_report)
 
@@ -371,4 +374,4 @@ def _report(args):
         raise ValueError("report: --pred needs --data, the dataset with the ground truth")
     extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
-                       extra_metrics=extra))
+                       extra_metrics=extra, show_images=args.show_images))

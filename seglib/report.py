@@ -61,6 +61,7 @@ def plot_history(runs, out=None) -> Figure:
             ax.set(xlabel="epoch", title=f"{method} {title}".strip())
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
+        loss_ax.set_yscale("log")  # an early validation spike (batch norm warming up) would flatten the rest
         dice_ax.legend(fontsize=8)
     return save(figure, out)
 
@@ -149,6 +150,7 @@ def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> F
             ax.set_yscale("symlog", linthresh=1.0)
             ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=1.0, subs=(1, 2, 5)))
             ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.set_ylim(bottom=0)
         ax.set(title=metric + (" (px, symmetric log scale)" if metric in ("hd95", "hd", "assd") else ""))
         ax.grid(alpha=0.3, axis="y")
     return save(figure, out)

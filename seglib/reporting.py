@@ -28,14 +28,17 @@ FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_me
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
                  runs: dict[str, list[Path]] | None = None, seconds_per_image: dict[str, float] | None = None,
-                 postprocessing: pd.DataFrame | None = None, extra_metrics: pd.DataFrame | None = None) -> Path:
+                 postprocessing: pd.DataFrame | None = None, extra_metrics: pd.DataFrame | None = None,
+                 show_images: bool = True) -> Path:
     """Write OUT/report.md (+ .html, tables, figures) and return its path.
 
     predictions: method -> prediction folder in the dataset layout (needs data_dir);
     reference: the method the others are measured against (default: the first);
     runs: method -> its training run dirs; seconds_per_image: method -> inference time;
     postprocessing: the validation table of seglib.comparison.predict_methods;
-    extra_metrics: rows of metrics CSVs written by `evaluate`, for methods without a folder here."""
+    extra_metrics: rows of metrics CSVs written by `evaluate`, for methods without a folder here;
+    show_images=False leaves out the figures that show the images (samples, overlays, label maps),
+    for data whose licence forbids sharing them."""
     out_dir, predictions, runs = Path(out_dir), predictions or {}, runs or {}
     if predictions and data_dir is None:
         raise ValueError("prediction folders need the dataset (data_dir) with the ground truth")
@@ -46,17 +49,19 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     _write_csv(summarise(table), out_dir / "metrics_summary.csv")
     sections = ["# Segmentation report"]
     if data_dir is not None:
-        sections += _dataset_section(data_dir, runs, out_dir)
+        sections += _dataset_section(data_dir, runs, out_dir, show_images)
     if runs:
         sections += _training_section(runs, out_dir)
     if postprocessing is not None and not postprocessing.empty:
         sections += ["## Post-processing, chosen on the validation split",
                      ("Each step is kept only if it does not lower the mean validation Dice (as nnU-Net decides); "
-                     "one row per option set tried."), markdown_table(_method_first(postprocessing))]
+                     "one row per option set tried."),
+                     markdown_table(_method_first(postprocessing).assign(mean_dice=lambda t: t["mean_dice"].map("{:.4f}".format)))]
     sections += _metrics_section(table, reference, out_dir)
     if predictions:
-        sections += _cases_section(table, predictions, data_dir, reference, out_dir)
-        sections += _fusion_section(predictions, data_dir, reference, out_dir)
+        if show_images:
+            sections += _cases_section(table, predictions, data_dir, reference, out_dir)
+        sections += _fusion_section(predictions, data_dir, reference, out_dir, show_images)
         sections += _laterality_section(predictions, data_dir, out_dir)
     if seconds_per_image:
         timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
@@ -76,7 +81,7 @@ def _metrics(predictions, data_dir, extra_metrics) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _dataset_section(data_dir, runs, out_dir) -> list[str]:
+def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
     data_dir = Path(data_dir)
     records = load_records(data_dir, available_structures(data_dir))
     shapes = pd.DataFrame([read_image(r.image).shape for r in records], columns=["height", "width"])
@@ -90,8 +95,11 @@ def _dataset_section(data_dir, runs, out_dir) -> list[str]:
     if runs:
         split = pd.read_csv(Path(next(iter(runs.values()))[0]) / "split.csv")["split"].value_counts()
         facts["split"] = ", ".join(f"{split[name]} {name}" for name in ("train", "val", "test", "unused") if name in split)
-    figures.show_samples(data_dir, available_structures(data_dir), n=4, out=out_dir / "samples.png")
-    return [f"## Dataset `{data_dir.name}`", markdown_table(pd.DataFrame([facts])), "![samples](samples.png)"]
+    sections = [f"## Dataset `{data_dir.name}`", markdown_table(pd.DataFrame([facts]))]
+    if show_images:
+        figures.show_samples(data_dir, available_structures(data_dir), n=4, out=out_dir / "samples.png")
+        sections.append("![samples](samples.png)")
+    return sections
 
 
 def _training_section(runs, out_dir) -> list[str]:
@@ -119,7 +127,7 @@ def _metrics_section(table, reference, out_dir) -> list[str]:
                      markdown_table(metric_table(table, metrics=("hd95_mm", "hd_mm", "assd_mm")))]
     sections += ["![box plots of Dice and HD95 per method and structure](metric_boxplots.png)"]
     if not margins.empty:
-        sections += [f"## How much {reference} beats each other method",
+        sections += [f"## {reference} against each other method, paired per image",
                      ("Paired over the test images: mean ± std of the per-image gain (Dice: ours − theirs; "
                      "HD95: theirs − ours, px; positive = ours better), images where ours is better, and the "
                      "two-sided Wilcoxon signed-rank p-value."), markdown_table(_margin_text(margins))]
@@ -131,7 +139,8 @@ def _margin_text(margins: pd.DataFrame) -> pd.DataFrame:
     for _, m in margins.iterrows():
         row = {"method": m["method"], "structure": m["structure"]}
         for metric in ("dice", "hd95"):
-            row[f"{metric} gain"] = f"{m[f'{metric}_gain_mean']:+.3f} ± {m[f'{metric}_gain_std']:.3f}"
+            digits = 4 if metric == "dice" else 2  # deep models differ in the third decimal of Dice
+            row[f"{metric} gain"] = f"{m[f'{metric}_gain_mean']:+.{digits}f} ± {m[f'{metric}_gain_std']:.{digits}f}"
             row[f"{metric}: ours better"] = f"{m[f'{metric}_better']}/{m[f'n_{metric}']}"
             row[f"{metric} p"] = f"{m[f'{metric}_wilcoxon_p']:.2g}"
         rows.append(row)
@@ -145,7 +154,7 @@ def _cases_section(table, predictions, data_dir, reference, out_dir) -> list[str
             "![ground truth and each method's masks on the best, median and worst image](best_median_worst.png)"]
 
 
-def _fusion_section(predictions, data_dir, reference, out_dir) -> list[str]:
+def _fusion_section(predictions, data_dir, reference, out_dir, show_images: bool) -> list[str]:
     fused = {name: Path(folder) for name, folder in predictions.items() if (Path(folder) / "contested.csv").is_file()}
     if not fused:
         return []
@@ -155,12 +164,15 @@ def _fusion_section(predictions, data_dir, reference, out_dir) -> list[str]:
     sections = ["## Fused label maps and contested pixels",
                 ("Contested pixels were claimed by two models (probability ≥ threshold) before fusion decided; "
                 "per test image:"), markdown_table(summary)]
-    if reference in fused:
+    if reference in fused and show_images:
         folder = fused[reference]
-        worst = counts[counts["method"] == reference].nlargest(3, "contested_pixels")["id"]
+        ours = counts[counts["method"] == reference]
+        worst = ours.nlargest(3, "contested_pixels")["id"]
         figures.show_contested(folder, Path(data_dir) / "images", list(worst), out=out_dir / "fused_label_maps.png")
-        sections.append(f"![{reference}'s fused label maps, contested pixels outlined in white; the three images "
-                        "with the most contested pixels](fused_label_maps.png)")
+        which = ("the three images with the most contested pixels" if ours["contested_pixels"].any()
+                 else "no pixel was contested on any test image, so these are the first three")
+        sections.append(f"![{reference}'s fused label maps, contested pixels outlined in white; {which}]"
+                        "(fused_label_maps.png)")
     return sections
 
 

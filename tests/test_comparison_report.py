@@ -114,7 +114,7 @@ def test_report_has_every_section_table_and_figure(compared, phantom_dataset, tm
                           seconds_per_image=methods.seconds_per_image, postprocessing=methods.postprocessing)
     text = report.read_text()
     for heading in ("## Dataset `pelvis", "## Training", "## Post-processing", "## Test metrics",
-                    "## How much U-Net beats each other method", "## Best, median and worst",
+                    "## U-Net against each other method, paired per image", "## Best, median and worst",
                     "## Fused label maps and contested pixels", "## Left/right confusion", "## Inference time"):
         assert heading in text
     for name in FIGURES:
@@ -134,12 +134,22 @@ def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_
     preds = [f"{name}={folder}" for name, folder in methods.folders.items()]
     assert main(["report", "--pred", *preds, "--data", str(phantom_dataset), "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "report.md").read_text()
-    assert "## How much U-Net beats each other method" in text and "best_median_worst.png" in text
+    assert "## U-Net against each other method, paired per image" in text and "best_median_worst.png" in text
     assert "## Training" not in text  # no runs given: no training section
     assert main(["report", "--eval", str(tmp_path / "rep" / "metrics.csv"), "--reference", "otsu",
                  "--out", str(tmp_path / "csv")]) == 0
-    assert "## How much otsu beats each other method" in (tmp_path / "csv" / "report.md").read_text()
+    assert "## otsu against each other method, paired per image" in (tmp_path / "csv" / "report.md").read_text()
     assert main(["report", "--pred", *preds, "--out", str(tmp_path / "bad")]) == 2
     assert "--pred needs --data" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--pred", "no-equals-sign", "--out", str(tmp_path / "bad")])
+
+
+def test_report_without_images_shows_no_picture_of_the_data(compared, phantom_dataset, tmp_path):
+    _, methods = compared
+    preds = [f"{name}={folder}" for name, folder in methods.folders.items()]
+    assert main(["report", "--pred", *preds, "--data", str(phantom_dataset), "--no-images",
+                 "--out", str(tmp_path / "rep")]) == 0
+    written = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert not written & {"samples.png", "best_median_worst.png", "fused_label_maps.png"}
+    assert "metric_boxplots.png" in written and "## Test metrics" in (tmp_path / "rep" / "report.md").read_text()
