@@ -38,7 +38,7 @@ from skimage import exposure, filters, morphology, segmentation, transform
 
 from seglib.datasets import list_images
 from seglib.fusion import keep_largest_component
-from seglib.io import DataError, atomic_directory, read_image, write_png
+from seglib.io import DataError, output_directory, read_image, write_png
 from seglib.midline import estimate_midline, side_channel
 from seglib.symmetry import patient_side
 
@@ -100,15 +100,15 @@ BASELINES: dict[str, Callable[..., dict[str, np.ndarray]]] = {
 
 
 def predict_baseline_folder(name: str, images_dir: str | Path, out_dir: str | Path, structures,
-                            ids=None, polarity: str | None = None) -> Path:
+                            ids=None, polarity: str | None = None, force: bool = False) -> Path:
     """Run baseline `name` on every image of `images_dir` (or only `ids`) and write
     OUT/masks/<structure>/<id>.png (0/255), the layout seglib.evaluation.evaluate_folder reads.
-    OUT must be empty or absent; it appears only when every image is done. `polarity` as in
-    otsu_baseline."""
+    OUT must be empty or absent unless `force`; it appears only when every image is done.
+    `polarity` as in otsu_baseline."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     images = _selected_images(images_dir, ids)
-    with atomic_directory(out_dir) as staging:
+    with output_directory(out_dir, force=force) as staging:
         for image_id, path in images.items():
             masks = BASELINES[name](read_image(path), structures, polarity=polarity)
             for structure, mask in masks.items():

@@ -211,7 +211,7 @@ def _add_demo(commands):
     p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
                    help="run only these (e.g. 03 to rebuild the report from existing runs)")
     p.add_argument("--train-contemporary", action="store_true",
-                   help="notebook 03 trains the residual and attention U-Nets it lacks (~17 min at demo on 2 CPU cores)")
+                   help="notebook 03 trains the residual and attention U-Nets it lacks (~20 min at demo on 2 CPU cores)")
     p.set_defaults(handler=_demo)
 
 
@@ -372,6 +372,11 @@ def _report(args):
         raise ValueError("report: give prediction folders (--pred NAME=DIR --data DATASET) or metrics CSVs (--eval)")
     if args.pred and args.data is None:
         raise ValueError("report: --pred needs --data, the dataset with the ground truth")
+    for option, pairs in (("--pred", args.pred), ("--runs", args.runs)):
+        names = [name for name, _ in pairs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:  # a dict would silently keep only the last one
+            raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
     extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
                        extra_metrics=extra, show_images=args.show_images))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +46,21 @@ def variant_config(reference_run: str | Path, architecture: str) -> RunConfig:
 
 
 def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
-    """True if run_dir is a finished run trained like reference_run apart from the architecture
-    (a U-Net retrained with another budget makes an older variant an unfair comparison)."""
-    run_dir = Path(run_dir)
+    """True if run_dir is a finished run trained like reference_run apart from the architecture:
+    same options and the very same split (a U-Net retrained with another budget or split makes an
+    older variant an unfair comparison, or one that trained on the U-Net's test images)."""
+    run_dir, reference_run = Path(run_dir), Path(reference_run)
     if not (run_dir / "summary.json").is_file():  # written last, when training finished
         return False
-    trained, reference = RunConfig.load(run_dir / "config.json"), RunConfig.load(Path(reference_run) / "config.json")
-    return all(getattr(trained, f.name) == getattr(reference, f.name)
-               for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
+    trained, reference = RunConfig.load(run_dir / "config.json"), RunConfig.load(reference_run / "config.json")
+    same_options = all(getattr(trained, f.name) == getattr(reference, f.name)
+                       for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
+    return same_options and _split(run_dir) == _split(reference_run)
+
+
+def _split(run_dir: Path) -> dict[str, str]:
+    table = pd.read_csv(run_dir / "split.csv", dtype=str)
+    return dict(zip(table["id"], table["split"]))
 
 
 def contemporary_runs(reference_runs, architectures, runs_root, train_missing: bool = False,
@@ -98,6 +104,7 @@ def predict_methods(data_dir, runs: dict[str, list[Path]], baselines, out_root, 
     fusion = {"strategy": strategy, "threshold": threshold,
               "priority": structures if strategy == "priority" else None}
     folders, seconds, tried = {}, {}, []
+    # Prediction folders are derived outputs, regenerated on every run (force=True).
     for name, run_dirs in runs.items():
         options, table = select_postprocessing(run_dirs, data_dir, subset="val", tta=tta, **fusion)
         tried.append(table.assign(method=name))
@@ -105,15 +112,23 @@ def predict_methods(data_dir, runs: dict[str, list[Path]], baselines, out_root, 
         folders[name] = fuse_folder(run_dirs, data_dir / "images", out_root / f"{_slug(name)}_{subset}", tta=tta,
                                     subset=subset, force=True, **fusion, **options)
         seconds[name] = (time.perf_counter() - started) / len(ids)
+        _check_same_images(folders[name], structures, ids, name)
     for name in baselines:
-        out = out_root / f"baseline_{_slug(name)}_{subset}"
-        if out.exists():  # a derived output, regenerated on every run like the fused predictions
-            shutil.rmtree(out)
         started = time.perf_counter()
-        folders[name] = predict_baseline_folder(name, data_dir / "images", out, structures, ids=ids)
+        folders[name] = predict_baseline_folder(name, data_dir / "images", out_root / f"baseline_{_slug(name)}_{subset}",
+                                                structures, ids=ids, force=True)
         seconds[name] = (time.perf_counter() - started) / len(ids)
     postprocessing = pd.concat(tried, ignore_index=True) if tried else pd.DataFrame()
     return MethodPredictions(folders, seconds, postprocessing)
+
+
+def _check_same_images(folder: Path, structures, ids, name: str) -> None:
+    # Each run set predicts the test split of its own split.csv; a comparison needs one test set.
+    for structure in structures:
+        predicted = sorted(p.stem for p in (folder / "masks" / structure).glob("*.png"))
+        if predicted != sorted(ids):
+            raise ValueError(f"{name}: {folder / 'masks' / structure} holds {len(predicted)} images, not the "
+                             f"{len(ids)} of the first method's split; its runs were trained on another split")
 
 
 def _slug(name: str) -> str:

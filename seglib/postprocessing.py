@@ -1,5 +1,5 @@
 """Choose the fusion post-processing on the validation split, the way nnU-Net does: a step is
-kept only if it does not lower the mean validation Dice. A step that helps on phantoms (one
+kept only if it raises the mean validation Dice (over all structures; nnU-Net also decides per class). A step that helps on phantoms (one
 connected bone) can hurt on real data (a lung split by a catheter shadow), so it is measured,
 not assumed.
 
@@ -59,17 +59,21 @@ def choose_postprocessing(cases, **fusion) -> tuple[dict, pd.DataFrame]:
     ``fuse()`` options (strategy, threshold, priority) that stay fixed.
 
     Returns the ``fuse()`` options of the chosen steps and a table with one row per step set
-    tried (first row: all off): a boolean column per step and ``mean_dice``.
+    tried (first row: all off): a boolean column per step, ``mean_dice`` and ``chosen``.
     """
     steps = {step: False for step in STEPS}
     tried = [_scored(steps, cases, fusion)]
-    best = tried[0]["mean_dice"]
-    for step in STEPS:  # greedy, in a fixed order, as nnU-Net
+    best, chosen = tried[0]["mean_dice"], 0
+    for step in STEPS:  # greedy, in a fixed order
         candidate = {**steps, step: True}
         tried.append(_scored(candidate, cases, fusion))
-        if tried[-1]["mean_dice"] >= best:  # kept unless it lowers Dice (ties keep it)
-            steps, best = candidate, tried[-1]["mean_dice"]
-    return fuse_options(steps), pd.DataFrame(tried)
+        # Kept only if it measurably helps, as nnU-Net decides: a step without effect on the
+        # validation images is not applied blindly to the test images.
+        if tried[-1]["mean_dice"] > best:
+            steps, best, chosen = candidate, tried[-1]["mean_dice"], len(tried) - 1
+    table = pd.DataFrame(tried)
+    table["chosen"] = table.index == chosen
+    return fuse_options(steps), table
 
 
 def _scored(steps: dict[str, bool], cases, fusion: dict) -> dict:

@@ -113,7 +113,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
                 force: bool = False, **fuse_options) -> Path:
     """Predict with per-structure runs and fuse into OUT/labels/<id>.png (+ labels.json),
     OUT/masks/<structure>/<id>.png and OUT/probabilities/...; OUT/contested.csv counts the
-    pixels that two models claimed, per image."""
+    pixels that two models claimed, per image; OUT/fusion.json records the fusion options."""
     predictor = Predictor(run_dirs)
     if tta:
         predictor.tta_partners()
@@ -130,5 +130,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probabilities[structure])
             contested.append({"id": image_id, "contested_pixels": int(fused.contested.sum())})
         write_text(staging / "labels.json", json.dumps(labels, indent=2))
+        # how these labels were made, so a report can redraw contested pixels at the same threshold
+        write_text(staging / "fusion.json", json.dumps({"tta": tta, **fuse_options}, indent=2))
         pd.DataFrame(contested).to_csv(staging / "contested.csv", index=False)
     return Path(out_dir)

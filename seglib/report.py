@@ -117,10 +117,12 @@ def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None =
     return save(figure, out)
 
 
-def show_contested(pred_dir, images_dir, ids, out=None, threshold: float = 0.5) -> Figure:
+def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
     """The fused label map over its image, with the pixels both models claimed outlined in white."""
     pred_dir = Path(pred_dir)
     labels = json.loads((pred_dir / "labels.json").read_text())
+    fusion = pred_dir / "fusion.json"
+    threshold = json.loads(fusion.read_text()).get("threshold", 0.5) if fusion.is_file() else 0.5  # fuse's default
     figure = Figure(figsize=(3 * len(ids), 3), layout="constrained")
     for ax, image_id in zip(figure.subplots(1, len(ids), squeeze=False)[0], ids):
         label_map = read_image(pred_dir / "labels" / f"{image_id}.png")

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from seglib import report as figures
@@ -21,9 +22,10 @@ from seglib.evaluation import evaluate_folder, margins_over, summarise
 from seglib.io import read_image, write_text
 from seglib.report import markdown_table, metric_table
 
-# The figures a full report links, in the order it shows them.
+# The figures a full report links, in the order it shows them, and the tables beside them.
 FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_median_worst.png",
            "fused_label_maps.png")
+TABLES = ("metrics.csv", "metrics_summary.csv", "margins.csv", "laterality.csv", "contested.csv")
 
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
@@ -43,8 +45,8 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     if predictions and data_dir is None:
         raise ValueError("prediction folders need the dataset (data_dir) with the ground truth")
     table = _metrics(predictions, data_dir, extra_metrics)
-    reference = reference or table["method"].iloc[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    reference = _validated_reference(reference, table, runs)
+    _clear_previous_report(out_dir)
     _write_csv(table, out_dir / "metrics.csv")
     _write_csv(summarise(table), out_dir / "metrics_summary.csv")
     sections = ["# Segmentation report"]
@@ -53,10 +55,7 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     if runs:
         sections += _training_section(runs, out_dir)
     if postprocessing is not None and not postprocessing.empty:
-        sections += ["## Post-processing, chosen on the validation split",
-                     ("Each step is kept only if it does not lower the mean validation Dice (as nnU-Net decides); "
-                     "one row per option set tried."),
-                     markdown_table(_method_first(postprocessing).assign(mean_dice=lambda t: t["mean_dice"].map("{:.4f}".format)))]
+        sections += _postprocessing_section(postprocessing)
     sections += _metrics_section(table, reference, out_dir)
     if predictions:
         if show_images:
@@ -64,12 +63,42 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
         sections += _fusion_section(predictions, data_dir, reference, out_dir, show_images)
         sections += _laterality_section(predictions, data_dir, out_dir)
     if seconds_per_image:
-        timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
-        sections += [(f"## Inference time per image ({os.cpu_count()} CPU cores; deep methods include loading "
-                     "their models once)"), markdown_table(timing)]
+        sections += _timing_section(seconds_per_image)
     text = "\n\n".join(sections) + "\n"
     write_html(text, out_dir, out_dir / "report.html")
     return write_text(out_dir / "report.md", text, overwrite=True)
+
+
+def _validated_reference(reference, table: pd.DataFrame, runs) -> str:
+    # Checked before anything is written, so a typo never leaves a half-updated report folder.
+    methods = list(table["method"].unique())
+    reference = reference or methods[0]
+    unknown = [name for name in (reference, *runs) if name not in methods]
+    if unknown:
+        raise ValueError(f"no metrics for method {unknown[0]!r}; the methods are {', '.join(methods)}")
+    return reference
+
+
+def _clear_previous_report(out_dir: Path) -> None:
+    """Remove what an earlier report left here, so no stale table or figure (say, images of
+    licensed data from a run with images) survives into this one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*FIGURES, *TABLES, "report.md", "report.html"):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _postprocessing_section(postprocessing: pd.DataFrame) -> list[str]:
+    shown = _method_first(postprocessing).assign(mean_dice=lambda t: t["mean_dice"].map("{:.4f}".format))
+    return ["## Post-processing, chosen on the validation split",
+            ("Steps are tried greedily in this order; each is kept only if it raises the mean validation Dice "
+             "(as nnU-Net decides). One row per step set tried; `chosen` marks the set used on the test images."),
+            markdown_table(shown)]
+
+
+def _timing_section(seconds_per_image: dict[str, float]) -> list[str]:
+    timing = pd.DataFrame({"method": list(seconds_per_image), "seconds per image": list(seconds_per_image.values())})
+    return [(f"## Inference time per image ({os.cpu_count()} CPU cores; deep methods include loading their models "
+             "once and writing probability maps)"), markdown_table(timing)]
 
 
 def _metrics(predictions, data_dir, extra_metrics) -> pd.DataFrame:
@@ -108,8 +137,9 @@ def _training_section(runs, out_dir) -> list[str]:
     rows = [{"method": method, "run": Path(run).name, **json.loads((Path(run) / "summary.json").read_text())}
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
-    return ["## Training", ("Every deep method was trained on the same split with the same budget and options; "
-            "only the architecture differs."), markdown_table(pd.DataFrame(rows)),
+    return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "
+            "the U-Net: same data, split, budget, seed and options; only the architecture differs)."),
+            markdown_table(pd.DataFrame(rows)),
             "![training curves: loss and Dice per epoch, training dashed, validation solid](training_curves.png)"]
 
 
@@ -119,8 +149,8 @@ def _metrics_section(table, reference, out_dir) -> list[str]:
     figures.metric_boxplot(table, out=out_dir / "metric_boxplots.png")
     has_mm = any(column.endswith("_mm") for column in table.columns)
     sections = ["## Test metrics: mean ± std (median)",
-                ("Distances in pixels of the original images (HD95 and ASSD as medpy computes them; "
-                "`undefined` counts images where exactly one mask was empty)."),
+                ("Distances in pixels of the original images (HD95 and ASSD as medpy computes them); surface Dice "
+                 "at a tolerance of 1 px; `undefined` counts images where exactly one mask was empty."),
                 markdown_table(metric_table(table))]
     if has_mm:
         sections += ["Distances in mm (images with a known pixel spacing):",
@@ -129,8 +159,13 @@ def _metrics_section(table, reference, out_dir) -> list[str]:
     if not margins.empty:
         sections += [f"## {reference} against each other method, paired per image",
                      ("Paired over the test images: mean ± std of the per-image gain (Dice: ours − theirs; "
-                     "HD95: theirs − ours, px; positive = ours better), images where ours is better, and the "
-                     "two-sided Wilcoxon signed-rank p-value."), markdown_table(_margin_text(margins))]
+                      "HD95: theirs − ours, px; positive = ours better), images where ours is better, and the "
+                      "two-sided Wilcoxon signed-rank p-value (`tie`: every image equal). An image where either HD95 "
+                      "is undefined (an empty mask) is left out of the HD95 columns, so count the failures in the "
+                      "metric table. Each method was trained once (one seed) and the p-values, uncorrected for "
+                      "the number of comparisons, treat the test images as the sample: read them as a guide to "
+                      "how consistent a difference is across images, not to how it would vary between trainings."),
+                     markdown_table(_margin_text(margins))]
     return sections
 
 
@@ -142,7 +177,8 @@ def _margin_text(margins: pd.DataFrame) -> pd.DataFrame:
             digits = 4 if metric == "dice" else 2  # deep models differ in the third decimal of Dice
             row[f"{metric} gain"] = f"{m[f'{metric}_gain_mean']:+.{digits}f} ± {m[f'{metric}_gain_std']:.{digits}f}"
             row[f"{metric}: ours better"] = f"{m[f'{metric}_better']}/{m[f'n_{metric}']}"
-            row[f"{metric} p"] = f"{m[f'{metric}_wilcoxon_p']:.2g}"
+            p_value = m[f"{metric}_wilcoxon_p"]
+            row[f"{metric} p"] = "tie" if np.isnan(p_value) else f"{p_value:.2g}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -188,11 +224,29 @@ def _laterality_section(predictions, data_dir, out_dir) -> list[str]:
     if not tables:
         return []
     table = pd.concat(tables, ignore_index=True)
-    _write_csv(table, out_dir / "laterality.csv")
+    truth = _truth_laterality(data_dir, table)
+    table = pd.concat([truth, table], ignore_index=True) if truth is not None else table
+    _write_csv(_method_first(table), out_dir / "laterality.csv")
     summary = table.groupby(["method", "structure"], sort=False)[["wrong_side_fraction", "in_partner_fraction"]]
-    return ["## Left/right confusion", ("Fraction of a structure's predicted pixels on the wrong side of the midline, "
-            "and inside the partner's ground truth: mean (max) over the test images; per image in laterality.csv."),
+    return ["## Left/right confusion",
+            ("Fraction of a structure's predicted pixels on the wrong side of the midline, and inside the partner's "
+             "ground truth: mean (max) over the test images; per image in laterality.csv. The midline is the "
+             "manifest's where it gives one, else estimated from the image. The `ground truth` row measures that "
+             "midline: where the true masks cross it, a method's wrong-side pixels are not confusion. The "
+             "classical baselines split their mask at the estimated midline, so on an estimated midline they "
+             "cannot be on its wrong side."),
             markdown_table(summary.agg(lambda v: f"{v.mean():.4f} ({v.max():.4f})").reset_index())]
+
+
+def _truth_laterality(data_dir, predicted: pd.DataFrame) -> pd.DataFrame | None:
+    """The same measure on the true masks of the predicted images (None for label-value datasets)."""
+    from seglib.laterality import laterality_table
+
+    structures = list(predicted["structure"].unique())
+    if not all((Path(data_dir) / "masks" / s).is_dir() for s in structures):
+        return None
+    truth = laterality_table(data_dir, data_dir, structures).assign(method="ground truth")
+    return truth[truth["id"].isin(set(predicted["id"]))]
 
 
 def _method_first(frame: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,19 @@ def test_identical_methods_have_zero_margin_and_no_p_value():
         margins_over(table, "nobody")
 
 
+def test_margins_refuse_ambiguous_tables_and_keep_the_sign_of_mm_distances():
+    rows = [{"id": f"i{k}", "structure": "s", "method": m, "dice": 0.5, "hd95_mm": d}
+            for k in range(3) for m, d in (("ours", 1.0), ("theirs", 3.0))]
+    margin = margins_over(pd.DataFrame(rows), "ours", metrics=("hd95_mm",)).iloc[0]
+    assert margin["hd95_mm_gain_mean"] == 2.0  # a smaller distance is better, in mm too
+    twice = pd.DataFrame(rows + rows[:1])  # two metrics CSVs under one method name
+    with pytest.raises(ValueError, match="method 'ours' has 2 repeated rows"):
+        margins_over(twice, "ours")
+    other_structure = pd.DataFrame(rows[:1] + [{**rows[1], "structure": "t"}])
+    with pytest.raises(ValueError, match="method 'theirs' has no s rows"):
+        margins_over(other_structure, "ours")
+
+
 def test_html_report_is_self_contained(tmp_path):
     from seglib.report import save
     from matplotlib.figure import Figure
@@ -93,6 +106,14 @@ def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared
     (stale / "summary.json").write_text("{}")
     assert contemporary_runs([unet], ["resunet"], tmp_path, train_missing=False) == {}
     assert "residual U-Net left out" in capsys.readouterr().out
+    # same options, but another split: it may have trained on the U-Net's test images
+    (stale / "config.json").write_text(json.dumps({**json.loads(config.to_json()), "architecture": "resunet"}))
+    split = pd.read_csv(unet / "split.csv")
+    split["split"] = split["split"].iloc[::-1].to_numpy()
+    split.to_csv(stale / "split.csv", index=False)
+    assert not matches_reference(stale, unet)
+    (stale / "split.csv").write_text((unet / "split.csv").read_text())
+    assert matches_reference(stale, unet)
     with pytest.raises(ValueError, match="unknown architecture 'transformer'"):
         contemporary_runs([unet], ["transformer"], tmp_path)
 
@@ -127,6 +148,10 @@ def test_report_has_every_section_table_and_figure(compared, phantom_dataset, tm
     assert "residual U-Net | left_hip |" in text  # in the metric table, the margins and the timing
     html = (tmp_path / "rep" / "report.html").read_text()
     assert len(re.findall(r'src="data:image/png;base64,', html)) == len(FIGURES)
+    laterality = pd.read_csv(tmp_path / "rep" / "laterality.csv")
+    assert laterality["method"].iloc[0] == "ground truth"  # the midline's own error, beside the methods'
+    assert set(laterality["id"]) == set(metrics["id"])
+    assert methods.postprocessing.groupby("method")["chosen"].sum().eq(1).all()  # one step set used per method
 
 
 def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_dataset, tmp_path, capsys):
@@ -141,6 +166,13 @@ def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_
     assert "## otsu against each other method, paired per image" in (tmp_path / "csv" / "report.md").read_text()
     assert main(["report", "--pred", *preds, "--out", str(tmp_path / "bad")]) == 2
     assert "--pred needs --data" in capsys.readouterr().err
+    assert main(["report", "--pred", preds[0], preds[0], "--data", str(phantom_dataset),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--pred names method 'U-Net' twice" in capsys.readouterr().err
+    assert main(["report", "--pred", preds[0], "--data", str(phantom_dataset), "--reference", "nobody",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "no metrics for method 'nobody'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
     with pytest.raises(SystemExit):
         main(["report", "--pred", "no-equals-sign", "--out", str(tmp_path / "bad")])
 
@@ -148,8 +180,9 @@ def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_
 def test_report_without_images_shows_no_picture_of_the_data(compared, phantom_dataset, tmp_path):
     _, methods = compared
     preds = [f"{name}={folder}" for name, folder in methods.folders.items()]
-    assert main(["report", "--pred", *preds, "--data", str(phantom_dataset), "--no-images",
-                 "--out", str(tmp_path / "rep")]) == 0
+    args = ["report", "--pred", *preds, "--data", str(phantom_dataset), "--out", str(tmp_path / "rep")]
+    assert main(args) == 0 and (tmp_path / "rep" / "samples.png").exists()
+    assert main([*args, "--no-images"]) == 0  # the same folder again: no image may survive from the first run
     written = {p.name for p in (tmp_path / "rep").iterdir()}
     assert not written & {"samples.png", "best_median_worst.png", "fused_label_maps.png"}
     assert "metric_boxplots.png" in written and "## Test metrics" in (tmp_path / "rep" / "report.md").read_text()
