@@ -20,7 +20,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 demo: setup
 	$(PY) -m seglib demo --profile $(or $(PROFILE),demo)
 
-# Notebook 03 again, after training the residual and attention U-Nets it compares with (~20 min at demo).
+# Notebook 03 again, after training the residual and attention U-Nets it compares with (~25 min at demo).
 compare: setup
 	$(PY) -m seglib demo --profile $(or $(PROFILE),demo) --notebooks 03 --train-contemporary
 

@@ -211,7 +211,7 @@ def _add_demo(commands):
     p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
                    help="run only these (e.g. 03 to rebuild the report from existing runs)")
     p.add_argument("--train-contemporary", action="store_true",
-                   help="notebook 03 trains the residual and attention U-Nets it lacks (~20 min at demo on 2 CPU cores)")
+                   help="notebook 03 trains the residual and attention U-Nets it lacks (~25 min at demo on 2 CPU cores)")
     p.set_defaults(handler=_demo)
 
 

@@ -147,13 +147,14 @@ def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> F
             box.set_alpha(0.6)
         ax.set_xticks(range(1, len(groups) + 1), [f"{m}\n{s}" for (m, s), _ in groups], rotation=35, ha="right",
                       fontsize=8)
-        if metric in ("hd95", "hd", "assd"):
+        distance = metric in ("hd95", "hd", "assd")
+        if distance:
             # baselines miss by tens of pixels, models by about one: a linear axis would hide one of them
             ax.set_yscale("symlog", linthresh=1.0)
             ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=1.0, subs=(1, 2, 5)))
             ax.yaxis.set_major_formatter(ScalarFormatter())
             ax.set_ylim(bottom=0)
-        ax.set(title=metric + (" (px, symmetric log scale)" if metric in ("hd95", "hd", "assd") else ""))
+        ax.set(title=metric + (" (px, symmetric log scale)" if distance else ""))
         ax.grid(alpha=0.3, axis="y")
     return save(figure, out)
 

@@ -9,6 +9,7 @@ section; metrics CSVs alone (`extra_metrics`) give the metric tables and box plo
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -111,12 +112,12 @@ def _metrics(predictions, data_dir, extra_metrics) -> pd.DataFrame:
 
 
 def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
-    data_dir = Path(data_dir)
-    records = load_records(data_dir, available_structures(data_dir))
+    data_dir, structures = Path(data_dir), available_structures(data_dir)
+    records = load_records(data_dir, structures)
     shapes = pd.DataFrame([read_image(r.image).shape for r in records], columns=["height", "width"])
     spacing = [r.pixel_spacing_mm for r in records if r.pixel_spacing_mm is not None]
     facts = {
-        "images": len(records), "structures": ", ".join(available_structures(data_dir)),
+        "images": len(records), "structures": ", ".join(structures),
         "height (px)": f"{shapes['height'].min()}–{shapes['height'].max()}",
         "width (px)": f"{shapes['width'].min()}–{shapes['width'].max()}",
         "pixel spacing known": f"{len(spacing)} of {len(records)} images",
@@ -126,14 +127,12 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
         facts["split"] = ", ".join(f"{split[name]} {name}" for name in ("train", "val", "test", "unused") if name in split)
     sections = [f"## Dataset `{data_dir.name}`", markdown_table(pd.DataFrame([facts]))]
     if show_images:
-        figures.show_samples(data_dir, available_structures(data_dir), n=4, out=out_dir / "samples.png")
+        figures.show_samples(data_dir, structures, n=4, out=out_dir / "samples.png")
         sections.append("![samples](samples.png)")
     return sections
 
 
 def _training_section(runs, out_dir) -> list[str]:
-    import json
-
     rows = [{"method": method, "run": Path(run).name, **json.loads((Path(run) / "summary.json").read_text())}
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
@@ -198,8 +197,8 @@ def _fusion_section(predictions, data_dir, reference, out_dir, show_images: bool
     _write_csv(_method_first(counts), out_dir / "contested.csv")
     summary = counts.groupby("method", sort=False)["contested_pixels"].agg(["mean", "max"]).reset_index()
     sections = ["## Fused label maps and contested pixels",
-                ("Contested pixels were claimed by two models (probability ≥ threshold) before fusion decided; "
-                "per test image:"), markdown_table(summary)]
+                ("Contested pixels were claimed by two models (probability ≥ threshold) before fusion decided: "
+                 "mean and max per test image (per image in contested.csv)."), markdown_table(summary)]
     if reference in fused and show_images:
         folder = fused[reference]
         ours = counts[counts["method"] == reference]
