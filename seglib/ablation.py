@@ -18,12 +18,9 @@ from matplotlib.figure import Figure
 
 from seglib.config import RunConfig, profile_config
 from seglib.datasets import load_records, split_records, write_split
-from seglib.evaluation import evaluate_folder
 from seglib.io import write_text
 from seglib.plots import structure_color
-from seglib.predict import fuse_folder
 from seglib.report import markdown_table, save
-from seglib.train import train
 
 # name -> (config changes, one model for both partners?, flip TTA at test time?)
 CONFIGURATIONS = {
@@ -66,6 +63,11 @@ def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fra
 
 
 def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -> list[dict]:
+    # Imported here: the CLI reads CONFIGURATIONS to build `--help`, which should not load TensorFlow.
+    from seglib.evaluation import evaluate_folder
+    from seglib.predict import fuse_folder
+    from seglib.train import train
+
     changes, joint, tta = CONFIGURATIONS[name]
     # Configurations that train alike (e.g. with and without TTA) share their runs.
     run_root = fraction_dir / ("runs_" + "_".join(f"{k}-{v}" for k, v in sorted(changes.items())))

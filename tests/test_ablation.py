@@ -22,3 +22,13 @@ def test_ablation_writes_table_markdown_and_chart(phantom_dataset, tmp_path):
     assert pd.read_csv(tmp_path / "out" / "ablation.csv").shape[0] == len(table)
     assert "mirror+tta+consistency" in (tmp_path / "out" / "ablation.md").read_text()
     assert (tmp_path / "out" / "ablation.png").stat().st_size > 10_000
+
+
+def test_command_line_help_does_not_load_tensorflow():
+    # `--help` on any command builds the whole parser; it should answer in about a second, not four.
+    import subprocess
+    import sys
+
+    code = "import sys; from seglib.cli import _parser; _parser(); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
