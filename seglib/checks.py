@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.datasets import SPLITS, read_label_values
+from seglib.datasets import SPLITS, positive_mm, read_label_values
 from seglib.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
 from seglib.symmetry import partner_of
 
@@ -249,7 +249,7 @@ class _Checker:
         for column, value in row.items():
             if PATH_COLUMN.search(column) and value and not self.inside(value):
                 self.error(path, f"{where}: {column} {value!r} leads outside the dataset folder")
-            if column.startswith("pixel_spacing") and value and not _positive_number(value):
+            if column.startswith("pixel_spacing") and value and positive_mm(value) is None:
                 self.error(path, f"{where}: {column} {value!r} is not a positive number")
         if row.get("split") and row["split"] not in SPLITS:
             self.error(path, f"{where}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
@@ -263,11 +263,3 @@ class _Checker:
 def _without_path(error: DataError, path: Path) -> str:
     """A DataError's message without its leading 'path: ' (the Problem carries the path)."""
     return str(error).removeprefix(f"{path}: ")
-
-
-def _positive_number(text: str) -> bool:
-    try:
-        number = float(text)
-    except ValueError:
-        return False
-    return bool(np.isfinite(number)) and number > 0  # "inf" parses as a float but is no spacing

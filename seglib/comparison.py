@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from seglib.config import RunConfig
+from seglib.datasets import read_split
 
 OURS = "U-Net"
 VARIANTS = {"resunet": "residual U-Net", "attention_unet": "attention U-Net"}
@@ -55,12 +56,7 @@ def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
     trained, reference = RunConfig.load(run_dir / "config.json"), RunConfig.load(reference_run / "config.json")
     same_options = all(getattr(trained, f.name) == getattr(reference, f.name)
                        for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
-    return same_options and _split(run_dir) == _split(reference_run)
-
-
-def _split(run_dir: Path) -> dict[str, str]:
-    table = pd.read_csv(run_dir / "split.csv", dtype=str)
-    return dict(zip(table["id"], table["split"]))
+    return same_options and read_split(run_dir / "split.csv") == read_split(reference_run / "split.csv")
 
 
 def contemporary_runs(reference_runs, architectures, runs_root, train_missing: bool = False,

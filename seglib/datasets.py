@@ -155,13 +155,20 @@ def _spacing(row, manifest: Path) -> tuple[float, float] | None:
 
 def _millimetres(row, column: str, manifest: Path) -> float:
     value = _manifest_value(row, column)
-    try:
-        mm = float(value)
-    except ValueError:
-        mm = math.nan
-    if not (math.isfinite(mm) and mm > 0):  # a zero, negative or infinite spacing would make every mm metric wrong
+    mm = positive_mm(value)
+    if mm is None:
         raise DataError(f"{manifest}: {column} {value!r} of id {row['id']!r} is not a positive number")
     return mm
+
+
+def positive_mm(text) -> float | None:
+    """A pixel spacing as a number, or None unless it is positive and finite (a zero, negative or
+    infinite spacing would make every mm metric wrong)."""
+    try:
+        mm = float(text)
+    except (TypeError, ValueError):
+        return None
+    return mm if math.isfinite(mm) and mm > 0 else None
 
 
 def split_records(records: list[Record], val_fraction: float, test_fraction: float, seed: int,
@@ -186,11 +193,16 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
     return {r.id: split_of_patient.get(r.patient_id, "train") for r in records}
 
 
-def _read_split(path: Path, records: list[Record]) -> dict[str, str]:
+def read_split(path: str | Path) -> dict[str, str]:
+    """id -> split name of a split file (id,split), as write_split and every run's split.csv hold it."""
     table = pd.read_csv(path, dtype=str)
     if not {"id", "split"} <= set(table.columns):
         raise DataError(f"{path}: a split file needs columns id,split")
-    return _validated_split(dict(zip(table["id"], table["split"])), records, path)
+    return dict(zip(table["id"], table["split"]))
+
+
+def _read_split(path: Path, records: list[Record]) -> dict[str, str]:
+    return _validated_split(read_split(path), records, path)
 
 
 def _validated_split(split: dict[str, str], records: list[Record], source: Path) -> dict[str, str]:

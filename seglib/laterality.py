@@ -15,6 +15,7 @@ metrics already score a missing structure; aggregate with np.nanmean and count t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,10 @@ def laterality_confusion(pred: np.ndarray, partner_truth: np.ndarray, midline: M
     }
 
 
-def laterality_table(pred_dir: str | Path, data_dir: str | Path, structures) -> pd.DataFrame:
-    """One row per predicted mask PRED/masks/<structure>/<id>.png of each left_X/right_X structure:
-    id, structure, wrong_side_fraction, in_partner_fraction, midline_source.
+def laterality_table(pred_dir: str | Path, data_dir: str | Path, structures, ids=None) -> pd.DataFrame:
+    """One row per predicted mask PRED/masks/<structure>/<id>.png of each left_X/right_X structure
+    (of the images in `ids`, if given): id, structure, wrong_side_fraction, in_partner_fraction,
+    midline_source.
 
     The midline comes from the manifest's midline_x and midline_tilt_deg where it gives both for
     the image (phantoms know their true axis: midline_source "manifest"); otherwise it is
@@ -62,16 +64,15 @@ def laterality_table(pred_dir: str | Path, data_dir: str | Path, structures) -> 
     partners = {structure: partner_of(structure) for structure in sides}
     records = {r.id: r for r in load_records(data_dir, sorted(set(sides) | set(partners.values())))}
     manifest_midlines = _manifest_midlines(data_dir)
-    midlines: dict[str, tuple[Midline, str]] = {}
     rows = []
     for structure, side in sides.items():
         for image_id, path in list_images(pred_dir / "masks" / structure).items():
+            if ids is not None and image_id not in ids:
+                continue
             if image_id not in records:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
             record = records[image_id]
-            if image_id not in midlines:
-                midlines[image_id] = _midline(record, manifest_midlines)
-            midline, source = midlines[image_id]
+            midline, source = _midline(record, manifest_midlines)
             partner_truth = record.masks[partners[structure]].read()
             pred = read_mask(path)
             if pred.shape != partner_truth.shape:
@@ -113,4 +114,11 @@ def _manifest_midlines(data_dir: Path) -> dict[str, Midline]:
 def _midline(record: Record, manifest_midlines: dict[str, Midline]) -> tuple[Midline, str]:
     if record.id in manifest_midlines:
         return manifest_midlines[record.id], "manifest"
-    return estimate_midline(read_image(record.image)), "estimated"
+    return _estimated_midline(record.image), "estimated"
+
+
+@lru_cache(maxsize=4096)
+def _estimated_midline(image_path: Path) -> Midline:
+    # Once per image, however many structures and prediction folders are measured against it
+    # (a report measures every method's folder and the ground truth on the same test images).
+    return estimate_midline(read_image(image_path))

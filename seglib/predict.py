@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.datasets import list_images
+from seglib.datasets import list_images, read_split
 from seglib.fusion import fuse
 from seglib.io import output_directory, read_image, write_png, write_text
 from seglib.pipeline import preprocess_for_prediction
@@ -66,8 +66,7 @@ def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str 
     """The images to predict: all, or those the run's split.csv puts in `subset` (e.g. test)."""
     if subset is None:
         return images
-    split = pd.read_csv(Path(run_dir) / "split.csv", dtype=str)
-    wanted = set(split.loc[split["split"] == subset, "id"])
+    wanted = {i for i, name in read_split(Path(run_dir) / "split.csv").items() if name == subset}
     missing = sorted(wanted - set(images))
     if missing:
         raise FileNotFoundError(f"{len(missing)} {subset} image(s) of {run_dir} not in the image folder, e.g. {missing[0]}")

@@ -66,28 +66,12 @@ def plot_history(runs, out=None) -> Figure:
     return save(figure, out)
 
 
-def compare_masks(image, truth: dict, predicted: dict, title: str = "", ax_pair=None):
-    """Ground truth (left panel) beside the prediction (right panel) of the same image."""
-    truth_ax, pred_ax = ax_pair
-    overlay(truth_ax, image, truth, title=f"{title} truth")
-    overlay(pred_ax, image, predicted, title=f"{title} predicted")
-
-
 def show_predictions(pred_dir, data_dir, structures, ids=None, n: int = 4, out=None,
                      scores: pd.Series | None = None) -> Figure:
     """Truth beside prediction for `ids` (default: the first n predicted images)."""
-    records = {r.id: r for r in load_records(data_dir, structures)}
-    ids = list(ids) if ids is not None else sorted(p.stem for p in (Path(pred_dir) / "masks" / structures[0]).glob("*.png"))[:n]
-    figure = Figure(figsize=(6, 3 * len(ids)), layout="constrained")
-    axes = figure.subplots(len(ids), 2, squeeze=False)
-    for row, image_id in zip(axes, ids):
-        record = records[image_id]
-        predicted = {s: read_mask(Path(pred_dir) / "masks" / s / f"{image_id}.png") for s in structures}
-        label = f"{image_id}" + (f" (Dice {scores[image_id]:.3f})" if scores is not None else "")
-        compare_masks(read_image(record.image), {s: record.masks[s].read() for s in structures}, predicted,
-                      title=label, ax_pair=row)
-    _legend(figure, structures)
-    return save(figure, out)
+    if ids is None:
+        ids = sorted(p.stem for p in (Path(pred_dir) / "masks" / structures[0]).glob("*.png"))[:n]
+    return compare_methods({"predicted": pred_dir}, data_dir, ids, scores=scores, out=out, structures=structures)
 
 
 def best_median_worst(table: pd.DataFrame) -> pd.Series:
@@ -97,10 +81,12 @@ def best_median_worst(table: pd.DataFrame) -> pd.Series:
     return per_image.loc[list(dict.fromkeys(picks))]
 
 
-def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None = None, out=None) -> Figure:
-    """One row per image: the ground truth, then each method's masks (method -> prediction folder)."""
-    structures = sorted({p.name for folder in predictions.values() for p in (Path(folder) / "masks").iterdir()
-                         if p.is_dir()})
+def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None = None, out=None,
+                    structures=None) -> Figure:
+    """One row per image: the ground truth, then each method's masks (method -> prediction folder);
+    `structures` default to every structure the folders predicted."""
+    structures = structures or sorted({p.name for folder in predictions.values()
+                                       for p in (Path(folder) / "masks").iterdir() if p.is_dir()})
     records = {r.id: r for r in load_records(data_dir, structures)}
     columns = ["ground truth", *predictions]
     figure = Figure(figsize=(2.4 * len(columns), 2.6 * len(ids)), layout="constrained")

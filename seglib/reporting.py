@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from seglib import report as figures
-from seglib.datasets import available_structures, load_records
+from seglib.datasets import available_structures, load_records, read_split
 from seglib.evaluation import evaluate_folder, margins_over, summarise
 from seglib.io import read_image, write_text
 from seglib.report import markdown_table, metric_table
@@ -123,7 +123,7 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
         "pixel spacing known": f"{len(spacing)} of {len(records)} images",
     }
     if runs:
-        split = pd.read_csv(Path(next(iter(runs.values()))[0]) / "split.csv")["split"].value_counts()
+        split = pd.Series(read_split(Path(next(iter(runs.values()))[0]) / "split.csv")).value_counts()
         facts["split"] = ", ".join(f"{split[name]} {name}" for name in ("train", "val", "test", "unused") if name in split)
     sections = [f"## Dataset `{data_dir.name}`", markdown_table(pd.DataFrame([facts]))]
     if show_images:
@@ -244,8 +244,7 @@ def _truth_laterality(data_dir, predicted: pd.DataFrame) -> pd.DataFrame | None:
     structures = list(predicted["structure"].unique())
     if not all((Path(data_dir) / "masks" / s).is_dir() for s in structures):
         return None
-    truth = laterality_table(data_dir, data_dir, structures).assign(method="ground truth")
-    return truth[truth["id"].isin(set(predicted["id"]))]
+    return laterality_table(data_dir, data_dir, structures, ids=set(predicted["id"])).assign(method="ground truth")
 
 
 def _method_first(frame: pd.DataFrame) -> pd.DataFrame:
