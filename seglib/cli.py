@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_phantom, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check,
+    for add in (_add_phantom, _add_atlas, _add_render_atlas, _add_train, _add_predict, _add_fuse, _add_evaluate, _add_check,
                 _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
                 _add_ablation, _add_report):
         add(commands)
@@ -38,13 +38,62 @@ def _add_phantom(commands):
     p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--model", type=Path, help="pelvis shape model .npz (default: the one shipped in seglib)")
+    p.add_argument("--appearance", choices=("default", "shifted"), default="default",
+                   help="detector look: the default ranges, or another noise/contrast/blur range")
+    p.add_argument("--workers", type=int, help="rendering processes (default: up to 2)")
     p.set_defaults(handler=_phantom)
 
 
 def _phantom(args):
     from seglib.phantom import write_phantom_dataset
+    from seglib.radiograph import APPEARANCES
 
-    print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed))
+    print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers,
+                                appearance=APPEARANCES[args.appearance], model_path=args.model))
+
+
+def _add_atlas(commands):
+    p = commands.add_parser("atlas", help="build the pelvis shape model from the CT atlas surfaces")
+    p.add_argument("--surfaces", required=True, type=Path,
+                   help="atlas folder with left/, right/, sacrum/ VTK meshes (e.g. ../shared/data/pelvis_atlas)")
+    p.add_argument("--out", type=Path, help="model file to write (default: the one shipped in seglib)")
+    p.add_argument("--exclude", nargs="+", default=(), help="atlas ids to leave out (held-out experiments)")
+    p.add_argument("--force", action="store_true", help="replace an existing model file")
+    p.set_defaults(handler=_atlas)
+
+
+def _atlas(args):
+    from seglib import anatomy
+
+    out = args.out or anatomy.DEFAULT_MODEL
+    if out.exists() and not args.force and args.out is not None:
+        raise FileExistsError(f"{out}: already exists; pass --force to replace it")
+    model = anatomy.build_shape_model(anatomy.load_atlas(args.surfaces, exclude=args.exclude))
+    anatomy.save_shape_model(model, out)
+    print(f"{out}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
+          f"{100 * model.variance_kept:.1f}% of the shape variance")
+
+
+def _add_render_atlas(commands):
+    p = commands.add_parser("render-atlas", help="render real atlas pelves (e.g. held-out ones) as AP films")
+    p.add_argument("--surfaces", required=True, type=Path, help="atlas folder (left/, right/, sacrum/)")
+    p.add_argument("--ids", required=True, nargs="+", help="atlas ids to render")
+    p.add_argument("--out", required=True, type=Path, help="new dataset folder")
+    p.add_argument("--poses", type=int, default=6, help="random poses per subject (default 6)")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--appearance", choices=("default", "shifted"), default="default")
+    p.add_argument("--model", type=Path, help="shape model giving the pelvic frame (default: shipped)")
+    p.set_defaults(handler=_render_atlas)
+
+
+def _render_atlas(args):
+    from seglib.phantom import write_atlas_renderings
+    from seglib.radiograph import APPEARANCES
+
+    print(write_atlas_renderings(args.out, args.surfaces, args.ids, poses=args.poses, size=args.size,
+                                 seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.model))
 
 
 def _add_train(commands):
