@@ -44,8 +44,8 @@ MANIFEST_COLUMNS = ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midlin
 _SIDES = {"left": 1.0, "right": -1.0}  # sign of x (table and pelvic frames) on each patient side
 
 # Excess attenuation over soft tissue, per mm of path (60-70 keV; soft tissue itself is ~0.02/mm).
-_MU_TRABECULAR = 0.012
-_MU_CORTEX = 0.045
+_MU_TRABECULAR = 0.009
+_MU_CORTEX = 0.05
 _MU_MARROW = 0.002
 _MU_GAS = -0.014
 
@@ -142,29 +142,51 @@ def _femur(head_centre: np.ndarray, cup_radius: float, side: float, rng: np.rand
     lateral, posterior = -medial0, np.array([0.0, 1.0, 0.0])
     frame = np.column_stack([lateral, posterior, -down])   # local (lateral, posterior, up) -> table
 
-    along = np.linspace(-24, 320, 44) * scale
-    shaft_path = base + along[:, None] * down
-    shaft_radii = np.column_stack([np.interp(along, [-24, 10, 90, 320], [24, 30, 15.5, 14]) * scale,
-                                   np.interp(along, [-24, 10, 90, 320], [20, 24, 15, 14]) * scale])
-    shaft_v, shaft_t = tube(shaft_path, shaft_radii, around=28, roll=lateral)
-    shaft_cortex = np.interp((shaft_v - base) @ down, [20, 90], [1.2, 5.5])
-    canal_along = np.linspace(55, 330, 30) * scale
-    canal_radii = np.interp(canal_along, [55, 100, 330], [0.5, 8.5, 8.0])[:, None] * scale
-    neck_t = np.linspace(0.2, 1.0, 10)
-    neck_path = head_centre + (base - head_centre) * neck_t[:, None]
-    neck_radii = np.column_stack([np.interp(neck_t, [0.2, 0.45, 1.0], [0.8, 0.66, 0.95]) * head,
-                                  np.interp(neck_t, [0.2, 0.45, 1.0], [0.7, 0.55, 0.8]) * head])
-    solids = [
-        Solid(*superellipsoid(head_centre, (head,) * 3, rings=16, around=28), _MU_TRABECULAR, 0.9),
-        Solid(*tube(neck_path, neck_radii, around=24, roll=np.cross(towards_head, posterior)), _MU_TRABECULAR, 1.1),
-        Solid(shaft_v, shaft_t, _MU_TRABECULAR, shaft_cortex, 14.0),
-        Solid(*tube(base + canal_along[:, None] * down, canal_radii, around=20), _MU_MARROW - _MU_TRABECULAR),
-        Solid(*superellipsoid(base + frame @ np.array([22, 4, 12]) * scale, np.array([13, 15, 20]) * scale,
-                              frame, rings=10, around=18), _MU_TRABECULAR * 0.8, 0.8),
-        Solid(*superellipsoid(base + frame @ np.array([-16, 10, -36]) * scale, np.array([8, 8, 12]) * scale,
-                              frame, rings=8, around=14), _MU_TRABECULAR, 1.0),
-    ]
-    return solids
+    neck_length = np.linalg.norm(head_centre - base)
+    profile = [-22, -12, 10, 60, 100, 320]   # mm below the neck base: rounded top, trochanteric flare, shaft
+    width, depth = [8, 21, 25, 17, 14.5, 13.5], [7, 18, 21, 16, 14, 13.5]
+    along = np.linspace(-22, 320, 48)
+    shaft = tube(base + along[:, None] * scale * down, np.column_stack([np.interp(along, profile, width),
+                                                                         np.interp(along, profile, depth)]) * scale,
+                 around=28, roll=lateral)
+    neck_t = np.linspace(0.6 * head / neck_length, 1.0, 10)   # from just inside the head's surface
+    neck_radii = np.column_stack([np.interp(neck_t, [0.2, 0.45, 1.0], [0.8, 0.66, 0.95]),
+                                  np.interp(neck_t, [0.2, 0.45, 1.0], [0.7, 0.55, 0.8])]) * head
+    neck = tube(head_centre + (base - head_centre) * neck_t[:, None], neck_radii, around=24,
+                roll=np.cross(towards_head, posterior))
+    trochanters = [(base + frame @ np.array([14, 5, 16]) * scale, np.array([14, 14, 21]) * scale),  # greater
+                   (base + frame @ np.array([-15, 9, -36]) * scale, np.array([8, 8, 12]) * scale)]  # lesser
+    parts = {"head": superellipsoid(head_centre, (head,) * 3, rings=16, around=28), "neck": neck, "shaft": shaft,
+             "greater": superellipsoid(*trochanters[0], frame, rings=10, around=18),
+             "lesser": superellipsoid(*trochanters[1], frame, rings=8, around=14)}
+
+    def inside(name, points):  # the solid's interior, as an implicit test (their meshes overlap)
+        if name == "head":
+            return np.linalg.norm(points - head_centre, axis=1) < head
+        if name in ("greater", "lesser"):
+            centre, radii = trochanters[name == "lesser"]
+            return np.linalg.norm((points - centre) @ frame / radii, axis=1) < 1
+        if name == "neck":
+            t = (points - head_centre) @ (base - head_centre) / neck_length**2
+            radial = np.linalg.norm(points - head_centre - t[:, None] * (base - head_centre), axis=1)
+            return (t > neck_t[0]) & (t < 1) & (radial < np.interp(t, neck_t, neck_radii[:, 1]))
+        a = (points - base) @ down / scale
+        radial = np.linalg.norm(points - base - a[:, None] * scale * down, axis=1) / scale
+        return (a > -22) & (radial < np.interp(a, profile, depth))
+
+    def cortex(name, vertices, thickness):  # no cortex where a part's surface lies inside another part
+        hidden = np.any([inside(other, vertices) for other in parts if other != name], axis=0)
+        return np.where(hidden, 0.0, thickness)
+
+    shaft_cortex = np.interp((shaft[0] - base) @ down / scale, [20, 90], [1.2, 5.5])
+    canal_along = np.linspace(55, 330, 30)
+    canal = tube(base + canal_along[:, None] * scale * down,
+                 np.interp(canal_along, [55, 100, 330], [0.5, 8.5, 8.0])[:, None] * scale, around=20)
+    thickness = {"head": 0.9, "neck": 1.1, "shaft": shaft_cortex, "greater": 0.8, "lesser": 1.0}
+    density = {"greater": 0.8 * _MU_TRABECULAR}   # it overlaps the shaft; their paths add up
+    solids = [Solid(*parts[name], density.get(name, _MU_TRABECULAR), cortex(name, parts[name][0], thickness[name]),
+                    14.0 if name == "shaft" else 10.0) for name in parts]
+    return solids + [Solid(*canal, _MU_MARROW - _MU_TRABECULAR)]
 
 
 def _lumbar_spine(sacrum: np.ndarray, rng: np.random.Generator) -> list[Solid]:
@@ -183,7 +205,7 @@ def _lumbar_spine(sacrum: np.ndarray, rng: np.random.Generator) -> list[Solid]:
             solids.append(Solid(*tube(np.linspace(pedicle[0], pedicle[1], 4), (5.0, 7.0), around=16),
                                 _MU_TRABECULAR, 1.3))
             size = (process, 6 + 2 * (level == 0), 6 + 3 * (level == 0))
-            solids.append(Solid(*superellipsoid((side * (width + process - 4), back + 14, centre[2] + 2), size,
+            solids.append(Solid(*superellipsoid((side * (width + process - 10), back + 12, centre[2] + 2), size,
                                                 rings=8, around=14), _MU_TRABECULAR, 1.0))
         solids.append(Solid(*superellipsoid((0, back + 20, centre[2] - 2), (width - 6, 5, 11), rings=8, around=16),
                             _MU_TRABECULAR, 1.0))
@@ -256,7 +278,7 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
     # A bone's attenuation is never negative: that guards against a ray slipping through a tiny
     # hole of a mesh (one crossing missed); gas only ever lowers it.
     bone, gas_attenuation = np.maximum(projection.attenuation[:-1], 0).sum(0), projection.attenuation[-1]
-    attenuation = bone * (1 + 0.12 * _trabecular_texture(rng, fine)) + np.minimum(gas_attenuation, 0)
+    attenuation = bone * (1 + 0.08 * _trabecular_texture(rng, fine)) + np.minimum(gas_attenuation, 0)
     body = BodyOutline.random(rng, pose.hip_height)
     attenuation = attenuation.ravel() + soft_tissue_path(fine, body)
     image, field_of_view = expose(attenuation.reshape(fine.size, fine.size), fine, rng, appearance, factor)
