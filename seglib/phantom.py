@@ -9,10 +9,10 @@ acetabular roof, teardrop, obturator ring) appear where rays graze the cortex. T
 (seglib.radiograph) turns line integrals into a processed 16-bit film.
 
 Masks are the projections of each bone (pixel centres covered by the projected surface, judged on a
-finer grid below 512 px). Bones overlap in projection (femoral head over the acetabulum, sacral ala over the
-ilium); each structure's mask keeps all of its pixels. The single label-value image labels/<id>.png
-holds the two hip bones only; a pixel where both project (rare, at the symphysis under rotation)
-goes to the bone with the longer path through it.
+finer grid below 512 px). Bones overlap in projection (femoral head over the acetabulum, sacral ala
+over the ilium) and each mask keeps those pixels, except between the partners left_hip and
+right_hip: where both project (at the symphysis), the pixel goes to the bone with the longer path
+through it, so the label-value image labels/<id>.png (the two hips) is exactly their masks.
 """
 
 from __future__ import annotations
@@ -68,11 +68,16 @@ class Pose:
     centre_offset: tuple[float, float] = (0.0, 35.0)  # beam centre relative to the hip centres (x, z mm)
 
     def rotation_matrix(self) -> np.ndarray:
-        t, r, o = np.deg2rad([self.tilt, self.rotation, self.obliquity])
+        t, r = np.deg2rad([self.tilt, self.rotation])
         tilt = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
         axial = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-        oblique = np.array([[np.cos(o), 0, -np.sin(o)], [0, 1, 0], [np.sin(o), 0, np.cos(o)]])
-        return oblique @ axial @ tilt
+        return self.body_turn() @ axial @ tilt
+
+    def body_turn(self) -> np.ndarray:
+        """The obliquity alone: the whole patient (legs, soft tissue) lies turned by it in the
+        detector plane; tilt and rotation are the pelvis's own."""
+        o = np.deg2rad(self.obliquity)
+        return np.array([[np.cos(o), 0, -np.sin(o)], [0, 1, 0], [np.sin(o), 0, np.cos(o)]])
 
     def place(self, points: np.ndarray) -> np.ndarray:
         """Pelvic frame (origin between the hip centres) to the table frame (detector plane y = 0)."""
@@ -109,7 +114,6 @@ class PelvisSample:
     midline_tilt_deg: float
     pixel_spacing_mm: float = 0.0
     pose: Pose = field(default_factory=Pose)
-    hip_path_mm: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 # --- The scene ----------------------------------------------------------------------------------
@@ -126,16 +130,18 @@ class Solid:
     cortex_cap_mm: float = 10.0
 
 
-def _femur(head_centre: np.ndarray, cup_radius: float, side: float, rng: np.random.Generator) -> list[Solid]:
+def _femur(head_centre: np.ndarray, cup_radius: float, side: float, body_turn: np.ndarray,
+           rng: np.random.Generator) -> list[Solid]:
     """A proximal femur (table frame) with its head seated in the acetabulum: head, neck,
-    greater and lesser trochanters, and a shaft whose cortex thickens around a medullary canal."""
+    greater and lesser trochanters, and a shaft whose cortex thickens around a medullary canal.
+    The leg lies along the body, which `body_turn` turns in the detector plane."""
     head = cup_radius - rng.uniform(2.0, 3.5)             # the joint space is the cartilage of both sides
     scale = head / 24.0
     neck_shaft = np.deg2rad(rng.uniform(122, 140))
     version = np.deg2rad(rng.uniform(-10, 30))            # anteversion less the leg's internal rotation
     adduction = np.deg2rad(rng.uniform(-2, 12))
-    down = np.array([-side * np.sin(adduction), 0.0, -np.cos(adduction)])
-    medial0 = np.array([-side * np.cos(adduction), 0.0, np.sin(adduction)])
+    down = body_turn @ np.array([-side * np.sin(adduction), 0.0, -np.cos(adduction)])
+    medial0 = body_turn @ np.array([-side * np.cos(adduction), 0.0, np.sin(adduction)])
     medial = np.cos(version) * medial0 + np.sin(version) * np.array([0.0, -1.0, 0.0])
     towards_head = np.cos(neck_shaft) * down + np.sin(neck_shaft) * medial
     base = head_centre - rng.uniform(46, 56) * scale * towards_head
@@ -263,7 +269,7 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
                           rng.uniform(0.8, 1.6), 9.0)] for name in anatomy.BONES}
     for side, sign in _SIDES.items():
         centre, radius = pelvis.cups[f"{side}_hip"]
-        bones[f"{side}_femur"] = _femur(pose.place(centre), radius, sign, rng)
+        bones[f"{side}_femur"] = _femur(pose.place(centre), radius, sign, pose.body_turn(), rng)
     spine = [Solid(pose.place(s.vertices), s.triangles, s.mu, s.cortex_mm)
              for s in _lumbar_spine(pelvis.vertices["sacrum"], rng)]
     gas = _bowel_gas(pose, rng)
@@ -280,12 +286,12 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
     bone, gas_attenuation = np.maximum(projection.attenuation[:-1], 0).sum(0), projection.attenuation[-1]
     attenuation = bone * (1 + 0.08 * _trabecular_texture(rng, fine)) + np.minimum(gas_attenuation, 0)
     body = BodyOutline.random(rng, pose.hip_height)
-    attenuation = attenuation.ravel() + soft_tissue_path(fine, body)
+    attenuation = attenuation.ravel() + soft_tissue_path(fine, body, pose.body_turn())
     image, field_of_view = expose(attenuation.reshape(fine.size, fine.size), fine, rng, appearance, factor)
     masks = {name: (_block_mean(coverage[name], factor) >= 0.5) & field_of_view for name in STRUCTURES}
-    hip_paths = {name: _block_mean(paths[name], factor) for name in ("left_hip", "right_hip")}
+    masks.update(separate_hips(masks, {name: _block_mean(paths[name], factor) for name in ("left_hip", "right_hip")}))
     detector = pose.detector(size)
-    return PelvisSample(image, masks, *_midline(pose, detector), detector.spacing, pose, hip_paths)
+    return PelvisSample(image, masks, *_midline(pose, detector), detector.spacing, pose)
 
 
 def _project(detector: Detector, solids: list[tuple[int, Solid]], n_groups: int):
@@ -418,16 +424,21 @@ def manifest_row(sample_id: str, patient_id: str, sample: PelvisSample) -> list:
             f"{pose.source_distance:.1f}", f"{pose.magnification:.4f}"]
 
 
-def label_map(sample: PelvisSample) -> np.ndarray:
-    """The hip bones in one label-value image; where both project, the longer path wins."""
-    left, right = sample.masks["left_hip"], sample.masks["right_hip"]
+def separate_hips(masks: dict[str, np.ndarray], path_mm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The two hip masks without shared pixels: where both bones project (at the symphysis, more so
+    under rotation), the pixel goes to the bone with the longer path through it. Partners never
+    share a pixel, so mirroring, the label map and the dataset check stay unambiguous."""
+    left, right = masks["left_hip"], masks["right_hip"]
+    left_wins = path_mm["left_hip"] >= path_mm["right_hip"]
     both = left & right
-    if both.any() and sample.hip_path_mm:
-        left_wins = sample.hip_path_mm["left_hip"] >= sample.hip_path_mm["right_hip"]
-        left, right = left & ~(both & ~left_wins), right & ~(both & left_wins)
-    labels = np.zeros(left.shape, np.uint8)
-    labels[right] = LABEL_VALUES["right_hip"]
-    labels[left] = LABEL_VALUES["left_hip"]
+    return {"left_hip": left & ~(both & ~left_wins), "right_hip": right & ~(both & left_wins)}
+
+
+def label_map(sample: PelvisSample) -> np.ndarray:
+    """The hip bones in one label-value image (LABEL_VALUES); their masks never overlap."""
+    labels = np.zeros(sample.image.shape, np.uint8)
+    for name, value in LABEL_VALUES.items():
+        labels[sample.masks[name]] = value
     return labels
 
 

@@ -73,11 +73,12 @@ def _chord(source, rays, centre_x, centre_y, half_x, half_y) -> np.ndarray:
     return np.sqrt(discriminant) / a
 
 
-def soft_tissue_path(detector: Detector, body: BodyOutline) -> np.ndarray:
-    """Attenuation (flattened pixels) of the trunk, fading into two thighs below the groin."""
+def soft_tissue_path(detector: Detector, body: BodyOutline, turn: np.ndarray) -> np.ndarray:
+    """Attenuation (flattened pixels) of the trunk, fading into two thighs below the groin; `turn`
+    is the body's rotation in the detector plane (about the table-frame origin)."""
     pixels = np.arange(detector.size**2)
-    rays = detector.rays(pixels % detector.size, pixels // detector.size)
-    source = detector.source
+    rays = detector.rays(pixels % detector.size, pixels // detector.size) @ turn  # into the body's frame
+    source = detector.source @ turn
     centre_y, half_y = (body.back + body.front) / 2, (body.back - body.front) / 2
 
     def trunk(shrink):
