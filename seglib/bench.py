@@ -77,14 +77,20 @@ def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
     with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch:
-        config = dataclasses.replace(config, data=str(data or _phantom_dataset(profile, Path(scratch) / "data")))
+        generation_s = None
+        if not data:
+            generation_started = time.perf_counter()
+            config = dataclasses.replace(config, data=str(_phantom_dataset(profile, Path(scratch) / "data")))
+            generation_s = time.perf_counter() - generation_started
+        else:
+            config = dataclasses.replace(config, data=str(data))
         set_determinism(config.seed, config.deterministic)
         records = load_records(config.data, structures_to_load(config))
         dataset = training_dataset(records, config.structures, config.image_size, config.batch_size, config.seed,
                                    augment=config.augment, mirror_flip=config.mirror_flip,
                                    side_aware=config.side_aware)
         results = {"profile": profile, "measured_at": measured_at,
-                   "setup": _setup(config, records, _data_description(profile, data))}
+                   "setup": _setup(config, records, _data_description(profile, data, generation_s))}
         results["pipeline"] = measure_pipeline(dataset, len(records), settings.cached_passes)
         results["training"] = measure_training(config, dataset, len(records), settings.training_epochs)
         results["inference"] = measure_inference(config, Path(scratch) / "runs", settings.prediction_calls)
@@ -102,11 +108,11 @@ def _phantom_dataset(profile: str, folder: Path) -> Path:
     return write_phantom_dataset(folder, n=n, size=size, seed=0)
 
 
-def _data_description(profile: str, data: str | Path | None) -> str:
+def _data_description(profile: str, data: str | Path | None, generation_s: float | None = None) -> str:
     if data:
         return str(data)
     n, size = PHANTOM_SIZES[profile]
-    return f"{n} phantom images of {size} px, generated for the run"
+    return f"{n} phantom images of {size} px, generated for the run in {generation_s:.0f} s"
 
 
 def _setup(config: RunConfig, records, data_description: str) -> dict:
