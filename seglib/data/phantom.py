@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -360,13 +361,37 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    _shape_model(None if model_path is None else str(model_path))  # a broken model fails before any work
+    jobs = [(seed, index, size, appearance, model_path) for index in range(n)]
+    workers = min(workers or min(2, os.cpu_count() or 1), n)
+    with _staged_dataset(out_dir) as (root, manifest):
+        if workers > 1 and n >= 8:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                samples = pool.imap(_render, jobs)  # in order, as they finish: memory stays bounded
+                for index, sample in enumerate(samples):
+                    _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
+        else:
+            for index, job in enumerate(jobs):
+                _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
+    return Path(out_dir)
+
+
+@contextmanager
+def _staged_dataset(out_dir):
+    """A temporary sibling folder with the layout's folders and an open manifest writer, renamed to
+    out_dir when the block completes and removed when it fails. Never overwrites a non-empty out_dir."""
     out_dir = Path(out_dir)
     _refuse_to_overwrite(out_dir)
-    _shape_model(None if model_path is None else str(model_path))  # a missing model fails before any work
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        _write_layout(staging, n, size, seed, workers, appearance, model_path)
+        for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
+            (staging / folder).mkdir(parents=True)
+        with open(staging / "manifest.csv", "w", newline="") as handle:
+            manifest = csv.writer(handle)
+            manifest.writerow(MANIFEST_COLUMNS)
+            yield staging, manifest
+        (staging / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
         _refuse_to_overwrite(out_dir)  # someone may have written there in the meantime
         if out_dir.exists():
             out_dir.rmdir()
@@ -375,7 +400,6 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out_dir
 
 
 def _refuse_to_overwrite(out_dir: Path) -> None:
@@ -388,33 +412,12 @@ def _render(job) -> PelvisSample:
     return make_pelvis(phantom_rng(seed, index), size, appearance, model_path=model_path)
 
 
-def _write_layout(root: Path, n: int, size: int, seed: int, workers, appearance, model_path) -> None:
-    for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
-        (root / folder).mkdir(parents=True)
-    jobs = [(seed, index, size, appearance, model_path) for index in range(n)]
-    workers = min(workers or min(2, os.cpu_count() or 1), n)
-    with open(root / "manifest.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(MANIFEST_COLUMNS)
-        if workers > 1 and n >= 8:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                _write_samples(root, writer, pool.imap(_render, jobs))
-        else:
-            _write_samples(root, writer, map(_render, jobs))
-    (root / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
-
-
-def _write_samples(root: Path, writer, samples) -> None:
-    for index, sample in enumerate(samples):
-        _write_sample(root, writer, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
-
-
-def _write_sample(root: Path, writer, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
+def _write_sample(root: Path, manifest, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
     save_png(root / "images" / f"{sample_id}.png", sample.image)
     for name in STRUCTURES:
         save_png(root / "masks" / name / f"{sample_id}.png", sample.masks[name].astype(np.uint8) * 255)
     save_png(root / "labels" / f"{sample_id}.png", label_map(sample))
-    writer.writerow(manifest_row(sample_id, patient_id, sample))
+    manifest.writerow(manifest_row(sample_id, patient_id, sample))
 
 
 def manifest_row(sample_id: str, patient_id: str, sample: PelvisSample) -> list:
@@ -453,30 +456,10 @@ def write_atlas_renderings(out_dir, surfaces, ids, poses: int = 6, size: int = 2
     atlas<ID>_<pose>, patient_id atlas<ID>). Femurs, spine, soft tissue and the look are random."""
     model = _shape_model(None if model_path is None else str(model_path))
     atlas = anatomy.load_atlas(surfaces, ids=ids)
-    out_dir = Path(out_dir)
-    _refuse_to_overwrite(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
-            (staging / folder).mkdir(parents=True)
-        with open(staging / "manifest.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MANIFEST_COLUMNS)
-            for number, (subject, vertices) in enumerate(zip(atlas.ids, atlas.vertices)):
-                pelvis = model.pelvis(model.align(vertices))
-                for pose in range(poses):
-                    rng = phantom_rng(seed, number * 1000 + pose)
-                    sample = make_pelvis(rng, size, appearance, pelvis=pelvis)
-                    _write_sample(staging, writer, f"atlas{subject}_{pose}", f"atlas{subject}", sample)
-        (staging / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
-        _refuse_to_overwrite(out_dir)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.chmod(0o755)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
-
+    with _staged_dataset(out_dir) as (root, manifest):
+        for number, (subject, vertices) in enumerate(zip(atlas.ids, atlas.vertices)):
+            pelvis = model.pelvis(model.align(vertices))  # the real shape, in the model's pelvic frame
+            for pose in range(poses):
+                sample = make_pelvis(phantom_rng(seed, number * 1000 + pose), size, appearance, pelvis=pelvis)
+                _write_sample(root, manifest, f"atlas{subject}_{pose}", f"atlas{subject}", sample)
+    return Path(out_dir)

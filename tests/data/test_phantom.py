@@ -283,3 +283,12 @@ def test_parallel_rendering_gives_the_same_files_as_one_process(tmp_path):
         for path in (one / folder).glob("*.png"):
             assert path.read_bytes() == (two / folder / path.name).read_bytes(), path
     assert (one / "manifest.csv").read_text() == (two / "manifest.csv").read_text()
+
+
+def test_real_atlas_pelves_are_rendered_in_the_same_layout(atlas, tmp_path):
+    out = phantom.write_atlas_renderings(tmp_path / "real", ATLAS, ids=["65"], poses=2, size=48, seed=0)
+    with open(out / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["patient_id"]) for r in rows] == [("atlas65_0", "atlas65"), ("atlas65_1", "atlas65")]
+    for name in STRUCTURES:
+        assert all(read_png(out / "masks" / name / f"{r['id']}.png").any() for r in rows), name
