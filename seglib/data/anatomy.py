@@ -92,8 +92,8 @@ def load_atlas(surfaces: str | Path, exclude=(), ids=None) -> Atlas:
     if unknown:
         raise DataError(f"{surfaces}: cannot exclude {', '.join(unknown)}: no such subject in the atlas")
     wanted = [i for i in wanted if i not in set(map(str, exclude))]
-    if len(wanted) < 3:
-        raise DataError(f"{surfaces}: need at least 3 subjects with left/right/sacrum meshes, found {len(wanted)}")
+    if not wanted:
+        raise DataError(f"{surfaces}: no atlas subjects (expected left/LeftHip<ID>_cpd.vtk, right/, sacrum/)")
     subjects, triangles, counts = [], {}, {}
     for subject in wanted:
         bones = []
@@ -232,6 +232,8 @@ class ShapeModel:
 
 def build_shape_model(atlas: Atlas, variance_kept: float = VARIANCE_KEPT, iterations: int = 10) -> ShapeModel:
     """Rigid generalised Procrustes + PCA of the atlas shapes (see the module docstring)."""
+    if len(atlas.ids) < 3:
+        raise DataError(f"a shape model needs at least 3 subjects, got {len(atlas.ids)}")
     shapes = atlas.vertices - atlas.vertices.mean(1, keepdims=True)
     mean = shapes[0]
     for _ in range(iterations):
