@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.io import DataError, atomic_directory, read_image, read_mask, write_png
-from seglib.data.layout import list_images, read_label_values, read_manifest
+from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
 
 SIDE_MEANINGS = {"patient": "by the patient's side", "image": "as seen on the image"}
 SIDE_CONVENTIONS = tuple(SIDE_MEANINGS)
@@ -131,7 +131,7 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
         for image_id, image_path in images.items():
             image = read_image(image_path)
             labels = _same_size(read_image(label_files[image_id]), image.shape, label_files[image_id])
-            _require_declared(labels, label_values, label_files[image_id])
+            require_declared_labels(labels, label_values, label_files[image_id])
             masks = {structure: labels == value for structure, value in label_values.items()}
             yield _Sample(image_id, image, masks, carried(image_id))
     return _write_dataset(out, samples(), source)
@@ -141,19 +141,7 @@ def _declared_label_values(source: Path) -> dict[str, int]:
     path = source / "labels.json"
     if not path.is_file():
         raise DataError(f'{path}: not found; the labels format needs it, e.g. {{"left_hip": 134, "right_hip": 255}}')
-    values = read_label_values(source)
-    shared = {v for v in values.values() if list(values.values()).count(v) > 1}
-    if shared:
-        names = [name for name, v in values.items() if v in shared]
-        raise DataError(f"{path}: structures {', '.join(names)} share label values {sorted(shared)}")
-    return values
-
-
-def _require_declared(labels: np.ndarray, label_values: dict[str, int], path: Path) -> None:
-    undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
-    if undeclared:
-        raise DataError(f"{path}: label values {undeclared} are not declared in labels.json "
-                        f"(declared: {label_values})")
+    return read_label_values(source)
 
 
 # --- uwmgi: Kaggle UW-Madison GI tract ------------------------------------------------------

@@ -82,7 +82,20 @@ def read_label_values(root: str | Path) -> dict[str, int]:
         raise DataError(f"{path}: not valid JSON: {error}") from error
     if not isinstance(values, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in values.values()):
         raise DataError(f"{path}: must map structure names to integer label values 1..65535")
+    shared = sorted({v for v in values.values() if list(values.values()).count(v) > 1})
+    if shared:  # one pixel value cannot mean two structures
+        names = [name for name, v in values.items() if v in shared]
+        raise DataError(f"{path}: structures {', '.join(names)} share label values {shared}")
     return values
+
+
+def require_declared_labels(labels: np.ndarray, label_values: dict[str, int], path: Path) -> None:
+    """DataError naming the label file when it holds a value labels.json does not declare (that
+    structure would otherwise vanish from every mask)."""
+    undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
+    if undeclared:
+        raise DataError(f"{path}: label values {undeclared} are not declared in labels.json "
+                        f"(declared: {label_values})")
 
 
 def available_structures(root: str | Path) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
-from seglib.data.layout import positive_mm, read_label_values
+from seglib.data.layout import positive_mm, read_label_values, require_declared_labels
 from seglib.data.splits import SPLITS
 from seglib.symmetry.partners import partner_of
 
@@ -198,9 +198,7 @@ class _Checker:
         labels = self.read(read_image, path)
         if labels is None:
             return None
-        undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
-        if undeclared:
-            self.error(path, f"label values {undeclared} not declared in labels.json (declared: {label_values})")
+        self.read(lambda file: require_declared_labels(labels, label_values, file), path)
         return (labels, path) if self.same_size(labels, shape, path, image_path) else None
 
     def same_size(self, mask: np.ndarray, shape, path: Path, image_path: Path) -> bool:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -73,7 +73,7 @@ def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.
                   ) -> dict:
     """Measure the input pipeline, training and inference; write the markdown report to `out`
     (replacing it: it is a regenerated artifact) and return the numbers."""
-    started, measured_at = time.perf_counter(), f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
     with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch:

@@ -30,8 +30,8 @@ the hip bone together with the femur and half the sacrum: that is why these are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from skimage import exposure, filters, morphology, segmentation, transform

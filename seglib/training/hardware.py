@@ -19,6 +19,7 @@ logger = logging.getLogger("seglib")
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
 
+
 def visible_gpus() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 

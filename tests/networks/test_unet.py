@@ -41,10 +41,6 @@ def _tiny(architecture, **overrides):
                                  **dict(TINY, **overrides)))
 
 
-def test_architectures_lists_every_builder_build_model_knows():
-    assert ARCHITECTURES == ("unet", "resunet", "attention_unet")
-
-
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
 def test_every_architecture_maps_an_image_to_one_probability_map_per_structure(architecture, upsampling):

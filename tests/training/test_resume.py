@@ -19,6 +19,7 @@ def _history_rows(path):
     return len(path.read_text().splitlines()) - 1 if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     run = tmp_path / "run"
@@ -43,6 +44,7 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     assert (run / "model.keras").exists() and not (run / "backup").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config_or_a_finished_run(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2, epochs=1)
