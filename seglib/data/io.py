@@ -1,4 +1,5 @@
-"""Reading images and masks with errors that name the file; atomic, never-overwriting writes."""
+"""Reading images and masks with errors that name the file; atomic, never-overwriting writes
+(every file and folder seglib writes goes through atomic_file or atomic_directory)."""
 
 from __future__ import annotations
 
@@ -91,25 +92,33 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
 
 def write_png(path: str | Path, array: np.ndarray) -> Path:
     """Write a PNG through a temporary name, so a crash never leaves a truncated file."""
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path}: already exists; refusing to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    skimage.io.imsave(temporary, array, check_contrast=False)
-    os.replace(temporary, path)
-    return path
+    with atomic_file(path) as temporary:
+        skimage.io.imsave(temporary, array, check_contrast=False)
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    with atomic_file(path, overwrite=overwrite) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+@contextmanager
+def atomic_file(path: str | Path, overwrite: bool = False):
+    """Yield a temporary sibling name for the caller to write; it becomes `path` only if the block
+    succeeds, so a crash never leaves a truncated file. The temporary keeps the suffix, for writers
+    that choose the format by it. An existing `path` is refused unless `overwrite`."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
-    return path
 
 
 def prepare_output_dir(path: str | Path, force: bool = False) -> Path:
@@ -140,17 +149,24 @@ def output_directory(path: str | Path, force: bool = False):
 
 @contextmanager
 def atomic_directory(path: str | Path):
-    """Yield a temporary sibling directory that becomes `path` only if the block succeeds."""
+    """Yield a temporary sibling directory that becomes `path` only if the block succeeds. A
+    non-empty `path` (or a file there) is refused, before the work and again before the rename."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        raise FileExistsError(f"{path}: exists and is not empty; refusing to overwrite")
+    _refuse_non_empty(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield temporary
+        _refuse_non_empty(path)  # someone may have written there in the meantime
+        if path.exists():
+            path.rmdir()
+        temporary.chmod(0o755)  # mkdtemp makes it private; an output folder is meant to be shared
+        os.replace(temporary, path)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    if path.exists():
-        path.rmdir()
-    os.replace(temporary, path)
+
+
+def _refuse_non_empty(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path}: exists and is not empty; refusing to overwrite")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +24,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from seglib.data.io import atomic_directory
+
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
-PARTNERS = {"left_hip": "right_hip", "right_hip": "left_hip", "left_femur": "right_femur", "right_femur": "left_femur"}
 
 FIELD_OF_VIEW_MM = 360.0  # detector width and height at scale 1
 _SUPERSAMPLING = 2
@@ -640,25 +639,9 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     out_dir = Path(out_dir)
-    _refuse_to_overwrite(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         _write_layout(staging, n, size, seed)
-        _refuse_to_overwrite(out_dir)  # someone may have written there in the meantime
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _refuse_to_overwrite(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir}: already exists and is not an empty directory; refusing to overwrite it")
 
 
 def _write_layout(root: Path, n: int, size: int, seed: int) -> None:
