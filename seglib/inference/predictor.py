@@ -74,6 +74,23 @@ def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str 
     return {i: p for i, p in images.items() if i in wanted}
 
 
+def prepared_inference(run_dirs, images_dir, tta: bool = False, subset: str | None = None
+                       ) -> tuple[Predictor, dict[str, Path]]:
+    """The start of every folder inference (predict, fuse, segment): the runs loaded, flip TTA
+    checked before any work, and the images to predict (all, or the runs' `subset` split)."""
+    predictor = Predictor(run_dirs)
+    if tta:
+        predictor.tta_partners()
+    return predictor, select_ids(list_images(images_dir), _first(run_dirs), subset)
+
+
+def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False):
+    """(id, image, structure -> probability map) for each image, one image in memory at a time."""
+    for image_id, path in images.items():
+        image = read_image(path)
+        yield image_id, image, predictor.probabilities(image, tta=tta)
+
+
 def save_probability(path: Path, probability: np.ndarray) -> None:
     """16-bit PNG: 1/65535 resolution is ample, and the folder stays viewable and in dataset layout."""
     write_png(path, np.round(np.clip(probability, 0, 1) * 65535).astype(np.uint16))
@@ -86,13 +103,10 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()  # fail before any work
-    images = select_ids(list_images(images_dir), _first(run_dirs), subset)
+    predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     with output_directory(out_dir, force=force) as staging:
-        for image_id, path in images.items():
-            for structure, probability in predictor.probabilities(read_image(path), tta=tta).items():
+        for image_id, _, probabilities in predictions(predictor, images, tta):
+            for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
         write_text(staging / "predict.json", json.dumps(
@@ -114,14 +128,10 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     """Predict with per-structure runs and fuse into OUT/labels/<id>.png (+ labels.json),
     OUT/masks/<structure>/<id>.png and OUT/probabilities/...; OUT/contested.csv counts the
     pixels that two models claimed, per image; OUT/fusion.json records the fusion options."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()
-    images = select_ids(list_images(images_dir), _first(run_dirs), subset)
+    predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
     with output_directory(out_dir, force=force) as staging:
-        for image_id, path in images.items():
-            probabilities = predictor.probabilities(read_image(path), tta=tta)
+        for image_id, _, probabilities in predictions(predictor, images, tta):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels
             write_png(staging / "labels" / f"{image_id}.png", fused.label_map)

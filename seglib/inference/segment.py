@@ -21,10 +21,9 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from scipy.ndimage import binary_erosion
 
-from seglib.data.io import output_directory, read_image, write_png, write_text
-from seglib.data.layout import list_images
+from seglib.data.io import output_directory, write_png, write_text
 from seglib.inference.fusion import fuse
-from seglib.inference.predictor import Predictor
+from seglib.inference.predictor import predictions, prepared_inference
 from seglib.reporting.plots import structure_color
 
 OVERLAY_ALPHA = 0.4
@@ -35,26 +34,22 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
                    force: bool = False) -> Path:
     """Predict, fuse and write OUT (see module doc); `spacing_mm` (id -> mm per pixel) adds area_mm2.
     An existing non-empty OUT is refused unless `force`."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()  # fail before any work
+    predictor, images = prepared_inference(run_dirs, images_dir, tta)
     options = _fusion_options(threshold, fuse_options, predictor.structures)
     _check_spacing(spacing_mm)
-    images = list_images(images_dir)  # paths only; each image is read when its turn comes
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
     # The whole folder appears only when complete, so the table can be streamed straight into it.
     with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=columns)
         areas.writeheader()
-        for image_id, path in images.items():
-            labels = _segment_image(predictor, image_id, read_image(path), staging, tta, options,
-                                    areas, spacing_mm)
+        for image_id, image, probabilities in predictions(predictor, images, tta):
+            labels = _segment_image(image_id, image, probabilities, staging, options, areas, spacing_mm)
         write_text(staging / "labels.json", json.dumps(labels, indent=2))
     return Path(out_dir)
 
 
-def _segment_image(predictor, image_id, image, out_dir, tta, options, areas, spacing_mm) -> dict[str, int]:
-    fused = fuse(predictor.probabilities(image, tta=tta), **options)
+def _segment_image(image_id, image, probabilities, out_dir, options, areas, spacing_mm) -> dict[str, int]:
+    fused = fuse(probabilities, **options)
     write_png(out_dir / "labels" / f"{image_id}.png", fused.label_map)
     write_png(out_dir / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
     for structure, mask in fused.masks.items():
