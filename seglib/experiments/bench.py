@@ -34,6 +34,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from keras import layers
 
@@ -43,6 +44,7 @@ from seglib.data.layout import load_records
 from seglib.data.phantom import make_pelvis, phantom_rng, write_phantom_dataset
 from seglib.data.pipeline import training_dataset
 from seglib.inference.predictor import Predictor
+from seglib.reporting.tables import markdown_table
 from seglib.training.fit import compile_model, set_determinism, structures_to_load
 from seglib.training.hardware import mixed_precision
 
@@ -337,9 +339,10 @@ def _pipeline_section(results: dict) -> list[str]:
                                   "training waits for data.")
     return [
         "## Input pipeline", "",
-        "| pass | images/s |", "|---|---:|",
-        f"| first (decode, resize, cache, augment) | {pipeline['first_pass_images_per_s']:.1f} |",
-        f"| cached steady state (augment only) | {pipeline['cached_images_per_s']:.1f} |", "",
+        markdown_table(pd.DataFrame({
+            "pass": ["first (decode, resize, cache, augment)", "cached steady state (augment only)"],
+            "images/s": [f"{pipeline['first_pass_images_per_s']:.1f}", f"{pipeline['cached_images_per_s']:.1f}"],
+        }), align="lr"), "",
         f"{verdict} Alone, the cached pipeline serves {pipeline['cached_images_per_s']:.1f} images/s; "
         f"training takes {results['training']['seglib_images_per_s']:.1f} images/s. During training "
         "both share the CPU, so the margin is what keeps the model from waiting for data.",
@@ -350,12 +353,11 @@ def _training_section(results: dict) -> list[str]:
     training = results["training"]
     return [
         "## Training", "",
-        "| model | images/s | ms per image |", "|---|---:|---:|",
-        f"| seglib U-Net (batch norm, dropout, {results['setup']['loss']}, Dice metric, gradient clipping, "
-        "tf.data augmentation) "
-        f"| {training['seglib_images_per_s']:.1f} | {1000 / training['seglib_images_per_s']:.1f} |",
-        f"| bare Keras U-Net (Adam, binary cross-entropy, numpy arrays) "
-        f"| {training['bare_images_per_s']:.1f} | {1000 / training['bare_images_per_s']:.1f} |", "",
+        markdown_table(pd.DataFrame([
+            _speed_row(f"seglib U-Net (batch norm, dropout, {results['setup']['loss']}, Dice metric, "
+                       "gradient clipping, tf.data augmentation)", training["seglib_images_per_s"]),
+            _speed_row("bare Keras U-Net (Adam, binary cross-entropy, numpy arrays)", training["bare_images_per_s"]),
+        ]), align="lrr"), "",
         f"seglib / bare time per image: {training['seglib_over_bare_time_per_image']:.2f}×. Above 1× the "
         "difference is what seglib's extras cost (batch norm, dropout, the loss, the metric, clipping, "
         "on-the-fly augmentation); at or below 1× they are free at this model size.",
@@ -367,14 +369,19 @@ def _inference_section(results: dict) -> list[str]:
     return [
         "## Inference", "",
         f"Single-image calls, left_hip + right_hip models, model input {results['setup']['model_input_px']} px.", "",
-        "| input image | flip TTA | images/s | median ms | p95 ms |", "|---|---|---:|---:|---:|", *rows,
+        markdown_table(pd.DataFrame(rows), align="llrrr"),
     ]
 
 
 def _inference_row(inference: dict, size: int, tta: bool) -> str:
     measured = inference[_inference_key(size, tta)]
-    return (f"| {size} px | {'yes' if tta else 'no'} | {measured['images_per_s']:.1f} "
-            f"| {measured['median_ms']:.1f} | {measured['p95_ms']:.1f} |")
+    return {"input image": f"{size} px", "flip TTA": "yes" if tta else "no",
+            "images/s": f"{measured['images_per_s']:.1f}", "median ms": f"{measured['median_ms']:.1f}",
+            "p95 ms": f"{measured['p95_ms']:.1f}"}
+
+
+def _speed_row(model: str, images_per_s: float) -> dict:
+    return {"model": model, "images/s": f"{images_per_s:.1f}", "ms per image": f"{1000 / images_per_s:.1f}"}
 
 
 def _machine_section(results: dict) -> list[str]:
@@ -388,4 +395,4 @@ def _machine_section(results: dict) -> list[str]:
         "op determinism": results["setup"]["op_determinism"],
         "peak RSS": f"{results['peak_rss_mib']:.0f} MiB",
     }
-    return ["## Machine", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows.items())]
+    return ["## Machine", "", markdown_table(pd.DataFrame({"": list(rows), "value": list(rows.values())}))]
