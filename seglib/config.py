@@ -8,6 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROFILES = ("smoke", "demo", "full")
+ARCHITECTURES = ("unet", "resunet", "attention_unet")  # seglib.networks builds each
+UPSAMPLINGS = ("transpose", "bilinear")
+LR_SCHEDULES = ("cosine", "plateau")
+
+
+def option(default, help: str, **argparse_options):
+    """A RunConfig field that `python -m seglib train` offers as --NAME: its help text (and choices)
+    live here, beside the type and default, so the command line cannot drift from the config."""
+    return field(default=default, metadata={"help": help, **argparse_options})
 
 
 @dataclass
@@ -17,39 +26,42 @@ class RunConfig:
     data: str = ""
     structures: tuple[str, ...] = ("left_hip",)
     profile: str = "demo"
-    seed: int = 0
+    seed: int = option(0, "random seed of the split, initial weights and augmentation")
     # Input
-    image_size: int = 128
-    augment: bool = True
+    image_size: int = option(128, "input side in pixels")
+    augment: bool = option(True, "geometric and intensity augmentation")
     # A horizontal flip turns the image into its mirror twin: the target then becomes the
     # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
-    mirror_flip: bool = True
+    mirror_flip: bool = option(True, "mirrored examples (off for structures without a mirror partner)")
     # Extra input channel: signed position relative to the image's estimated midline. On by default:
     # with mirrored examples it was the best per-bone combination in the ablation (README).
-    side_aware: bool = True
+    side_aware: bool = option(True, "an input channel with the signed position relative to the estimated midline")
     # For a model predicting both partners: weight of the mirror-consistency term (0: off).
-    consistency_weight: float = 0.0
+    consistency_weight: float = option(0.0, "mirror-consistency loss weight; needs both partners as --structure "
+                                                 "and --no-side-aware")
     # Model
-    architecture: str = "unet"
-    depth: int = 4
-    base_filters: int = 16
+    architecture: str = option("unet", "network builder", choices=ARCHITECTURES)
+    depth: int = option(4, "number of down-samplings")
+    base_filters: int = option(16, "filters at the first level (doubling per level)")
     batch_norm: bool = True
-    dropout: float = 0.1
+    dropout: float = option(0.1, "dropout rate in the bottleneck and decoder")
     upsampling: str = "transpose"
     # Optimisation
-    loss: str = "bce_dice"
-    epochs: int = 30
-    batch_size: int = 8
-    learning_rate: float = 1e-3
+    loss: str = option("bce_dice", "bce_dice, dice, focal, tversky, focal_tversky, unified_focal_sym, "
+                                   "unified_focal_asym, or a weighted sum in quotes, e.g. '0.5*bce_dice+0.5*focal_tversky'")
+    epochs: int = option(30, "maximum number of epochs (early stopping may end sooner)")
+    batch_size: int = option(8, "images per batch (per replica on several GPUs)")
+    learning_rate: float = option(1e-3, "initial learning rate of Adam")
     # cosine: decay to ~0 over the epochs, right for a fixed budget (a constant rate let late
     # epochs spike and lose the model); plateau: halve on a validation-loss plateau.
-    lr_schedule: str = "cosine"
+    lr_schedule: str = option("cosine", "cosine decay over the epochs, or halve on a validation plateau",
+                              choices=LR_SCHEDULES)
     early_stopping_patience: int = 15
     # Split: fractions of patients; a split file (id,split) or a manifest 'split' column wins.
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_file: str | None = None
-    # Hardware: "auto" picks what the machine has (see seglib.accelerate). batch_size is per replica.
+    val_fraction: float = option(0.15, "fraction of patients for validation (seeded split)")
+    test_fraction: float = option(0.15, "fraction of patients for testing (seeded split)")
+    split_file: str | None = option(None, "CSV id,split (train/val/test) to use instead of a seeded split")
+    # Hardware: "auto" picks what the machine has (see seglib.training.hardware). batch_size is per replica.
     strategy: str = "auto"
     mixed_precision: bool | str = "auto"
     jit_compile: bool | str = "auto"
@@ -63,8 +75,8 @@ class RunConfig:
             # The consistency term flips the input plainly, which would leave the side channel pointing the wrong way.
             raise ValueError("consistency_weight and side_aware cannot be combined; turn side_aware off "
                              "(--no-side-aware)")
-        if self.lr_schedule not in ("cosine", "plateau"):
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose cosine or plateau")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
         if not self.structures:
             raise ValueError("a run needs at least one structure")
         if self.image_size % 2**self.depth:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from seglib.config import PROFILES, profile_config
+from seglib.config import PROFILES, RunConfig, profile_config
 from seglib.data.io import DataError
 
 
@@ -54,42 +55,36 @@ def _add_train(commands):
                    help="structure to segment (mask folder name); repeat for a multi-output model")
     p.add_argument("--out", required=True, type=Path, help="run directory to create")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
-    p.add_argument("--image-size", type=int, help="input side in pixels")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--lr-schedule", choices=("cosine", "plateau"), help="cosine decay (default) or halve on plateau")
-    p.add_argument("--architecture", choices=("unet", "resunet", "attention_unet"), help="default unet")
-    p.add_argument("--depth", type=int, help="number of down-samplings")
-    p.add_argument("--base-filters", type=int, help="filters at the first level")
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--loss", help="bce_dice (default), dice, focal, tversky, focal_tversky, unified_focal_sym, "
-                                  "unified_focal_asym, or a weighted sum in quotes, e.g. '0.5*bce_dice+0.5*focal_tversky'")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--split-file", help="CSV id,split (train/val/test) to use instead of a seeded split")
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--test-fraction", type=float)
-    p.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="no geometric or intensity augmentation")
-    p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
-                   help="no mirrored examples (needed for structures without a mirror partner)")
-    p.add_argument("--side-aware", action=argparse.BooleanOptionalAction, default=None,
-                   help="an input channel with the signed position relative to the estimated midline (default on)")
-    p.add_argument("--consistency-weight", type=float,
-                   help="mirror-consistency loss weight; needs both partners as --structure and --no-side-aware")
+    _add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")
     p.set_defaults(handler=_train)
 
 
+def _config_options() -> list[dataclasses.Field]:
+    """The RunConfig fields the command line offers: those declared with config.option(...)."""
+    return [f for f in dataclasses.fields(RunConfig) if "help" in f.metadata]
+
+
+def _add_config_options(p) -> None:
+    """--NAME for each offered RunConfig field, typed like its default, with its help and choices.
+    Each defaults to None: the profile's value then applies."""
+    for f in _config_options():
+        flag, extra = "--" + f.name.replace("_", "-"), {k: v for k, v in f.metadata.items() if k != "help"}
+        default = f"default: the profile's, else {f.default}"
+        if isinstance(f.default, bool):  # --augment / --no-augment
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{f.metadata['help']} ({default})")
+        else:
+            kind = str if f.default is None else type(f.default)
+            p.add_argument(flag, type=kind, help=f"{f.metadata['help']} ({default})", **extra)
+
+
 def _train(args):
     from seglib.training.fit import train
 
-    names = ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth",
-             "base_filters", "dropout", "loss", "seed", "split_file", "val_fraction", "test_fraction", "augment",
-             "mirror_flip", "side_aware", "consistency_weight")
-    options = {name: getattr(args, name) for name in names}
+    options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
@@ -102,7 +97,7 @@ def _add_predict(commands):
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is in the mask (default 0.5)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(handler=_predict)
 
@@ -115,21 +110,26 @@ def _predict(args):
 
 
 def _add_fuse(commands):
+    from seglib.inference.fusion import STRATEGIES as FUSION_STRATEGIES
+
     p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
     p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
-    p.add_argument("--images", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
-    p.add_argument("--strategy", default="argmax", choices=("argmax", "priority", "multilabel"))
+    p.add_argument("--strategy", default="argmax", choices=FUSION_STRATEGIES,
+                   help="argmax: a contested pixel goes to the more confident model (default); priority: to the first of "
+                        "--priority; multilabel: both keep it")
     p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--no-largest-component", dest="largest_component", action="store_false")
-    p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability below which a pixel is background (default 0.5)")
+    p.add_argument("--no-largest-component", dest="largest_component", action="store_false",
+                   help="keep every connected component, not only the largest per structure")
+    p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false", help="leave holes inside a structure unfilled")
     p.add_argument("--min-object-fraction", type=float, default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(handler=_fuse)
 
 
@@ -167,7 +167,7 @@ def _evaluate(args):
 
 def _add_check(commands):
     p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder to validate")
     p.add_argument("--structure", action="append", help="structures to check (default: all)")
     p.set_defaults(handler=_check)
 
@@ -190,7 +190,7 @@ def _add_import(commands):
     p.add_argument("--format", required=True, choices=sorted(FORMATS),
                    help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
                         "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
-    p.add_argument("source", type=Path)
+    p.add_argument("source", type=Path, help="folder in the --format to convert (only read)")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
     p.add_argument("--structure", default="lung", help="sides: masks become left_<structure>, right_<structure>")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS, default="patient",
@@ -207,7 +207,7 @@ def _import(args):
 
 def _add_demo(commands):
     p = commands.add_parser("demo", help="run the notebooks 01-03 in sequence (the main job)")
-    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--data", help="dataset folder (default: generated pelvis phantoms)")
     p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
                    help="run only these (e.g. 03 to rebuild the report from existing runs)")
@@ -228,10 +228,10 @@ def _add_segment(commands):
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
     p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
     p.add_argument("--images", required=True, type=Path, help="folder of images of any sizes")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability below which a pixel is background (default 0.5)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(handler=_segment)
 
 
@@ -243,7 +243,7 @@ def _segment(args):
 
 def _add_export(commands):
     p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--run", required=True, type=Path, help="run directory to export (the SavedModel goes inside)")
     p.add_argument("--out", type=Path, help="default RUN/saved_model")
     p.set_defaults(handler=_export)
 
@@ -258,12 +258,12 @@ def _add_baseline(commands):
     from seglib.inference.baselines import BASELINES
 
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
-    p.add_argument("--method", required=True, choices=sorted(BASELINES))
-    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--method", required=True, choices=sorted(BASELINES), help="classical method")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--structure", required=True, action="append", help="e.g. left_hip and right_hip")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
-    p.add_argument("--subset", choices=("train", "val", "test"))
+    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of --subset-of")
     p.set_defaults(handler=_baseline)
 
 
@@ -278,8 +278,9 @@ def _baseline(args):
 
 def _add_bench(commands):
     p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks.md")
-    p.add_argument("--profile", choices=PROFILES, default="smoke")
-    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
+    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"),
+                   help="markdown report to write (replaced; default reports/benchmarks.md)")
     p.set_defaults(handler=_bench)
 
 
@@ -292,7 +293,7 @@ def _bench(args):
 
 def _add_split(commands):
     p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder whose images are split")
     p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
     p.add_argument("--test", type=int, required=True, help="number of test images (the first after shuffling)")
     p.add_argument("--val", type=int, required=True, help="number of validation images (the last)")
@@ -316,15 +317,17 @@ def _add_ablation(commands):
     from seglib.experiments.ablation import CONFIGURATIONS
 
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
-    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, metavar=("LEFT", "RIGHT"), help="a mirror pair")
     p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
-    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
-    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25])
+    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
+                   help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
-    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS))
+    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
+                   help="configurations to train (default: all)")
     p.set_defaults(handler=_ablation)
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHITECTURES = ("unet", "resunet", "attention_unet")
-UPSAMPLINGS = ("transpose", "bilinear")
+from seglib.config import ARCHITECTURES, UPSAMPLINGS
 
 
 def build_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
