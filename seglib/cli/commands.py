@@ -113,24 +113,30 @@ def _add_fuse(commands):
     from seglib.inference.fusion import STRATEGIES as FUSION_STRATEGIES
 
     p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
-    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
-    p.add_argument("--images", required=True, type=Path, help="folder of images")
-    p.add_argument("--out", required=True, type=Path, help="output folder to create")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    _add_folder_inference_options(p, images="folder of images")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
     p.add_argument("--strategy", default="argmax", choices=FUSION_STRATEGIES,
                    help="argmax: a contested pixel goes to the more confident model (default); priority: to the first of "
                         "--priority; multilabel: both keep it")
     p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability below which a pixel is background (default 0.5)")
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false",
                    help="keep every connected component, not only the largest per structure")
     p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false", help="leave holes inside a structure unfilled")
     p.add_argument("--min-object-fraction", type=float, default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(handler=_fuse)
+
+
+def _add_folder_inference_options(p, images: str) -> None:
+    """The options fuse and segment share: per-structure runs over a folder of images."""
+    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
+    p.add_argument("--images", required=True, type=Path, help=images)
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability below which a pixel is background (default 0.5)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 
 def _fuse(args):
@@ -226,12 +232,7 @@ def _demo(args):
 
 def _add_segment(commands):
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
-    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
-    p.add_argument("--images", required=True, type=Path, help="folder of images of any sizes")
-    p.add_argument("--out", required=True, type=Path, help="output folder to create")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability below which a pixel is background (default 0.5)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    _add_folder_inference_options(p, images="folder of images of any sizes")
     p.set_defaults(handler=_segment)
 
 
