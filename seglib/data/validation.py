@@ -78,7 +78,7 @@ class _Checker:
         mask_files = {}  # structure -> id -> binary mask file
         labelled = {}  # structure -> its value in the label files
         for structure in structures:
-            if structure in self.binary_structures:  # masks/ wins, as in seglib.datasets
+            if structure in self.binary_structures:  # masks/ wins, as in seglib.data.layout
                 mask_files[structure] = self.mask_files(structure, images)
             elif structure in label_values:
                 labelled[structure] = label_values[structure]

@@ -32,7 +32,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
 
 def serving_description(config: RunConfig, run_dir: Path) -> dict:
     """What a serving client must do before and after calling the `serve` endpoint
-    (the same steps as seglib.data.pipeline.preprocess_for_prediction and seglib.predict)."""
+    (the same steps as seglib.data.pipeline.preprocess_for_prediction and seglib.inference.predictor)."""
     size, channels = config.image_size, 1 + config.side_aware
     side = (["channel 1: seglib.symmetry.midline.side_channel(shape, seglib.symmetry.midline.estimate_midline(grey)) of the "
              "resized grey image, not standardised"] if config.side_aware else [])
