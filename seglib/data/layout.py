@@ -1,4 +1,5 @@
-"""The standard dataset layout as records, its validation, and deterministic patient-level splits.
+"""The standard dataset layout read as records (splits are in seglib.data.splits, the full
+validation in seglib.data.validation).
 
     DATASET/images/<id>.png               grey image (PNG; TIFF and DICOM too)
     DATASET/masks/<structure>/<id>.png    binary mask, 0/255 or 0/1

@@ -1,4 +1,4 @@
-"""Figures and tables the notebooks show and write into reports/: samples, training curves,
+"""Figures the notebooks show and the report writes into reports/: samples, training curves,
 predictions against ground truth, fused label maps, metric distributions.
 
 Every function returns a matplotlib Figure (built without pyplot's global state, so it works

@@ -1,5 +1,5 @@
-"""Where the code runs and how to use the hardware: environment (Kaggle / Colab / local),
-tf.distribute strategy, mixed precision and XLA.
+"""How training uses the hardware: tf.distribute strategy, mixed precision and XLA (where the code
+runs, Kaggle / Colab / local, is seglib.workflow.environment).
 
 Keras 3 needs no manual loss scaling: `Model.compile(auto_scale_loss=True)` (the default) wraps the
 optimizer in a `LossScaleOptimizer` when the MODEL's dtype policy is "mixed_float16". A model takes
