@@ -23,9 +23,10 @@ from scipy.ndimage import binary_erosion
 
 from seglib.datasets import list_images
 from seglib.fusion import fuse
-from seglib.io import output_directory, read_image, write_png, write_text
+from seglib.io import read_image, write_png, write_text
+from seglib.outputs import output_folder
 from seglib.plots import structure_color
-from seglib.predict import Predictor
+from seglib.predict import Predictor, run_list
 
 OVERLAY_ALPHA = 0.4
 
@@ -43,7 +44,7 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     images = list_images(images_dir)  # paths only; each image is read when its turn comes
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
     # The whole folder appears only when complete, so the table can be streamed straight into it.
-    with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
+    with output_folder(out_dir, "segment", [images_dir, *run_list(run_dirs)], force) as staging, open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=columns)
         areas.writeheader()
         for image_id, path in images.items():

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from seglib.config import PROFILES, profile_config
 from seglib.io import DataError
+from seglib.names import UnsafeName, checked_name
+
+NOTHING_WRITTEN = "nothing was written"  # commands whose outputs appear only when complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what state the outputs are in, not a traceback
+        print(f"interrupted; {getattr(args, 'interrupted', 'stopped')}", file=sys.stderr)
+        return 130
+
+
+def _structure(text: str) -> str:
+    """argparse type of a structure name: the one naming rule (seglib.names)."""
+    try:
+        return checked_name(text, "--structure")
+    except UnsafeName as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +64,7 @@ def _phantom(args):
 def _add_train(commands):
     p = commands.add_parser("train", help="train a U-Net for one structure (or several) into a run directory")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
-    p.add_argument("--structure", required=True, action="append",
+    p.add_argument("--structure", required=True, action="append", type=_structure,
                    help="structure to segment (mask folder name); repeat for a multi-output model")
     p.add_argument("--out", required=True, type=Path, help="run directory to create")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
@@ -80,7 +94,7 @@ def _add_train(commands):
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=_train, interrupted="continue the run with the same command and --resume")
 
 
 def _train(args):
@@ -103,8 +117,8 @@ def _add_predict(commands):
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.set_defaults(handler=_predict)
+    p.add_argument("--force", action="store_true", help="replace an earlier predict output folder")
+    p.set_defaults(handler=_predict, interrupted=NOTHING_WRITTEN)
 
 
 def _predict(args):
@@ -122,15 +136,15 @@ def _add_fuse(commands):
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
     p.add_argument("--strategy", default="argmax", choices=("argmax", "priority", "multilabel"))
-    p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
+    p.add_argument("--priority", nargs="+", type=_structure, help="structure order for --strategy priority")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false")
     p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false")
     p.add_argument("--min-object-fraction", type=float, default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(handler=_fuse)
+    p.add_argument("--force", action="store_true", help="replace an earlier fuse output folder")
+    p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
 
 
 def _fuse(args):
@@ -150,15 +164,20 @@ def _add_evaluate(commands):
     p.add_argument("--method", default="model", help="name of the method in the table")
     p.add_argument("--uwmgi", action="store_true",
                    help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score the images that have predictions and list those that have none (default: error)")
     p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
-    p.set_defaults(handler=_evaluate)
+    p.set_defaults(handler=_evaluate, interrupted=NOTHING_WRITTEN)
 
 
 def _evaluate(args):
     from seglib.evaluation import evaluate_folder, summarise
     from seglib.io import write_text
+    from seglib.outputs import check_output_file
 
-    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi)
+    check_output_file(args.out, [args.pred, args.data], args.force)  # before the work, not after
+    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
+                            allow_missing=args.allow_missing)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
@@ -167,7 +186,7 @@ def _evaluate(args):
 def _add_check(commands):
     p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--structure", action="append", help="structures to check (default: all)")
+    p.add_argument("--structure", action="append", type=_structure, help="structures to check (default: all)")
     p.set_defaults(handler=_check)
 
 
@@ -191,10 +210,11 @@ def _add_import(commands):
                         "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
     p.add_argument("source", type=Path)
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
-    p.add_argument("--structure", default="lung", help="sides: masks become left_<structure>, right_<structure>")
+    p.add_argument("--structure", default="lung", type=_structure,
+                   help="sides: masks become left_<structure>, right_<structure>")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS, default="patient",
                    help="sides: whether leftMask means the patient's left (default) or the image's left")
-    p.set_defaults(handler=_import)
+    p.set_defaults(handler=_import, interrupted=NOTHING_WRITTEN)
 
 
 def _import(args):
@@ -230,8 +250,8 @@ def _add_segment(commands):
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(handler=_segment)
+    p.add_argument("--force", action="store_true", help="replace an earlier segment output folder")
+    p.set_defaults(handler=_segment, interrupted=NOTHING_WRITTEN)
 
 
 def _segment(args):
@@ -244,7 +264,7 @@ def _add_export(commands):
     p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--out", type=Path, help="default RUN/saved_model")
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=_export, interrupted=NOTHING_WRITTEN)
 
 
 def _export(args):
@@ -259,11 +279,11 @@ def _add_baseline(commands):
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
     p.add_argument("--method", required=True, choices=sorted(BASELINES))
     p.add_argument("--images", required=True, type=Path)
-    p.add_argument("--structure", required=True, action="append", help="e.g. left_hip and right_hip")
+    p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
     p.add_argument("--subset", choices=("train", "val", "test"))
-    p.set_defaults(handler=_baseline)
+    p.set_defaults(handler=_baseline, interrupted=NOTHING_WRITTEN)
 
 
 def _baseline(args):
@@ -301,9 +321,9 @@ def _add_split(commands):
 
 def _split(args):
     from seglib.datasets import fixed_count_split, list_images, write_split
+    from seglib.outputs import check_output_file
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out}: already exists; refusing to overwrite")
+    check_output_file(args.out, [args.dataset])
     split = fixed_count_split(list_images(args.dataset / "images"), args.test, args.val, args.seed)
     write_split(split, args.out)
     counts = Counter(split.values())
@@ -315,7 +335,8 @@ def _add_ablation(commands):
 
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--structures", required=True, nargs=2, metavar=("LEFT", "RIGHT"), help="a mirror pair")
+    p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"),
+                   help="a mirror pair")
     p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
     p.add_argument("--profile", choices=PROFILES, default="demo")

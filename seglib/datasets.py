@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from seglib.io import IMAGE_SUFFIXES, DataError, read_mask
+from seglib.names import checked_name, checked_names
 
+NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
 SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
 
 
@@ -45,14 +48,20 @@ class Record:
     pixel_spacing_mm: tuple[float, float] | None = None  # (row, col) as DICOM PixelSpacing: row = distance between rows
 
 
-def list_images(folder: str | Path) -> dict[str, Path]:
-    """id -> image path for every image file in `folder`; two files with one id is an error."""
+def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
+    """id -> image path for every image file in `folder`; two files with one id is an error.
+    Any other (non-hidden) file or folder is skipped with one line on stderr naming it, unless
+    the caller reports them itself (`report_skipped=False`, as training does through check)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
     images: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
+            if report_skipped:
+                print(f"warning: {path}: {NOT_AN_IMAGE}; skipped", file=sys.stderr)
             continue
         if path.stem in images:
             raise DataError(f"{path}: duplicate id {path.stem!r} (also {images[path.stem]})")
@@ -85,21 +94,32 @@ def read_label_values(root: str | Path) -> dict[str, int]:
         raise DataError(f"{path}: not valid JSON: {error}") from error
     if not isinstance(values, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in values.values()):
         raise DataError(f"{path}: must map structure names to integer label values 1..65535")
+    checked_names(values, str(path))
     return values
 
 
 def available_structures(root: str | Path) -> list[str]:
     root = Path(root)
-    folders = [p.name for p in sorted((root / "masks").glob("*")) if p.is_dir()]
+    folders = [checked_name(p.name, str(p)) for p in sorted((root / "masks").glob("*")) if p.is_dir()]
     return sorted(set(folders) | set(read_label_values(root)))
 
 
-def load_records(root: str | Path, structures: tuple[str, ...] | list[str]) -> list[Record]:
+def require_structures(root: str | Path, structures) -> None:
+    """An error naming the first structure that the dataset at `root` has no masks of."""
+    known = available_structures(root)
+    missing = [structure for structure in structures if structure not in known]
+    if missing:
+        raise DataError(f"{root}: no masks for structure {missing[0]!r} (neither masks/{missing[0]}/ "
+                        f"nor labels.json); structures in this dataset: {', '.join(known) or 'none'}")
+
+
+def load_records(root: str | Path, structures: tuple[str, ...] | list[str], report_skipped: bool = True
+                 ) -> list[Record]:
     """One record per image with the mask of every requested structure.
 
     An image without a mask, a mask without an image, or an unknown structure is an error."""
     root = Path(root)
-    images = list_images(root / "images")
+    images = list_images(root / "images", report_skipped)
     manifest = read_manifest(root)
     sources = {structure: _mask_sources(root, structure, images) for structure in structures}
     records = []
@@ -124,9 +144,7 @@ def _mask_sources(root: Path, structure: str, images: dict[str, Path]) -> dict[s
         masks = {p.stem: MaskSource(p, label_values[structure]) for p in sorted((root / "labels").glob("*.png"))}
         folder = root / "labels"
     else:
-        known = ", ".join(available_structures(root)) or "none"
-        raise DataError(f"{root}: no masks for structure {structure!r} (neither masks/{structure}/ "
-                        f"nor labels.json); structures in this dataset: {known}")
+        require_structures(root, [structure])
     orphans = sorted(set(masks) - set(images))
     if orphans:
         raise DataError(f"{folder / orphans[0]}.png: mask without image ({len(orphans)} such masks)")
@@ -212,6 +230,9 @@ def _validated_split(split: dict[str, str], records: list[Record], source: Path)
     missing = [r.id for r in records if r.id not in split]
     if missing:
         raise DataError(f"{source}: no split for {len(missing)} images, e.g. {missing[0]!r}")
+    unknown = sorted(set(split) - {r.id for r in records})
+    if unknown:
+        raise DataError(f"{source}: id {unknown[0]!r} is not an image of the dataset ({len(unknown)} unknown ids)")
     return {r.id: split[r.id] for r in records}
 
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.datasets import list_images, read_split
 from seglib.fusion import fuse
-from seglib.io import output_directory, read_image, write_png, write_text
+from seglib.io import read_image, write_png, write_text
+from seglib.outputs import output_folder
 from seglib.pipeline import preprocess_for_prediction
 from seglib.symmetry import partner_of
 from seglib.train import load_run_model
@@ -27,7 +28,7 @@ class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path):
-        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in _as_list(run_dirs)]
+        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in run_list(run_dirs)]
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
         if duplicated:
@@ -89,23 +90,24 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
     if tta:
         predictor.tta_partners()  # fail before any work
     images = select_ids(list_images(images_dir), _first(run_dirs), subset)
-    with output_directory(out_dir, force=force) as staging:
+    with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         for image_id, path in images.items():
             for structure, probability in predictor.probabilities(read_image(path), tta=tta).items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
         write_text(staging / "predict.json", json.dumps(
-            {"runs": [str(d) for d in _as_list(run_dirs)], "images": str(images_dir), "tta": tta,
+            {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))
     return Path(out_dir)
 
 
-def _as_list(run_dirs):
+def run_list(run_dirs) -> list:
+    """One run directory or several, as a list."""
     return [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
 
 
 def _first(run_dirs):
-    return _as_list(run_dirs)[0]
+    return run_list(run_dirs)[0]
 
 
 def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
@@ -118,7 +120,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
         predictor.tta_partners()
     images = select_ids(list_images(images_dir), _first(run_dirs), subset)
     contested, labels = [], {}
-    with output_directory(out_dir, force=force) as staging:
+    with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         for image_id, path in images.items():
             probabilities = predictor.probabilities(read_image(path), tta=tta)
             fused = fuse(probabilities, **fuse_options)
