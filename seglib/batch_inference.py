@@ -44,7 +44,8 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     images = list_images(images_dir)  # paths only; each image is read when its turn comes
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
     # The whole folder appears only when complete, so the table can be streamed straight into it.
-    with output_folder(out_dir, "segment", [images_dir, *run_list(run_dirs)], force) as staging, open(staging / "areas.csv", "w", newline="") as table:
+    inputs = [images_dir, *run_list(run_dirs)]
+    with output_folder(out_dir, "segment", inputs, force) as staging, open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=columns)
         areas.writeheader()
         for image_id, path in images.items():

@@ -387,6 +387,7 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
+    from seglib.outputs import check_output_path
     from seglib.reporting import build_report
 
     if not args.pred and not args.eval:
@@ -398,6 +399,9 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
+    # the report replaces its own tables and figures in --out: never where an input lies
+    runs = [run for _, method_runs in args.runs for run in method_runs]
+    check_output_path(args.out, [args.data, *dict(args.pred).values(), *runs, *args.eval])
     extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
                        extra_metrics=extra, show_images=args.show_images))

@@ -125,6 +125,7 @@ def output_folder(path: str | Path, command: str, inputs=(), force: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _new_temporary(path)
     try:
+        temporary.chmod(0o755)  # mkdtemp makes it private; outputs (datasets, predictions) are meant to be shared
         mark(temporary, command, ids)
         yield temporary
     except BaseException:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
+
+from seglib.outputs import output_folder
 
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
@@ -634,31 +634,14 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0)
     Layout: images/<id>.png, masks/<structure>/<id>.png (0/255), labels/<id>.png (0 background,
     LABEL_VALUES for the hip bones), labels.json, manifest.csv (id, patient_id, pixel_spacing_mm,
     midline_x, midline_tilt_deg). Ids are pelvis_0000, pelvis_0001, ...; image i depends only on
-    (seed, i). Never overwrites: a non-empty out_dir raises FileExistsError. Everything is written
-    to a temporary sibling directory that is renamed into place at the end.
+    (seed, i). Never overwrites: a non-empty out_dir raises FileExistsError. Written through
+    seglib.outputs.output_folder: the folder appears complete or not at all.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    out_dir = Path(out_dir)
-    _refuse_to_overwrite(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with output_folder(out_dir, "phantom") as staging:
         _write_layout(staging, n, size, seed)
-        _refuse_to_overwrite(out_dir)  # someone may have written there in the meantime
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def _refuse_to_overwrite(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir}: already exists and is not an empty directory; refusing to overwrite it")
+    return Path(out_dir)
 
 
 def _write_layout(root: Path, n: int, size: int, seed: int) -> None:
