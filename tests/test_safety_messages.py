@@ -87,9 +87,13 @@ def test_ctrl_c_during_predict_writes_nothing_and_says_so(tmp_path):
         write_png(images / f"im{i:03d}.png", np.full((32, 32), i % 250, np.uint8))
     command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
                "--out", str(tmp_path / "pred")]
-    # Ctrl-C as from a terminal: SIGINT handled by default even when this test runs in a background job
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A background job ignores SIGINT, and so would its children; a handler here (reset to the default
+    # in the child) makes the child take Ctrl-C as from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".pred.seglib-*")) and time.monotonic() < deadline:
         time.sleep(0.05)

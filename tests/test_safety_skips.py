@@ -7,9 +7,9 @@ import io
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 import pytest
 from conftest import write_square_dataset
+from PIL import Image
 
 from seglib.cli import main
 
