@@ -71,8 +71,9 @@ def marked_command(folder: Path) -> str | None:
     return next((command for command, record in _UNMARKED_RECORDS.items() if (folder / record).is_file()), None)
 
 
-def check_replaceable(path: Path, command: str, inputs=(), force: bool = False) -> bool:
-    """Whether `path` holds something to replace; raises unless `force` may replace it."""
+def check_replaceable(path: Path, command: str, inputs=(), force: bool | None = None) -> bool:
+    """Whether `path` holds something to replace; raises unless `force` may replace it (None: the
+    command offers no --force)."""
     check_output_path(path, inputs)
     if not path.exists():
         return False
@@ -81,7 +82,8 @@ def check_replaceable(path: Path, command: str, inputs=(), force: bool = False) 
     if not any(path.iterdir()):
         return False
     if not force:
-        raise UnsafeOutput(f"{path}: exists and is not empty; choose another path or pass --force")
+        hint = "" if force is None else " or pass --force"  # None: the command has no --force
+        raise UnsafeOutput(f"{path}: exists and is not empty; choose another path{hint}")
     dataset = next((Path(root) for root, _, _ in os.walk(path) if is_dataset(Path(root))), None)
     if dataset is not None:
         raise UnsafeOutput(f"{path}: holds the dataset {dataset}; refusing to replace it even with --force")
@@ -115,7 +117,7 @@ def _marker(folder: Path) -> dict:
 
 
 @contextmanager
-def output_folder(path: str | Path, command: str, inputs=(), force: bool = False, ids=None):
+def output_folder(path: str | Path, command: str, inputs=(), force: bool | None = None, ids=None):
     """Yield a marked temporary folder that becomes `path` only when the block succeeds. An
     existing `path` is replaced (with `force`, see check_replaceable) only after that success.
     `ids`: the images a prediction folder covers (see mark)."""
@@ -151,7 +153,7 @@ def _swap(path: Path, temporary: Path, replace: bool, command: str) -> None:
     shutil.rmtree(old)
 
 
-def claim_folder(path: str | Path, command: str, inputs=(), force: bool = False) -> Path:
+def claim_folder(path: str | Path, command: str, inputs=(), force: bool | None = None) -> Path:
     """An empty marked folder at `path`, written in place (a training run, which must stay
     resumable after a kill); an earlier `command` output there is removed when `force`."""
     path = Path(path)
