@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seglib.names import checked_names
+from seglib.data.names import checked_names
 
 PROFILES = ("smoke", "demo", "full")
 
@@ -72,7 +72,7 @@ class RunConfig:
         if self.image_size % 2**self.depth:
             raise ValueError(f"image size {self.image_size} is not divisible by 2**depth = {2**self.depth}")
         if self.consistency_weight:
-            from seglib.symmetry import partner_of  # config stays importable without the rest
+            from seglib.symmetry.partners import partner_of  # config stays importable without the rest
 
             missing = [s for s in self.structures if partner_of(s) not in self.structures]
             if missing:
@@ -90,7 +90,7 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(values)
-        if "structures" in values:  # they become folder names: one rule for every source (seglib.names)
+        if "structures" in values:  # they become folder names: one rule for every source (seglib.data.names)
             values["structures"] = checked_names(values["structures"], "structures")
         return cls(**values)
 

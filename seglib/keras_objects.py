@@ -14,13 +14,22 @@ import importlib.abc
 import importlib.util
 import sys
 
-SERIALIZABLE_MODULES = ("seglib.losses", "seglib.metrics", "seglib.consistency")
+# Registered names stay "seglib>ClassName" wherever the classes live, so runs saved by older releases load.
+SERIALIZABLE_MODULES = ("seglib.losses.dice", "seglib.losses.focal", "seglib.losses.spec", "seglib.training.metrics",
+                        "seglib.symmetry.consistency")
 
 
 def register_keras_objects() -> None:
     for name in SERIALIZABLE_MODULES:
-        if name not in sys.modules:  # one being imported right now registers itself when done
+        if name in sys.modules:  # imported, or being imported right now: it registers itself when done
+            continue
+        try:
             importlib.import_module(name)
+        except ImportError as error:
+            # Keras was imported by one of these modules, half-way through its own import: a module that
+            # imports names from it must wait; it registers itself when seglib imports it (e.g. to train).
+            if "partially initialized" not in str(error):
+                raise
 
 
 def register_when_keras_is_imported() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seglib.io import write_png
+from seglib.data.io import write_png
 
 SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cxr_lungs_covid"
 
@@ -15,7 +15,7 @@ SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory) -> Path:
     """16 pelvis phantoms of 64 px in the standard layout."""
-    from seglib.phantom import write_phantom_dataset
+    from seglib.data.phantom import write_phantom_dataset
 
     return write_phantom_dataset(tmp_path_factory.mktemp("phantom") / "pelvis", n=16, size=64, seed=0)
 
@@ -45,7 +45,7 @@ def write_square_dataset(root: Path, n: int = 4, size: int = 32) -> Path:
 def train_tiny_run(data: Path, out: Path, structure: str = "left_thing") -> Path:
     """A one-epoch run on a write_square_dataset, for tests that need any trained run."""
     from seglib.config import profile_config
-    from seglib.train import train
+    from seglib.training.fit import train
 
     config = profile_config("smoke", data=str(data), structures=(structure,), image_size=32, depth=2,
                             base_filters=4, epochs=1, mirror_flip=False)
@@ -60,8 +60,8 @@ def file_contents(folder: Path) -> dict[str, bytes]:
 def untrained_run(folder, structures=("left_thing",)):
     """A run folder as predict reads it: config.json and a (here untrained) model.keras."""
     from seglib.config import profile_config
-    from seglib.io import write_text
-    from seglib.train import compile_model
+    from seglib.data.io import write_text
+    from seglib.training.fit import compile_model
 
     config = profile_config("smoke", data="unused", structures=structures, image_size=32, depth=2, base_filters=4,
                             mirror_flip=False)

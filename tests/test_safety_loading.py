@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from seglib.config import profile_config
-from seglib.train import compile_model
+from seglib.training.fit import compile_model
 
 LOAD = "keras.saving.load_model(sys.argv[1], safe_mode=True)"
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import untrained_run, write_square_dataset
 
 from seglib.cli import main
-from seglib.io import DataError, read_image, read_mask, write_png
+from seglib.data.io import DataError, read_image, read_mask, write_png
 
 TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--epochs", "1"]
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import untrained_run, write_square_dataset
 
-from seglib.checks import check_dataset
 from seglib.cli import main
-from seglib.datasets import load_records
-from seglib.io import DataError, write_png
+from seglib.data.io import DataError, write_png
+from seglib.data.layout import load_records
+from seglib.data.validation import check_dataset
 
 ESCAPE = "../../../escape_hip"
 

@@ -14,9 +14,9 @@ import pytest
 from conftest import file_contents, train_tiny_run, write_square_dataset
 
 from seglib.cli import main
-from seglib.io import write_png
-from seglib.outputs import MARKER
-from seglib.train import AtomicModelCheckpoint
+from seglib.data.io import write_png
+from seglib.data.outputs import MARKER
+from seglib.training.fit import AtomicModelCheckpoint
 
 TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--base-filters", "4", "--epochs", "1"]
 
@@ -156,7 +156,7 @@ def test_the_temporary_of_a_killed_predict_is_cleaned_by_the_next_run(run, tmp_p
 
 def test_a_failed_training_leaves_no_run_folder(tmp_path, monkeypatch):
     from seglib.config import profile_config
-    from seglib.train import train
+    from seglib.training.fit import train
 
     data = write_square_dataset(tmp_path / "data", n=4)
 

@@ -105,7 +105,7 @@ def test_a_split_file_with_an_unknown_id_is_an_error_naming_file_and_id(trained,
 
 
 def test_a_grey_jpeg_reads_as_grey_pixels(tmp_path):
-    from seglib.io import read_image
+    from seglib.data.io import read_image
 
     pixels = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (16, 1))
     Image.fromarray(pixels).save(tmp_path / "film.jpeg", quality=100)
