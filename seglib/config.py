@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seglib.data.names import checked_names
+
 PROFILES = ("smoke", "demo", "full")
 ARCHITECTURES = ("unet", "resunet", "attention_unet")  # seglib.networks builds each
 UPSAMPLINGS = ("transpose", "bilinear")
@@ -100,8 +102,8 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(values)
-        if "structures" in values:
-            values["structures"] = tuple(values["structures"])
+        if "structures" in values:  # they become folder names: one rule for every source (seglib.data.names)
+            values["structures"] = checked_names(values["structures"], "structures")
         return cls(**values)
 
     @classmethod

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from seglib.config import PROFILES, RunConfig, profile_config
 from seglib.data.io import DataError
+from seglib.data.names import UnsafeName, checked_name
+
+NOTHING_WRITTEN = "nothing was written"  # commands whose outputs appear only when complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what state the outputs are in, not a traceback
+        print(f"interrupted; {getattr(args, 'interrupted', 'stopped')}", file=sys.stderr)
+        return 130
+
+
+def _structure(text: str) -> str:
+    """argparse type of a structure name: the one naming rule (seglib.data.names)."""
+    try:
+        return checked_name(text, "--structure")
+    except UnsafeName as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +65,7 @@ def _phantom(args):
 def _add_train(commands):
     p = commands.add_parser("train", help="train a U-Net for one structure (or several) into a run directory")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
-    p.add_argument("--structure", required=True, action="append",
+    p.add_argument("--structure", required=True, action="append", type=_structure,
                    help="structure to segment (mask folder name); repeat for a multi-output model")
     p.add_argument("--out", required=True, type=Path, help="run directory to create")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
@@ -59,7 +73,7 @@ def _add_train(commands):
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=_train, interrupted="continue the run with the same command and --resume")
 
 
 def _config_options() -> list[dataclasses.Field]:
@@ -98,8 +112,8 @@ def _add_predict(commands):
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
     p.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is in the mask (default 0.5)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.set_defaults(handler=_predict)
+    p.add_argument("--force", action="store_true", help="replace an earlier predict output folder (never anything else)")
+    p.set_defaults(handler=_predict, interrupted=NOTHING_WRITTEN)
 
 
 def _predict(args):
@@ -118,14 +132,14 @@ def _add_fuse(commands):
     p.add_argument("--strategy", default="argmax", choices=FUSION_STRATEGIES,
                    help="argmax: a contested pixel goes to the more confident model (default); priority: to the first of "
                         "--priority; multilabel: both keep it")
-    p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
+    p.add_argument("--priority", nargs="+", type=_structure, help="structure order for --strategy priority")
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false",
                    help="keep every connected component, not only the largest per structure")
     p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false", help="leave holes inside a structure unfilled")
     p.add_argument("--min-object-fraction", type=float, default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
-    p.set_defaults(handler=_fuse)
+    p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
 
 
 def _add_folder_inference_options(p, images: str) -> None:
@@ -136,7 +150,8 @@ def _add_folder_inference_options(p, images: str) -> None:
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="probability below which a pixel is background (default 0.5)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace an earlier {p.prog.split()[-1]} output folder (never anything else)")
 
 
 def _fuse(args):
@@ -156,16 +171,21 @@ def _add_evaluate(commands):
     p.add_argument("--method", default="model", help="name of the method in the table")
     p.add_argument("--uwmgi", action="store_true",
                    help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score the images that have predictions and list those that have none (default: error)")
     p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
-    p.set_defaults(handler=_evaluate)
+    p.set_defaults(handler=_evaluate, interrupted=NOTHING_WRITTEN)
 
 
 def _evaluate(args):
     from seglib.data.io import write_text
+    from seglib.data.outputs import check_output_file
     from seglib.evaluation.folder import evaluate_folder
     from seglib.evaluation.statistics import summarise
 
-    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi)
+    check_output_file(args.out, [args.pred, args.data], args.force)  # before the work, not after
+    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
+                            allow_missing=args.allow_missing)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
@@ -174,7 +194,7 @@ def _evaluate(args):
 def _add_check(commands):
     p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
     p.add_argument("dataset", type=Path, help="dataset folder to validate")
-    p.add_argument("--structure", action="append", help="structures to check (default: all)")
+    p.add_argument("--structure", action="append", type=_structure, help="structures to check (default: all)")
     p.set_defaults(handler=_check)
 
 
@@ -198,10 +218,11 @@ def _add_import(commands):
                         "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
     p.add_argument("source", type=Path, help="folder in the --format to convert (only read)")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
-    p.add_argument("--structure", default="lung", help="sides: masks become left_<structure>, right_<structure>")
+    p.add_argument("--structure", default="lung", type=_structure,
+                   help="sides: masks become left_<structure>, right_<structure>")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS, default="patient",
                    help="sides: whether leftMask means the patient's left (default) or the image's left")
-    p.set_defaults(handler=_import)
+    p.set_defaults(handler=_import, interrupted=NOTHING_WRITTEN)
 
 
 def _import(args):
@@ -233,7 +254,7 @@ def _demo(args):
 def _add_segment(commands):
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
     _add_folder_inference_options(p, images="folder of images of any sizes")
-    p.set_defaults(handler=_segment)
+    p.set_defaults(handler=_segment, interrupted=NOTHING_WRITTEN)
 
 
 def _segment(args):
@@ -246,7 +267,7 @@ def _add_export(commands):
     p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
     p.add_argument("--run", required=True, type=Path, help="run directory to export (the SavedModel goes inside)")
     p.add_argument("--out", type=Path, help="default RUN/saved_model")
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=_export, interrupted=NOTHING_WRITTEN)
 
 
 def _export(args):
@@ -261,11 +282,11 @@ def _add_baseline(commands):
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
     p.add_argument("--method", required=True, choices=sorted(BASELINES), help="classical method")
     p.add_argument("--images", required=True, type=Path, help="folder of images")
-    p.add_argument("--structure", required=True, action="append", help="e.g. left_hip and right_hip")
+    p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of --subset-of")
-    p.set_defaults(handler=_baseline)
+    p.set_defaults(handler=_baseline, interrupted=NOTHING_WRITTEN)
 
 
 def _baseline(args):
@@ -304,10 +325,10 @@ def _add_split(commands):
 
 def _split(args):
     from seglib.data.layout import list_images
+    from seglib.data.outputs import check_output_file
     from seglib.data.splits import fixed_count_split, write_split
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out}: already exists; refusing to overwrite")
+    check_output_file(args.out, [args.dataset])
     split = fixed_count_split(list_images(args.dataset / "images"), args.test, args.val, args.seed)
     write_split(split, args.out)
     counts = Counter(split.values())
@@ -319,7 +340,7 @@ def _add_ablation(commands):
 
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
-    p.add_argument("--structures", required=True, nargs=2, metavar=("LEFT", "RIGHT"), help="a mirror pair")
+    p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
     p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
@@ -372,6 +393,7 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
+    from seglib.data.outputs import check_output_path
     from seglib.reporting.document import build_report
 
     if not args.pred and not args.eval:
@@ -383,6 +405,9 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
+    # the report replaces its own tables and figures in --out: never where an input lies
+    runs = [run for _, method_runs in args.runs for run in method_runs]
+    check_output_path(args.out, [args.data, *dict(args.pred).values(), *runs, *args.eval])
     extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
                        extra_metrics=extra, show_images=args.show_images))

@@ -4,7 +4,7 @@ Each `import_<format>(source, out)` writes
     OUT/images/<id>.png               the image, 8- or 16-bit grey as in the source
     OUT/masks/<structure>/<id>.png    one binary mask (0/255) per structure and image
     OUT/manifest.csv                  id, patient_id, height, width (+ pixel spacing when known)
-through `seglib.data.io.atomic_directory`: OUT appears complete or not at all, an existing non-empty
+through `seglib.data.outputs.output_folder`: OUT appears complete or not at all, an existing non-empty
 OUT is refused, and the source is only read. A bad input raises DataError naming the file.
 
 Formats (FORMATS):
@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import DataError, atomic_directory, read_image, read_mask, write_png
+from seglib.data.io import DataError, read_image, read_mask, write_png
 from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
+from seglib.data.names import checked_name
+from seglib.data.outputs import output_folder
 
 SIDE_MEANINGS = {"patient": "by the patient's side", "image": "as seen on the image"}
 SIDE_CONVENTIONS = tuple(SIDE_MEANINGS)
@@ -49,7 +51,7 @@ class _Sample:
 
 
 def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path) -> Path:
-    with atomic_directory(out) as folder:
+    with output_folder(out, "import", [source]) as folder:
         rows = []
         for sample in samples:
             write_png(folder / "images" / f"{sample.id}.png", sample.image)
@@ -227,8 +229,7 @@ def _uwmgi_runs(table_path: Path) -> dict[str, dict[str, str]]:
     for line, (image_id, name, rle) in enumerate(rows, start=2):
         if UWMGI_ID.fullmatch(image_id) is None:
             raise DataError(f"{table_path}: line {line}: id {image_id!r} is not caseN_dayD_slice_SSSS")
-        if re.fullmatch(r"\w+", name) is None:  # it becomes a folder name under masks/
-            raise DataError(f"{table_path}: line {line}: class {name!r} is not a plain name")
+        checked_name(name, f"{table_path}: line {line}: class")  # it becomes a folder name under masks/
         if name in runs.setdefault(image_id, {}):
             raise DataError(f"{table_path}: line {line}: second row for {image_id} class {name}")
         runs[image_id][name] = rle
@@ -284,8 +285,7 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
     here: the check decides, image by image."""
     if side_convention not in SIDE_CONVENTIONS:
         raise ValueError(f"side_convention must be one of {SIDE_CONVENTIONS}, got {side_convention!r}")
-    if not re.fullmatch(r"\w+", structure):  # it becomes part of folder names
-        raise ValueError(f"structure must be a plain name such as 'lung', got {structure!r}")
+    checked_name(structure, "structure")  # it becomes part of folder names
     source = Path(source)
     images = list_images(_one_folder(source, ["images", "CXR_png"], "images"))
     targets = {"leftMask": "left_", "rightMask": "right_"}

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from seglib.data.io import atomic_directory
+from seglib.data.outputs import output_folder
 
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
@@ -633,15 +633,14 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0)
     Layout: images/<id>.png, masks/<structure>/<id>.png (0/255), labels/<id>.png (0 background,
     LABEL_VALUES for the hip bones), labels.json, manifest.csv (id, patient_id, pixel_spacing_mm,
     midline_x, midline_tilt_deg). Ids are pelvis_0000, pelvis_0001, ...; image i depends only on
-    (seed, i). Never overwrites: a non-empty out_dir raises FileExistsError. Everything is written
-    to a temporary sibling directory that is renamed into place at the end.
+    (seed, i). Never overwrites: a non-empty out_dir raises FileExistsError. Written through
+    seglib.data.outputs.output_folder: the folder appears complete or not at all.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as staging:
+    with output_folder(out_dir, "phantom") as staging:
         _write_layout(staging, n, size, seed)
-    return out_dir
+    return Path(out_dir)
 
 
 def _write_layout(root: Path, n: int, size: int, seed: int) -> None:

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
-from seglib.data.layout import positive_mm, read_label_values, require_declared_labels
+from seglib.data.layout import NOT_AN_IMAGE, positive_mm, read_label_values, require_declared_labels
+from seglib.data.names import checked_name
 from seglib.data.splits import SPLITS
 from seglib.symmetry.partners import partner_of
 
@@ -70,6 +71,9 @@ class _Checker:
             self.error(self.root, "dataset folder not found")
             return
         images = self.listed_files(self.root / "images", "image")
+        if not images and (self.root / "images").is_dir():
+            self.error(self.root / "images", f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
+        self.report_unsafe_mask_folders()
         label_values = self.label_values()
         if structures is None:
             structures = sorted(self.binary_structures | set(label_values))
@@ -103,7 +107,7 @@ class _Checker:
             if path.name.startswith("."):
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
-                self.warning(path, f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)}); ignored")
+                self.warning(path, f"{NOT_AN_IMAGE}; ignored")
                 continue
             if not folder_escapes:
                 self.report_escape(path)
@@ -112,6 +116,11 @@ class _Checker:
                 continue
             files[path.stem] = path
         return files
+
+    def report_unsafe_mask_folders(self) -> None:
+        for name in sorted(self.binary_structures):
+            if self.read(lambda folder: checked_name(folder.name, str(folder)), self.root / "masks" / name) is None:
+                self.binary_structures.discard(name)
 
     def report_escape(self, path: Path) -> bool:
         """A symlink (or a link in its folders) that leads out of the dataset makes it depend on

@@ -15,8 +15,9 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import output_directory, read_image, write_png, write_text
+from seglib.data.io import read_image, write_png, write_text
 from seglib.data.layout import list_images
+from seglib.data.outputs import output_folder
 from seglib.data.pipeline import preprocess_for_prediction
 from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
@@ -28,7 +29,7 @@ class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path):
-        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in _as_list(run_dirs)]
+        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in run_list(run_dirs)]
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
         if duplicated:
@@ -104,23 +105,24 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
-    with output_directory(out_dir, force=force) as staging:
+    with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         for image_id, _, probabilities in predictions(predictor, images, tta):
             for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
         write_text(staging / "predict.json", json.dumps(
-            {"runs": [str(d) for d in _as_list(run_dirs)], "images": str(images_dir), "tta": tta,
+            {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))
     return Path(out_dir)
 
 
-def _as_list(run_dirs):
+def run_list(run_dirs) -> list:
+    """One run directory or several, as a list."""
     return [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
 
 
 def _first(run_dirs):
-    return _as_list(run_dirs)[0]
+    return run_list(run_dirs)[0]
 
 
 def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
@@ -130,7 +132,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     pixels that two models claimed, per image; OUT/fusion.json records the fusion options."""
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
-    with output_directory(out_dir, force=force) as staging:
+    with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         for image_id, _, probabilities in predictions(predictor, images, tta):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels

@@ -21,9 +21,10 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from scipy.ndimage import binary_erosion
 
-from seglib.data.io import output_directory, write_png, write_text
+from seglib.data.io import write_png, write_text
+from seglib.data.outputs import output_folder
 from seglib.inference.fusion import fuse
-from seglib.inference.predictor import predictions, prepared_inference
+from seglib.inference.predictor import predictions, prepared_inference, run_list
 from seglib.reporting.plots import structure_color
 
 OVERLAY_ALPHA = 0.4
@@ -39,7 +40,8 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     _check_spacing(spacing_mm)
     columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
     # The whole folder appears only when complete, so the table can be streamed straight into it.
-    with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
+    inputs = [images_dir, *run_list(run_dirs)]
+    with output_folder(out_dir, "segment", inputs, force) as staging, open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=columns)
         areas.writeheader()
         for image_id, image, probabilities in predictions(predictor, images, tta):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,8 +23,9 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import DataError, prepare_output_dir, write_text
-from seglib.data.layout import available_structures, load_records
+from seglib.data.io import DataError, write_text
+from seglib.data.layout import available_structures, load_records, require_structures
+from seglib.data.outputs import claim_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
 from seglib.data.splits import records_in, split_records, write_split
 from seglib.data.validation import check_dataset
@@ -42,6 +46,7 @@ def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
 
 def structures_to_load(config: RunConfig) -> tuple[str, ...]:
     """The targets, plus their mirror partners when mirrored examples are used."""
+    require_structures(config.data, config.structures)  # a missing structure is not a mirror-flip problem
     if not config.mirror_flip:
         return config.structures
     partners = mirror_targets(config.structures)
@@ -56,14 +61,23 @@ def structures_to_load(config: RunConfig) -> tuple[str, ...]:
 
 
 def load_checked_records(config: RunConfig):
-    """The records, after the same checks as `python -m seglib check`: bad data is refused, not skipped."""
+    """The records, after the same checks as `python -m seglib check`: bad data is refused, not
+    skipped, and check's warnings (e.g. files that are not read) are repeated on stderr."""
+    if not Path(config.data).is_dir():
+        raise DataError(f"{config.data}: dataset folder not found")
     structures = structures_to_load(config)
-    problems = [p for p in check_dataset(config.data, structures) if p.level == "error"]
-    if problems:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise DataError(f"{config.data}: {len(problems)} problem(s) in the dataset:\n  {shown}{more}")
-    return load_records(config.data, structures)
+    problems = check_dataset(config.data, structures)
+    warnings = [p for p in problems if p.level == "warning"]
+    for warning in warnings[:20]:
+        print(warning, file=sys.stderr)
+    if len(warnings) > 20:
+        print(f"warning: ... and {len(warnings) - 20} more (python -m seglib check {config.data})", file=sys.stderr)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        shown = "\n  ".join(str(p) for p in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise DataError(f"{config.data}: {len(errors)} problem(s) in the dataset:\n  {shown}{more}")
+    return load_records(config.data, structures, report_skipped=False)
 
 
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
@@ -80,12 +94,21 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     if not train_records or not val_records:
         raise DataError(f"{config.data}: the split leaves {len(train_records)} training and "
                         f"{len(val_records)} validation images; both must be non-empty")
-    if not resume:
-        run_dir = prepare_output_dir(run_dir, force=force)
+    run_dir = Path(run_dir)
+    if resume:
+        return _fit(config, run_dir, train_records, val_records, resume, verbose)
+    claim_folder(run_dir, "train", [config.data, config.split_file], force)
+    try:
         write_text(run_dir / "config.json", config.to_json())
         write_split(split, run_dir / "split.csv")
-    run_dir = Path(run_dir)
+        return _fit(config, run_dir, train_records, val_records, resume, verbose)
+    except Exception:
+        # A failed run must not pass for a result. A kill or Ctrl-C (not an Exception) leaves it to --resume.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
+
+def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: bool, verbose) -> Path:
     set_determinism(config.seed, config.deterministic)
     strategy = choose_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, strategy)
@@ -154,14 +177,28 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
     # before the backup, so an interruption never loses an epoch that the backup counts as done.
     return [
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        keras.callbacks.ModelCheckpoint(run_dir / "model.keras", monitor="val_dice", mode="max",
-                                        save_best_only=True, initial_value_threshold=best_val_dice),
+        AtomicModelCheckpoint(run_dir / "model.keras", monitor="val_dice", mode="max",
+                              save_best_only=True, initial_value_threshold=best_val_dice),
         learning_rate_callback(config),
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
                                       restore_best_weights=True),
         # Two backups: a run killed while writing one resumes from the other.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
     ]
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves under a temporary name and renames: a kill while saving never
+    leaves a truncated model.keras (the previous best stays until the new one is complete)."""
+
+    def __init__(self, filepath, **options):
+        self.final_path = Path(filepath)
+        super().__init__(self.final_path.with_name(f".{self.final_path.stem}.partial.keras"), **options)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if os.path.exists(self.filepath):
+            os.replace(self.filepath, self.final_path)
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
@@ -189,9 +226,11 @@ def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train
 
 
 def load_run_model(run_dir: str | Path) -> keras.Model:
-    """The run's model, loaded with Keras's safe_mode on (this module's imports register the
-    serializable models, losses and metrics)."""
+    """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registered its objects)."""
     path = Path(run_dir) / "model.keras"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model in this run directory")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: truncated or damaged model file (not a complete .keras archive); "
+                        "train again, or continue an interrupted run with train --resume")
     return keras.saving.load_model(path, safe_mode=True)
