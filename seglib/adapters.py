@@ -392,11 +392,11 @@ def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
     An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
     must be segmented by exactly one SEG (else an error names the file): a mask without its image,
     or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
-    from seglib.dicom_seg import SEGMENTATION_STORAGE, read_segmentation
+    from seglib.dicom_seg import SEGMENTATION_CLASSES, read_segmentation
 
     source = Path(source)
     headers = {path: read_header(path) for path in sorted(source.rglob("*.dcm"))}
-    segs = [path for path, header in headers.items() if header.get("SOPClassUID") == SEGMENTATION_STORAGE]
+    segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]
     images = {header.get("SOPInstanceUID"): path for path, header in headers.items() if path not in segs}
     segmented = {}  # image path -> (SEG path, masks)
     for seg_path in segs:

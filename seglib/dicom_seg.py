@@ -36,6 +36,7 @@ from seglib.plots import structure_color
 from seglib.symmetry import patient_side
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+SEGMENTATION_CLASSES = (SEGMENTATION_STORAGE, "1.2.840.10008.5.1.4.1.1.66.7")  # + Label Map Segmentation
 SERIES_NUMBER = 4100  # a series number unlikely to clash with the acquisition's own series
 # The anatomy of a structure, by its name without the left_/right_ prefix (pydicom codes.SCT keywords).
 ANATOMY = {"hip": "BoneStructureOfPelvis", "lung": "Lung", "clavicle": "Clavicle", "sacrum": "Sacrum",
@@ -158,7 +159,7 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
     except Exception as error:
         raise DataError(f"{path}: cannot read DICOM SEG: {error}") from error
-    if seg.get("SOPClassUID") != SEGMENTATION_STORAGE:
+    if seg.get("SOPClassUID") not in SEGMENTATION_CLASSES:
         raise DataError(f"{path}: not a DICOM Segmentation (SOP class {seg.get('SOPClassUID')})")
     names = _segment_names(seg, path)
     referenced = [item.ReferencedSOPInstanceUID for series in seg.get("ReferencedSeriesSequence", [])
@@ -175,6 +176,8 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 def _segment_names(seg, path: Path) -> dict[int, str]:
     names = {}
     for item in seg.SegmentSequence:
+        if int(item.SegmentNumber) == 0:  # a label map SEG may describe its background; it is no structure
+            continue
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(item.get("SegmentLabel", ""))).strip("_")
         if not name or name in names.values():
             raise DataError(f"{path}: segment {item.SegmentNumber} label {item.get('SegmentLabel')!r} "

@@ -130,11 +130,16 @@ def test_segments_are_labelled_coded_lateral_coloured_and_attributed(segmented, 
 
 
 def test_png_input_gets_one_line_and_its_other_formats(runs, images_dir, tmp_path, capsys):
-    out = segment_folder(runs, images_dir, tmp_path / "out", threshold=0.3, formats=("nifti", "dicom-seg"))
+    from seglib.cli import main
+
+    out = tmp_path / "out"
+    assert main(["segment", "--runs", *map(str, runs), "--images", str(images_dir), "--out", str(out),
+                 "--format", "nifti", "dicom-seg"]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{images_dir / 'photo.png'}: no DICOM SEG written")
     assert sorted(p.name for p in (out / "dicom-seg").iterdir()) == ["film1.dcm", "film2.dcm"]
-    assert (out / "nifti" / "photo.nii.gz").is_file()
+    assert sorted(p.name for p in (out / "nifti").iterdir()) == ["film1.nii.gz", "film2.nii.gz", "labels.ctbl",
+                                                                 "labels.txt", "photo.nii.gz"]
     assert not (out / "labels").exists()  # png was not asked for
 
 
@@ -254,3 +259,30 @@ def _manual_algorithms():
     from seglib.dicom_seg import algorithm_identification
 
     return defaultdict(lambda: algorithm_identification("test", RunConfig(), {}))
+
+
+@pytest.mark.parametrize("segmentation_type", ["FRACTIONAL", "LABELMAP"])
+def test_fractional_and_labelmap_segs_from_other_tools_are_read(tmp_path, segmentation_type):
+    import highdicom
+    from pydicom.uid import generate_uid
+
+    from seglib.dicom_seg import segment_description
+
+    film = write_dicom_film(tmp_path / "a.dcm", (6, 5))
+    left, right = np.zeros((6, 5), bool), np.zeros((6, 5), bool)
+    left[1:3, 3:5], right[2:5, 0:2] = True, True
+    if segmentation_type == "FRACTIONAL":  # probabilities: a pixel belongs at 0.5 and above
+        pixels = np.stack([left * 0.8 + 0.3 * ~left, right * 0.5], axis=-1)[None].astype(np.float32)
+    else:
+        pixels = (left * 1 + right * 2).astype(np.uint8)
+    algorithm = _manual_algorithms()["any"]
+    seg = highdicom.seg.Segmentation(
+        [pydicom.dcmread(film)], pixels, segmentation_type,
+        [segment_description(1, "Left lung", algorithm), segment_description(2, "right lung", algorithm)],
+        generate_uid(), 1, generate_uid(), 1, "other", "other", "1", "1",
+        fractional_type="PROBABILITY" if segmentation_type == "FRACTIONAL" else None)
+    seg.save_as(tmp_path / "seg.dcm")
+    masks = read_segmentation(tmp_path / "seg.dcm")[pydicom.dcmread(film).SOPInstanceUID]
+    assert list(masks) == ["Left_lung", "right_lung"]  # labels made safe for folder names
+    np.testing.assert_array_equal(masks["Left_lung"], left)
+    np.testing.assert_array_equal(masks["right_lung"], right)
