@@ -9,6 +9,9 @@ and ITK-SNAP) gives the source image itself: voxel (i, j) is column i, row j; or
 direction identity, which in NIfTI's RAS affine is diag(-column spacing, -row spacing). The label
 map then lies on the film, upright and not mirrored. Pixel spacing (mm) is in the header (pixdim 1
 = column spacing, pixdim 2 = row spacing) when known; unknown spacing is 1 with units 'unknown'.
+(Checked with SimpleITK 2.5.7: it reads the map as size (columns, rows), the header's spacing, origin
+0, identity direction, pixels equal to labels/<id>.png. Its DICOM reader gives a DX film the
+ImagerPixelSpacing, a CR film spacing 1: there the sizes in mm differ, the pixel grid does not.)
 """
 
 from __future__ import annotations
