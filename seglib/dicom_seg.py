@@ -8,7 +8,7 @@ the source's Patient and General Study modules. Each segment has:
     SegmentLabel                                the structure name, e.g. left_hip
     SegmentedPropertyCategoryCodeSequence       SCT 91723000 Anatomical Structure
     SegmentedPropertyTypeCodeSequence           the anatomy (ANATOMY below), e.g. SCT 39607008 Lung
-    SegmentedPropertyTypeModifierCodeSequence   SCT 7771000 Left / SCT 24028007 Right (left_* / right_*)
+      > SegmentedPropertyTypeModifierCodeSequence   SCT 7771000 Left / SCT 24028007 Right (left_* / right_*)
     RecommendedDisplayCIELabValue               seglib's fixed colour (seglib.plots.structure_color)
     SegmentAlgorithmType AUTOMATIC and SegmentationAlgorithmIdentificationSequence: seglib's
     version, the run directory's name and its config (local paths left out).
@@ -104,9 +104,10 @@ def segment_description(number: int, structure: str, algorithm):
         segmented_property_type=getattr(codes.SCT, anatomy), algorithm_type="AUTOMATIC",
         algorithm_identification=algorithm,
         display_color=highdicom.color.CIELabColor.from_string(structure_color(structure)))
-    if side:  # the Segment Description macro's place for laterality; highdicom has no argument for it
+    if side:  # laterality modifies the property type, inside its code item (PS3.3 C.8.20.2); highdicom has no argument
         laterality = codes.SCT.Left if side == "left" else codes.SCT.Right
-        description.SegmentedPropertyTypeModifierCodeSequence = [highdicom.sr.CodedConcept.from_code(laterality)]
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            highdicom.sr.CodedConcept.from_code(laterality)]
     return description
 
 
@@ -136,6 +137,8 @@ def write_segmentation(path: str | Path, source: str | Path, masks: dict[str, np
         device_serial_number="none", content_label="SEGLIB", series_description="seglib segmentation",
         content_description=f"seglib {__version__}: {', '.join(names)}",
         omit_empty_frames=False)  # an empty segment still has its frame: a reader sees 'nothing found'
+    if "ImageOrientationPatient" not in header:  # a film's only orientation: type 2C, so present even if unknown
+        segmentation.PatientOrientation = header.get("PatientOrientation", "")
     path.parent.mkdir(parents=True, exist_ok=True)
     segmentation.save_as(path)
     return path

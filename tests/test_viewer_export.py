@@ -39,6 +39,7 @@ def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="
     film.PatientID, film.PatientName, film.PatientBirthDate, film.PatientSex = "P7", "Doe^Jane", "19600101", "F"
     film.StudyDate, film.StudyTime, film.StudyID, film.AccessionNumber = "20260101", "120000", "S1", "A1"
     film.ReferringPhysicianName, film.Modality, film.SeriesNumber, film.InstanceNumber = "", "DX", 1, 1
+    film.PatientOrientation = ["L", "F"]  # rows run to the patient's left, columns to the feet: an AP view
     film.Rows, film.Columns = shape
     film.SamplesPerPixel, film.PhotometricInterpretation = 1, photometric
     film.BitsAllocated, film.BitsStored, film.HighBit, film.PixelRepresentation = 16, 12, 11, 0
@@ -92,7 +93,8 @@ def test_dicom_seg_references_its_film_and_holds_the_png_masks(segmented, images
         assert referenced.SeriesInstanceUID == film.SeriesInstanceUID
         assert referenced.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == film.SOPInstanceUID
         assert referenced.ReferencedInstanceSequence[0].ReferencedSOPClassUID == DX_FOR_PRESENTATION
-        for name in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyDate"):
+        for name in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyDate",
+                     "PatientOrientation"):
             assert seg[name].value == film[name].value, name
         assert (seg.Rows, seg.Columns) == shape and seg.NumberOfFrames == 2  # empty segments keep their frame
         masks = read_segmentation(segmented / "dicom-seg" / f"{image_id}.dcm")
@@ -113,7 +115,7 @@ def test_segments_are_labelled_coded_lateral_coloured_and_attributed(segmented, 
         category, anatomy = segment.SegmentedPropertyCategoryCodeSequence[0], segment.SegmentedPropertyTypeCodeSequence[0]
         assert (category.CodeValue, category.CodingSchemeDesignator) == ("91723000", "SCT")
         assert (anatomy.CodeValue, anatomy.CodingSchemeDesignator) == ("118645006", "SCT")
-        modifier = segment.SegmentedPropertyTypeModifierCodeSequence[0]
+        modifier = anatomy.SegmentedPropertyTypeModifierCodeSequence[0]
         assert (modifier.CodeValue, modifier.CodingSchemeDesignator, modifier.CodeMeaning) == (*laterality[:1], "SCT",
                                                                                              laterality[1])
         # CIE Lab, scaled to 0..65535 as DICOM stores it; back to RGB it is seglib's colour
@@ -247,9 +249,9 @@ def test_lung_segment_is_coded_lung_with_laterality(tmp_path):
     seg = pydicom.dcmread(write_segmentation(tmp_path / "seg.dcm", film, masks, _manual_algorithms()))
     lung, sacrum = seg.SegmentSequence
     assert lung.SegmentedPropertyTypeCodeSequence[0].CodeValue == "39607008"
-    assert lung.SegmentedPropertyTypeModifierCodeSequence[0].CodeValue == "24028007"
+    assert lung.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0].CodeValue == "24028007"
     assert sacrum.SegmentedPropertyTypeCodeSequence[0].CodeValue == "54735007"
-    assert "SegmentedPropertyTypeModifierCodeSequence" not in sacrum  # the midline has no side
+    assert "SegmentedPropertyTypeModifierCodeSequence" not in sacrum.SegmentedPropertyTypeCodeSequence[0]  # midline
 
 
 def _manual_algorithms():
