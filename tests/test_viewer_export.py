@@ -288,3 +288,14 @@ def test_fractional_and_labelmap_segs_from_other_tools_are_read(tmp_path, segmen
     assert list(masks) == ["Left_lung", "right_lung"]  # labels made safe for folder names
     np.testing.assert_array_equal(masks["Left_lung"], left)
     np.testing.assert_array_equal(masks["right_lung"], right)
+
+
+def test_written_seg_passes_the_dicom3tools_validator(segmented):
+    import subprocess
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    for image_id in DICOM_INPUTS:
+        report = subprocess.run(["dciodvfy", str(segmented / "dicom-seg" / f"{image_id}.dcm")],
+                                capture_output=True, text=True).stderr
+        assert report.strip() == "Segmentation", report  # the IOD it checked against, and no error or warning
