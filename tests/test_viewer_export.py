@@ -15,6 +15,7 @@ from test_export import write_tiny_run
 
 from seglib.adapters import import_dataset
 from seglib.batch_inference import segment_folder
+from seglib.checks import check_dataset
 from seglib.dicom_seg import SEGMENTATION_STORAGE, read_segmentation, write_segmentation
 from seglib.io import DataError, read_image, read_mask, write_png
 from seglib.measurements import area_rows
@@ -223,6 +224,7 @@ def test_dicom_seg_import_round_trips_into_the_dataset_layout(segmented, images_
     manifest = pd.read_csv(dataset / "manifest.csv").set_index("id")
     assert manifest.loc["film1", "patient_id"] == "P7" and manifest.loc["film1", "seg_file"] == "seg/film1.dcm"
     assert (manifest.loc["film1", "pixel_spacing_row_mm"], manifest.loc["film1", "pixel_spacing_col_mm"]) == (0.2, 0.1)
+    assert [p for p in check_dataset(dataset) if p.level == "error"] == []  # ready for `train`
 
 
 def test_dicom_seg_import_refuses_a_seg_without_its_film_and_a_film_without_a_seg(tmp_path):
