@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from seglib.datasets import list_images, read_label_values, read_manifest
-from seglib.dicom_seg import pixel_spacing, read_header
+from seglib.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
 from seglib.io import DataError, atomic_directory, read_image, read_mask, write_png
 
 SIDE_MEANINGS = {"patient": "by the patient's side", "image": "as seen on the image"}
@@ -392,8 +392,6 @@ def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
     An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
     must be segmented by exactly one SEG (else an error names the file): a mask without its image,
     or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
-    from seglib.dicom_seg import SEGMENTATION_CLASSES, read_segmentation
-
     source = Path(source)
     headers = {path: read_header(path) for path in sorted(source.rglob("*.dcm"))}
     segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]

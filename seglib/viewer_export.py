@@ -1,7 +1,7 @@
 """The viewer formats `segment --format` writes beside the PNGs, one file per image:
 
     OUT/nifti/<id>.nii.gz + labels.txt + labels.ctbl   3D Slicer, ITK-SNAP (seglib.nifti)
-    OUT/dicom-seg/<id>.dcm                               PACS viewers, OHIF, Slicer (seglib.dicom_seg)
+    OUT/dicom-seg/<id>.dcm                               PACS viewers, OHIF, Slicer (seglib.dicom_seg_export)
 
 A DICOM SEG must reference a DICOM source image, so for a PNG or TIFF input `dicom-seg` writes
 nothing and says so in one line on stderr, while the image's other formats are written. When no
@@ -14,14 +14,8 @@ import sys
 from pathlib import Path
 
 from seglib.config import RunConfig
-from seglib.dicom_seg import (
-    algorithm_identification,
-    is_dicom,
-    pixel_spacing,
-    read_header,
-    source_header,
-    write_segmentation,
-)
+from seglib.dicom_seg import is_dicom, pixel_spacing, read_header
+from seglib.dicom_seg_export import algorithm_identification, source_header, write_segmentation
 from seglib.io import DataError
 from seglib.nifti import write_colour_tables, write_label_map
 
