@@ -70,7 +70,7 @@ class RunConfig:
         if self.image_size % 2**self.depth:
             raise ValueError(f"image size {self.image_size} is not divisible by 2**depth = {2**self.depth}")
         if self.consistency_weight:
-            from seglib.symmetry import partner_of  # config stays importable without the rest
+            from seglib.symmetry.partners import partner_of  # config stays importable without the rest
 
             missing = [s for s in self.structures if partner_of(s) not in self.structures]
             if missing:

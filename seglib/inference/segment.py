@@ -1,0 +1,96 @@
+"""Segment a whole folder of radiographs with per-structure runs, one image at a time:
+
+    OUT/labels/<id>.png     uint8 label map at the image's original size (values: OUT/labels.json)
+    OUT/labels.json         structure -> label value
+    OUT/overlays/<id>.png   the image with each structure coloured (seglib.reporting.plots.structure_color)
+    OUT/areas.csv           id, structure, area_px, area_mm2, left_right_area_ratio, contested_px
+                            (seglib.inference.measurements)
+    OUT/nifti/, OUT/dicom-seg/   with formats=("nifti", "dicom-seg"): see seglib.inference.viewer_export
+
+labels/ and overlays/ are the "png" format, the default; formats may name several.
+Only one image and its maps are in memory at a time, so the folder may be of any length;
+images may differ in size and bit depth.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import to_rgb
+from scipy.ndimage import binary_erosion
+
+from seglib.data.io import output_directory, read_image, write_png, write_text
+from seglib.data.layout import list_images
+from seglib.inference.fusion import fuse
+from seglib.inference.measurements import AREA_COLUMNS, area_rows, spacing_pair
+from seglib.inference.predictor import Predictor
+from seglib.inference.viewer_export import image_spacing, open_exports
+from seglib.reporting.plots import structure_color
+
+OVERLAY_ALPHA = 0.4
+
+
+def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: float = 0.5,
+                   fuse_options: dict | None = None, spacing_mm: dict | None = None,
+                   force: bool = False, formats=("png",)) -> Path:
+    """Predict, fuse and write OUT (see module doc) in `formats` (seglib.inference.viewer_export.FORMATS).
+    Pixel spacing, for area_mm2 and the NIfTI header: `spacing_mm` (id -> mm per pixel, or a
+    (row, column) pair) where given, else a DICOM input's header. An existing non-empty OUT is
+    refused unless `force`."""
+    run_dirs = list(run_dirs)
+    predictor = Predictor(run_dirs)
+    if tta:
+        predictor.tta_partners()  # fail before any work
+    options = _fusion_options(threshold, fuse_options, predictor.structures)
+    given_spacing = {image_id: spacing_pair(image_id, value) for image_id, value in (spacing_mm or {}).items()}
+    images = list_images(images_dir)  # paths only; each image is read when its turn comes
+    exports = open_exports(formats, run_dirs, images, {"tta": tta, **options})
+    # The whole folder appears only when complete, so the table can be streamed straight into it.
+    with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
+        areas = csv.DictWriter(table, fieldnames=AREA_COLUMNS)
+        areas.writeheader()
+        for image_id, path in images.items():
+            image = read_image(path)
+            fused = fuse(predictor.probabilities(image, tta=tta), **options)
+            spacing = given_spacing.get(image_id) or image_spacing(path)
+            if "png" in formats:
+                write_png(staging / "labels" / f"{image_id}.png", fused.label_map)
+                write_png(staging / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
+            for export in exports:
+                export.write(staging, image_id, path, fused, spacing)
+            areas.writerows(area_rows(image_id, fused.masks, fused.contested, spacing))
+        for export in exports:
+            export.finish(staging, fused.labels)
+        write_text(staging / "labels.json", json.dumps(fused.labels, indent=2))
+    return Path(out_dir)
+
+
+def _fusion_options(threshold, fuse_options, structures) -> dict:
+    options = dict(fuse_options or {})
+    if "threshold" in options:
+        raise ValueError("give the threshold as segment_folder(threshold=...), not in fuse_options")
+    options["threshold"] = threshold
+    # A dry run on a 1-pixel map: a bad option fails now, not after the output folder is created.
+    fuse({s: np.zeros((1, 1), np.float32) for s in structures}, **options)
+    return options
+
+
+def overlay_rgb(image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+    """uint8 RGB: the contrast-stretched grey image, each mask tinted and outlined in its colour."""
+    rgb = np.repeat(_display_grey(image)[..., None], 3, axis=-1)
+    for structure, mask in masks.items():
+        colour = np.array(to_rgb(structure_color(structure)))
+        rgb[mask] = (1 - OVERLAY_ALPHA) * rgb[mask] + OVERLAY_ALPHA * colour
+        rgb[mask & ~binary_erosion(mask)] = colour  # the outline keeps thin structures visible
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _display_grey(image: np.ndarray) -> np.ndarray:
+    # 16-bit radiographs often use a small part of their range: stretch to [0, 1] to be visible.
+    image = image.astype(np.float64)
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
