@@ -215,7 +215,8 @@ def _add_import(commands):
     p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
     p.add_argument("--format", required=True, choices=sorted(FORMATS),
                    help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
-                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
+                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images; "
+                        "dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under SOURCE")
     p.add_argument("source", type=Path, help="folder in the --format to convert (only read)")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
     p.add_argument("--structure", default="lung", type=_structure,
@@ -252,15 +253,23 @@ def _demo(args):
 
 
 def _add_segment(commands):
+    from seglib.inference.viewer_export import FORMATS
+
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
     _add_folder_inference_options(p, images="folder of images of any sizes")
+    p.add_argument("--format", nargs="+", choices=FORMATS, default=["png"], dest="formats",
+                   help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
+                        "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
+                        "input (other inputs are named on stderr and get their other formats; refused when no "
+                        "input is DICOM). Several at once: --format png nifti dicom-seg")
     p.set_defaults(handler=_segment, interrupted=NOTHING_WRITTEN)
 
 
 def _segment(args):
     from seglib.inference.segment import segment_folder
 
-    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force))
+    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force,
+                         formats=args.formats))
 
 
 def _add_export(commands):

@@ -14,6 +14,7 @@ Formats (FORMATS):
     sides   per-side mask folders like Montgomery County: SOURCE/{images,CXR_png}/<id>.png,
             SOURCE/[ManualMask/]leftMask/<id>.png and .../rightMask/<id>.png
     dicom   SOURCE/images/<id>.dcm (+ optional SOURCE/masks/<structure>/<id>.png)
+    dicom-seg  DICOM SEG files + the DICOM images they segment, .dcm anywhere under SOURCE
 
 Pixel spacing: `pixel_spacing_mm` is one number per image. When rows and columns are spaced
 differently, the manifest also gets `pixel_spacing_row_mm` (distance between rows) and
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seglib.data.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
 from seglib.data.io import DataError, read_image, read_mask, write_png
 from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
 from seglib.data.names import checked_name
@@ -361,28 +363,49 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
 
 
 def _dicom_info(path: Path, image_id: str) -> dict[str, object]:
-    import pydicom  # only DICOM users pay for the import
-
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception as error:  # pydicom raises several types for a broken file
-        raise DataError(f"{path}: cannot read DICOM header: {error}") from error
+    header = read_header(path)
     info: dict[str, object] = {"patient_id": str(header.get("PatientID", "") or "").strip() or image_id}
-    spacing = header.get("PixelSpacing") or header.get("ImagerPixelSpacing")
+    spacing = pixel_spacing(header, path)
     if spacing is not None:
-        info.update(_spacing_columns(*_positive_pair(spacing, path)))
+        info.update(_spacing_columns(*spacing))
     return info
 
 
-def _positive_pair(spacing, path: Path) -> tuple[float, float]:
-    """DICOM spacing is (row spacing, column spacing) in mm: between rows first, then between columns."""
-    try:
-        row_mm, col_mm = (float(value) for value in spacing)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: pixel spacing {spacing!r} is not two numbers") from error
-    if row_mm <= 0 or col_mm <= 0:
-        raise DataError(f"{path}: pixel spacing {spacing!r} must be positive")
-    return row_mm, col_mm
+# --- dicom-seg ---------------------------------------------------------------------------
+
+def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
+    """DICOM SEG files and the DICOM images they reference, as .dcm files anywhere under SOURCE,
+    -> images/ (as the dicom format reads them) and one mask per segment (seglib.data.dicom_seg.read_segmentation).
+
+    An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
+    must be segmented by exactly one SEG (else an error names the file): a mask without its image,
+    or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
+    source = Path(source)
+    headers = {path: read_header(path) for path in sorted(source.rglob("*.dcm"))}
+    segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]
+    images = {header.get("SOPInstanceUID"): path for path, header in headers.items() if path not in segs}
+    segmented = {}  # image path -> (SEG path, masks)
+    for seg_path in segs:
+        for uid, masks in read_segmentation(seg_path).items():
+            if uid not in images:
+                raise DataError(f"{seg_path}: segments image {uid}, which is not among the .dcm files in {source}")
+            if images[uid] in segmented:
+                raise DataError(f"{images[uid]}: segmented by both {segmented[images[uid]][0]} and {seg_path}")
+            segmented[images[uid]] = seg_path, masks
+    unsegmented = sorted(set(images.values()) - set(segmented))
+    if unsegmented:
+        raise DataError(f"{unsegmented[0]}: image not segmented by any SEG in {source} ({len(unsegmented)} such images)")
+
+    def samples() -> Iterator[_Sample]:
+        ids: dict[str, Path] = {}
+        for image_path, (seg_path, masks) in sorted(segmented.items()):
+            if ids.setdefault(image_path.stem, image_path) != image_path:
+                raise DataError(f"{image_path}: duplicate id {image_path.stem!r} (also {ids[image_path.stem]})")
+            image = read_image(image_path)
+            masks = {name: _same_size(mask, image.shape, seg_path) for name, mask in masks.items()}
+            info = _dicom_info(image_path, image_path.stem) | {"seg_file": str(seg_path.relative_to(source))}
+            yield _Sample(image_path.stem, image, masks, info)
+    return _write_dataset(out, samples(), source)
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -392,6 +415,7 @@ FORMATS: dict[str, Callable[..., Path]] = {
     "uwmgi": import_uwmgi,
     "sides": import_sides,
     "dicom": import_dicom,
+    "dicom-seg": import_dicom_seg,
 }
 
 

@@ -341,7 +341,7 @@ def test_dicom_format_rejects_other_files(tmp_path):
 
 
 def test_every_format_is_registered_and_unknown_ones_are_refused(tmp_path):
-    assert set(FORMATS) == {"labels", "uwmgi", "sides", "dicom"}
+    assert set(FORMATS) == {"labels", "uwmgi", "sides", "dicom", "dicom-seg"}
     with pytest.raises(ValueError, match="unknown format 'nifti'"):
         import_dataset("nifti", tmp_path, tmp_path / "out")
 
