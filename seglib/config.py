@@ -36,6 +36,8 @@ class RunConfig:
     batch_norm: bool = True
     dropout: float = 0.1
     upsampling: str = "transpose"
+    # maxpool: the classic U-Net; strided: MONAI-style stride-2 convolutions (seglib.models)
+    downsampling: str = "maxpool"
     # Optimisation
     loss: str = "bce_dice"
     epochs: int = 30
@@ -45,6 +47,8 @@ class RunConfig:
     # epochs spike and lose the model); plateau: halve on a validation-loss plateau.
     lr_schedule: str = "cosine"
     early_stopping_patience: int = 15
+    # Resume backups at most this often: a killed run repeats at most this much training (0: every epoch).
+    backup_seconds: float = 60.0
     # Split: fractions of patients; a split file (id,split) or a manifest 'split' column wins.
     val_fraction: float = 0.15
     test_fraction: float = 0.15

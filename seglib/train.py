@@ -66,9 +66,10 @@ def load_checked_records(config: RunConfig):
 
 
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
-          verbose: int | str = "auto") -> Path:
+          verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
-    `force` (start again) or `resume` (continue an interrupted run from its last completed epoch)."""
+    `force` (start again) or `resume` (continue an interrupted run from its last completed epoch).
+    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
     records = load_checked_records(config.validate())
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
@@ -98,10 +99,11 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
         model = compile_model(config)
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-              callbacks=training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir)),
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
-    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume)
+    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
+                   replicas=strategy.num_replicas_in_sync)
     return run_dir
 
 
@@ -158,9 +160,25 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
         learning_rate_callback(config),
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
                                       restore_best_weights=True),
-        # Two backups: a run killed while writing one resumes from the other.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        PeriodicBackup(str(run_dir / "backup"), interval_seconds=config.backup_seconds),
     ]
+
+
+class PeriodicBackup(keras.callbacks.BackupAndRestore):
+    """The resume backup, written at an epoch end only when `interval_seconds` have passed since the
+    last one: a backup writes the weights and the optimizer state (and keeps the previous copy, so a
+    run killed while writing one resumes from the other), which costs more than a short epoch.
+    A killed run repeats at most that much training."""
+
+    def __init__(self, backup_dir: str, interval_seconds: float):
+        super().__init__(backup_dir, double_checkpoint=True)
+        self.interval_seconds = interval_seconds
+        self._last_backup = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() - self._last_backup >= self.interval_seconds:
+            super().on_epoch_end(epoch, logs)
+            self._last_backup = time.monotonic()
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
@@ -174,13 +192,15 @@ def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
-def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool) -> None:
+def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+                   replicas: int = 1) -> None:
     best = int(history["val_dice"].idxmax())
     summary = {
         "epochs_run": len(history),
         "best_val_dice": float(history["val_dice"][best]),
         "best_epoch": int(history["epoch"][best]) + 1,
         "resumed": resumed,
+        "replicas": replicas,  # devices (or workers) the training was distributed over
         "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
         "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
     }

@@ -5,7 +5,12 @@ import re
 
 import pytest
 
-from seglib.bench import build_bare_unet, run_benchmark
+from conftest import write_square_dataset
+
+from seglib.bench import bare_network, run_benchmark
+from seglib.cli import main
+from seglib.config import profile_config
+from seglib.train import compile_model
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +65,33 @@ def test_report_states_the_pipeline_to_training_ratio(benchmark):
     assert stated and float(stated.group(1)) == pytest.approx(ratio, abs=0.01 if ratio < 1 else 0.05)
 
 
-def test_bare_unet_is_plain_keras_of_the_requested_size():
-    model = build_bare_unet(32, depth=2, base_filters=4, n_outputs=1)
-    assert model.output_shape == (None, 32, 32, 1)
-    assert {type(layer).__name__ for layer in model.layers} == {
-        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2DTranspose", "Concatenate"}
-    assert max(layer.filters for layer in model.layers if hasattr(layer, "filters")) == 16  # 4 * 2**2
+def test_training_breakdown_accounts_for_the_whole_run(benchmark):
+    results, report = benchmark
+    breakdown = results["breakdown"]
+    assert sum(breakdown["stages"].values()) == pytest.approx(breakdown["total_seconds"], rel=1e-6)
+    assert breakdown["stages"]["train steps"] > 0 and breakdown["stages"]["validation"] > 0
+    assert breakdown["steady_steps"] > 0
+    assert "## Where a training run's time goes" in report and "| epoch-end callbacks |" in report
+
+
+@pytest.mark.parametrize("downsampling", ["maxpool", "strided"])
+def test_bare_network_is_seglibs_network_without_the_training_extras(downsampling):
+    config = profile_config("smoke", structures=("left_hip",), downsampling=downsampling)
+    ours, bare = compile_model(config), bare_network(config, channels=2, n_outputs=1)
+    assert [type(layer) for layer in bare.layers] == [type(layer) for layer in ours.layers]
+    assert bare.count_params() == ours.count_params()
+    assert type(bare.loss).__name__ == "BinaryCrossentropy" and not bare.optimizer.clipnorm
+
+
+def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
+    data = write_square_dataset(tmp_path / "squares", n=14, size=32)
+    assert main(["bench", "--compare", "--profile", "smoke", "--data", str(data), "--structure", "left_thing"]) == 0
+    printed = capsys.readouterr().out
+    rows = dict(re.findall(r"(seglib default|bare Keras): +test Dice ([\d.]+) +([\d.]+) s", printed))
+    assert set(rows) == {"seglib default", "bare Keras"}
+    assert all(0 <= float(dice) <= 1 for dice in re.findall(r"test Dice ([\d.]+)", printed))
+    ratio = float(re.search(r"seglib / bare time: ([\d.]+)x", printed).group(1))
+    seglib_seconds, bare_seconds = (float(re.search(rf"{name}: .* ([\d.]+) s", printed).group(1))
+                                    for name in ("seglib default", "bare Keras"))
+    assert ratio == pytest.approx(seglib_seconds / bare_seconds, abs=0.02)
+    assert not list(tmp_path.glob("squares/*run*")), "the comparison writes nothing into the dataset"
