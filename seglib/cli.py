@@ -84,8 +84,8 @@ def _add_train(commands):
     p.add_argument("--cpu-devices", type=int, metavar="N",
                    help="split the CPU into N logical devices (MirroredStrategy replicas without GPUs)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
-    p.add_argument("--backup-seconds", type=float,
-                   help="write the resume backup at most this often (default 60; 0: every epoch)")
+    p.add_argument("--checkpoint-seconds", type=float,
+                   help="write model.keras and the resume backup at most this often (default 60; 0: every epoch)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last completed epoch (same options)")
     p.set_defaults(handler=_train)
@@ -101,7 +101,7 @@ def _train(args):
     names = ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth", "downsampling",
              "base_filters", "dropout", "loss", "seed", "split_file", "val_fraction", "test_fraction", "augment",
              "mirror_flip", "side_aware", "consistency_weight", "strategy",
-             "backup_seconds")
+             "checkpoint_seconds")
     options = {name: getattr(args, name) for name in names}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)

@@ -70,7 +70,9 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     """Train and return the run directory. An existing non-empty run directory is refused unless
     `force` (start again) or `resume` (continue an interrupted run from its last completed epoch).
     `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
-    records = load_checked_records(config.validate())
+    # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
+    strategy = choose_strategy(config.validate().strategy)
+    records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
     else:
@@ -87,7 +89,6 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     run_dir = Path(run_dir)
 
     set_determinism(config.seed, config.deterministic)
-    strategy = choose_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, strategy)
     train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
                                   augment=config.augment, mirror_flip=config.mirror_flip,
@@ -119,13 +120,16 @@ def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str
 
 
 def _best_val_dice(run_dir: Path) -> float | None:
-    """The best validation Dice so far: a resumed run must not replace a better saved model.
-    None when there is no intact model yet (a kill while writing model.keras truncates the zip):
-    then the next epoch writes a fresh one."""
-    path, model = run_dir / "history.csv", run_dir / "model.keras"
-    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model):
+    """The best validation Dice of the epochs the resume backup holds: a resumed run must not replace
+    a better saved model. Epochs logged after the backup are trained again, so they do not count.
+    None when there is no intact model or backup yet (a kill while writing model.keras truncates the
+    zip): then the next write makes a fresh one."""
+    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
         return None
-    return float(pd.read_csv(path)["val_dice"].max())
+    history = pd.read_csv(path)
+    done = history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
+    return float(done["val_dice"].max()) if len(done) else None
 
 
 def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
@@ -151,34 +155,50 @@ def compile_model(config: RunConfig) -> keras.Model:
 
 def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None
                        ) -> list[keras.callbacks.Callback]:
-    # Callbacks run in list order at each epoch end: the log row and the best model are written
-    # before the backup, so an interruption never loses an epoch that the backup counts as done.
+    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
     return [
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        keras.callbacks.ModelCheckpoint(run_dir / "model.keras", monitor="val_dice", mode="max",
-                                        save_best_only=True, initial_value_threshold=best_val_dice),
         learning_rate_callback(config),
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      restore_best_weights=True),
-        PeriodicBackup(str(run_dir / "backup"), interval_seconds=config.backup_seconds),
+        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
+        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience),
+        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
     ]
 
 
-class PeriodicBackup(keras.callbacks.BackupAndRestore):
-    """The resume backup, written at an epoch end only when `interval_seconds` have passed since the
-    last one: a backup writes the weights and the optimizer state (and keeps the previous copy, so a
-    run killed while writing one resumes from the other), which costs more than a short epoch.
-    A killed run repeats at most that much training."""
+class RunCheckpoints(keras.callbacks.BackupAndRestore):
+    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
+    weights and optimizer state, with the previous copy kept so a run killed while writing one
+    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
+    since the last write, and at the end. Each write costs more than a short epoch; in between, the
+    best weights wait in memory. The best model is written before the backup, so an epoch the
+    backup counts as done never lacks its model; a killed run repeats at most that much training."""
 
-    def __init__(self, backup_dir: str, interval_seconds: float):
-        super().__init__(backup_dir, double_checkpoint=True)
-        self.interval_seconds = interval_seconds
-        self._last_backup = time.monotonic()
+    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
+        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
+        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
+        self.best = -math.inf if best_val_dice is None else best_val_dice
+        self._best_weights, self._last_write = None, time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.monotonic() - self._last_backup >= self.interval_seconds:
-            super().on_epoch_end(epoch, logs)
-            self._last_backup = time.monotonic()
+        if logs["val_dice"] > self.best:
+            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
+        if time.monotonic() - self._last_write >= self.interval_seconds:
+            self._write_best_model()
+            super().on_epoch_end(epoch, logs)  # the backup
+            self._last_write = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self._write_best_model()
+        super().on_train_end(logs)  # removes the backup: the run is complete
+
+    def _write_best_model(self) -> None:
+        if self._best_weights is None:
+            return
+        latest = self.model.get_weights()
+        self.model.set_weights(self._best_weights)
+        self.model.save(self.model_path)
+        self.model.set_weights(latest)
+        self._best_weights = None
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:

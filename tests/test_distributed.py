@@ -34,7 +34,7 @@ def squares(tmp_path_factory):
 @pytest.fixture(scope="module")
 def single_device(squares, tmp_path_factory):
     run = tmp_path_factory.mktemp("single") / "run"
-    subprocess.run(_train_command(squares, run), check=True, capture_output=True, timeout=300)
+    subprocess.run(_train_command(squares, run), check=True, capture_output=True, timeout=900)
     return _finished_run(run)
 
 
@@ -42,7 +42,7 @@ def single_device(squares, tmp_path_factory):
 def test_mirrored_strategy_over_two_cpu_devices(squares, single_device, tmp_path):
     run = tmp_path / "run"
     subprocess.run(_train_command(squares, run, "--strategy", "mirrored", "--cpu-devices", "2"),
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=900)
     summary = _finished_run(run)
     assert summary["replicas"] == 2 and single_device["replicas"] == 1
     assert summary["best_val_dice"] == pytest.approx(single_device["best_val_dice"], abs=0.1)
@@ -68,7 +68,7 @@ def test_multi_worker_strategy_over_two_processes(squares, single_device, tmp_pa
         processes.append(subprocess.Popen(_train_command(squares, tmp_path / f"worker{index}", "--strategy",
                                                          "multi_worker"),
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    outputs = [process.communicate(timeout=300)[0].decode() for process in processes]
+    outputs = [process.communicate(timeout=900)[0].decode() for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     summaries = [_finished_run(tmp_path / f"worker{index}") for index in range(2)]
     assert [summary["replicas"] for summary in summaries] == [2, 2]
