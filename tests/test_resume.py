@@ -24,7 +24,7 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "seglib", "train", "--data", str(data), "--structure", "left_thing",
                "--out", str(run), "--profile", "demo", "--image-size", "32", "--depth", "2",
-               "--base-filters", "4", "--epochs", str(EPOCHS),  # demo: early stopping only after 15 epochs
+               "--base-filters", "4", "--epochs", str(EPOCHS),  # demo: early stopping needs 8 flat epochs
                "--checkpoint-seconds", "0"]  # a backup at every epoch, so the kill lands after one
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
