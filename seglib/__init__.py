@@ -1,3 +1,41 @@
-"""seglib: bilateral bone segmentation in 2D X-rays with Keras 3 and TensorFlow."""
+"""seglib: bilateral bone segmentation in 2D X-rays with Keras 3 and TensorFlow.
+
+The public API, without knowing file names (each name is imported on first use, so
+`import seglib` stays light):
+
+    from seglib import train, Predictor, fuse, evaluate_folder, build_report
+
+Subpackages, one per concern: data, symmetry, networks, losses, training, inference,
+evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
+"""
+
+from seglib._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("RunConfig", "profile_config", "PROFILES"),
+    "data.io": ("DataError", "read_image", "read_mask"),
+    "data.layout": ("load_records", "list_images", "available_structures"),
+    "data.splits": ("split_records", "read_split"),
+    "data.validation": ("check_dataset",),
+    "data.adapters": ("import_dataset",),
+    "data.phantom": ("write_phantom_dataset",),
+    "symmetry.partners": ("partner_of",),
+    "symmetry.midline": ("estimate_midline",),
+    "networks.unet": ("build_model",),
+    "losses.spec": ("get_loss",),
+    "training.fit": ("train", "load_run_model"),
+    "inference.predictor": ("Predictor", "predict_folder", "fuse_folder"),
+    "inference.fusion": ("fuse",),
+    "inference.segment": ("segment_folder",),
+    "inference.export": ("export_run",),
+    "evaluation.metrics": ("segmentation_metrics",),
+    "evaluation.folder": ("evaluate_folder",),
+    "evaluation.statistics": ("summarise",),
+    "reporting.document": ("build_report",),
+    "reporting.figures": ("show_samples", "plot_history", "show_predictions"),
+    "workflow.parameters": ("notebook_settings",),
+    "workflow.demo_data": ("ensure_dataset",),
+    "workflow.notebooks": ("run_notebooks",),
+})

@@ -36,7 +36,7 @@ class RunConfig:
     batch_norm: bool = True
     dropout: float = 0.1
     upsampling: str = "transpose"
-    # maxpool: the classic U-Net; strided: MONAI-style stride-2 convolutions (seglib.models), the
+    # maxpool: the classic U-Net; strided: MONAI-style stride-2 convolutions (seglib.networks.unet), the
     # smoke and demo profiles' choice. maxpool here, so a config.json written before the option reads right.
     downsampling: str = "maxpool"
     # Optimisation
@@ -76,7 +76,7 @@ class RunConfig:
         if self.image_size % 2**self.depth:
             raise ValueError(f"image size {self.image_size} is not divisible by 2**depth = {2**self.depth}")
         if self.consistency_weight:
-            from seglib.symmetry import partner_of  # config stays importable without the rest
+            from seglib.symmetry.partners import partner_of  # config stays importable without the rest
 
             missing = [s for s in self.structures if partner_of(s) not in self.structures]
             if missing:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seglib.io import write_png
+from seglib.data.io import write_png
 
 SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cxr_lungs_covid"
 
@@ -15,7 +15,7 @@ SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory) -> Path:
     """16 pelvis phantoms of 64 px in the standard layout."""
-    from seglib.phantom import write_phantom_dataset
+    from seglib.data.phantom import write_phantom_dataset
 
     return write_phantom_dataset(tmp_path_factory.mktemp("phantom") / "pelvis", n=16, size=64, seed=0)
 

@@ -1,0 +1,15 @@
+"""Datasets in the standard layout: reading and writing files, records, splits, validation,
+importers from other formats, the generated phantom data, and the tf.data input pipeline.
+Knows nothing of models."""
+
+from seglib._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "io": ("DataError", "IMAGE_SUFFIXES", "read_image", "read_mask", "write_png", "write_text"),
+    "layout": ("Record", "list_images", "read_manifest", "available_structures", "load_records"),
+    "splits": ("SPLITS", "split_records", "read_split", "write_split", "fixed_count_split", "records_in"),
+    "validation": ("Problem", "check_dataset", "has_errors"),
+    "adapters": ("import_dataset",),
+    "phantom": ("make_pelvis", "write_phantom_dataset"),
+    "pipeline": ("training_dataset", "evaluation_dataset", "preprocess_for_prediction"),
+})

@@ -1,0 +1,78 @@
+"""Deterministic patient-level splits of a dataset's records into train / val / test, and split files (id,split)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+
+from seglib.data.io import DataError
+from seglib.data.layout import Record, read_manifest
+
+SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
+
+
+def split_records(records: list[Record], val_fraction: float, test_fraction: float, seed: int,
+                  root: str | Path | None = None, split_file: str | Path | None = None) -> dict[str, str]:
+    """id -> 'train' | 'val' | 'test'. A split file (id,split) or a manifest 'split' column wins;
+    otherwise patients are shuffled with `seed` and cut by fraction, so one patient's images
+    never straddle two splits."""
+    if split_file is not None:
+        return _read_split(Path(split_file), records)
+    manifest = read_manifest(root) if root is not None else None
+    if manifest is not None and "split" in manifest.columns and manifest["split"].notna().any():
+        blank = manifest["id"][manifest["split"].isna()].tolist()
+        if blank:  # half a split is a mistake, not a request for a seeded one
+            raise DataError(f"{Path(root) / 'manifest.csv'}: split is blank for {len(blank)} ids, e.g. {blank[0]!r}")
+        return _validated_split(dict(zip(manifest["id"], manifest["split"])), records, Path(root) / "manifest.csv")
+    patients = sorted({record.patient_id for record in records})
+    random.Random(seed).shuffle(patients)
+    n_test = round(len(patients) * test_fraction)
+    n_val = max(1, round(len(patients) * val_fraction)) if val_fraction > 0 else 0
+    split_of_patient = {p: "test" for p in patients[:n_test]}
+    split_of_patient.update({p: "val" for p in patients[n_test:n_test + n_val]})
+    return {r.id: split_of_patient.get(r.patient_id, "train") for r in records}
+
+
+def read_split(path: str | Path) -> dict[str, str]:
+    """id -> split name of a split file (id,split), as write_split and every run's split.csv hold it."""
+    table = pd.read_csv(path, dtype=str)
+    if not {"id", "split"} <= set(table.columns):
+        raise DataError(f"{path}: a split file needs columns id,split")
+    return dict(zip(table["id"], table["split"]))
+
+
+def _read_split(path: Path, records: list[Record]) -> dict[str, str]:
+    return _validated_split(read_split(path), records, path)
+
+
+def _validated_split(split: dict[str, str], records: list[Record], source: Path) -> dict[str, str]:
+    bad = sorted({s for s in split.values() if s not in SPLITS})
+    if bad:
+        raise DataError(f"{source}: unknown split names {bad}; use {', '.join(SPLITS)}")
+    missing = [r.id for r in records if r.id not in split]
+    if missing:
+        raise DataError(f"{source}: no split for {len(missing)} images, e.g. {missing[0]!r}")
+    return {r.id: split[r.id] for r in records}
+
+
+def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, str]:
+    """The benchmark protocol: ids sorted, shuffled with Python's random.Random(seed); the first
+    n_test are test, the last n_val validation, the rest training."""
+    ids = sorted(ids)
+    random.Random(seed).shuffle(ids)
+    if n_test + n_val >= len(ids):
+        raise ValueError(f"{n_test} test + {n_val} validation images leave none of {len(ids)} for training")
+    split = {i: "train" for i in ids}
+    split.update({i: "test" for i in ids[:n_test]})
+    split.update({i: "val" for i in ids[len(ids) - n_val:]})
+    return split
+
+
+def write_split(split: dict[str, str], path: str | Path) -> None:
+    pd.DataFrame({"id": list(split), "split": list(split.values())}).to_csv(path, index=False)
+
+
+def records_in(records: list[Record], split: dict[str, str], name: str) -> list[Record]:
+    return [r for r in records if split[r.id] == name]

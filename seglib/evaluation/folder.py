@@ -1,0 +1,47 @@
+"""Evaluate a prediction folder (dataset layout) against a dataset: one row per (image, structure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seglib.data.io import DataError, read_mask
+from seglib.data.layout import available_structures, list_images, load_records
+from seglib.evaluation.metrics import DISTANCE_METRICS, segmentation_metrics, uwmgi_score
+
+
+def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
+                    method: str = "model", uwmgi: bool = False) -> pd.DataFrame:
+    """Metrics of every predicted mask PRED/masks/<structure>/<id>.png against the dataset's truth.
+    `uwmgi` adds the UW-Madison GI tract competition score (seglib.evaluation.metrics.uwmgi_score, the
+    Hausdorff distance normalised by the image diagonal, both in pixels).
+
+    Distances are in pixels, and also in mm (`*_mm` columns) where the manifest gives the spacing:
+    `pixel_spacing_row_mm` and `pixel_spacing_col_mm` for non-square pixels, else `pixel_spacing_mm`."""
+    pred_dir = Path(pred_dir)
+    structures = structures or [s for s in available_structures(pred_dir)]
+    if not structures:
+        raise DataError(f"{pred_dir}: no predicted masks (expected masks/<structure>/<id>.png)")
+    truth = {r.id: r for r in load_records(data_dir, structures)}
+    rows = []
+    for structure in structures:
+        for image_id, path in list_images(pred_dir / "masks" / structure).items():
+            if image_id not in truth:
+                raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
+            rows.append(_row(read_mask(path), truth[image_id], structure, method, uwmgi))
+    return pd.DataFrame(rows)
+
+
+def _row(pred: np.ndarray, record, structure: str, method: str, uwmgi: bool = False) -> dict:
+    truth = record.masks[structure].read()
+    if pred.shape != truth.shape:
+        raise DataError(f"prediction for {record.id} ({structure}) is {pred.shape}, truth {truth.shape}")
+    row = {"id": record.id, "structure": structure, "method": method, **segmentation_metrics(pred, truth)}
+    if record.pixel_spacing_mm is not None:
+        in_mm = segmentation_metrics(pred, truth, spacing=record.pixel_spacing_mm)
+        row.update({f"{name}_mm": in_mm[name] for name in DISTANCE_METRICS})
+    if uwmgi:
+        row["uwmgi_score"] = uwmgi_score(row["dice"], row["hd"], diagonal=float(np.hypot(*pred.shape)))
+    return row

@@ -1,0 +1,10 @@
+"""Studies that train, predict and measure end to end: the method comparison of the report, the
+symmetry ablation and the speed benchmark."""
+
+from seglib._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "comparison": ("OURS", "contemporary_runs", "predict_methods"),
+    "ablation": ("CONFIGURATIONS", "run_ablation"),
+    "bench": ("run_benchmark",),
+})

@@ -1,0 +1,10 @@
+"""What a reader sees: colours and overlays, figures, markdown tables, and report.md/html."""
+
+from seglib._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "plots": ("structure_color", "overlay"),
+    "figures": ("show_samples", "plot_history", "show_predictions", "compare_methods", "metric_boxplot"),
+    "tables": ("markdown_table", "metric_table"),
+    "document": ("FIGURES", "build_report"),
+})

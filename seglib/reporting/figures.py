@@ -1,0 +1,161 @@
+"""Figures and tables the notebooks show and write into reports/: samples, training curves,
+predictions against ground truth, fused label maps, metric distributions.
+
+Every function returns a matplotlib Figure (built without pyplot's global state, so it works
+headless) and, given `out`, saves it at 150 dpi through a temporary name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
+
+from seglib.data.io import read_image, read_mask
+from seglib.data.layout import load_records
+from seglib.reporting.plots import overlay, structure_color
+
+DPI = 150
+
+
+def save(figure: Figure, out: str | Path | None) -> Figure:
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_name(f".{out.stem}.tmp{out.suffix}")
+        figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
+        os.replace(temporary, out)
+    return figure
+
+
+def show_samples(data_dir, structures, n: int = 8, out=None) -> Figure:
+    """The first n images of a dataset with their masks."""
+    records = load_records(data_dir, structures)[:n]
+    figure, axes = _grid(len(records), ncols=4)
+    for ax, record in zip(axes, records):
+        overlay(ax, read_image(record.image), {s: m.read() for s, m in record.masks.items()}, title=record.id)
+    _legend(figure, structures)
+    return save(figure, out)
+
+
+def plot_history(runs, out=None) -> Figure:
+    """Loss and Dice per epoch, training (dashed) and validation (solid), one colour per structure.
+    `runs`: run dirs, or method -> run dirs for one row of panels per method."""
+    runs = runs if isinstance(runs, dict) else {"": list(runs)}
+    figure = Figure(figsize=(10, 3.4 * len(runs)), layout="constrained")
+    # shared axes per column, so methods compare at a glance
+    panels = figure.subplots(len(runs), 2, squeeze=False, sharex=True, sharey="col")
+    for (method, run_dirs), (loss_ax, dice_ax) in zip(runs.items(), panels):
+        for run_dir in run_dirs:
+            history = pd.read_csv(Path(run_dir) / "history.csv")
+            name = Path(run_dir).name
+            color = structure_color(name)
+            for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):
+                ax.plot(history["epoch"] + 1, history[metric], "--", color=color, label=f"{name} train")
+                ax.plot(history["epoch"] + 1, history[f"val_{metric}"], "-", color=color, label=f"{name} val")
+        for ax, title in ((loss_ax, "loss"), (dice_ax, "Dice")):
+            ax.set(xlabel="epoch", title=f"{method} {title}".strip())
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        loss_ax.set_yscale("log")  # an early validation spike (batch norm warming up) would flatten the rest
+        dice_ax.legend(fontsize=8)
+    return save(figure, out)
+
+
+def show_predictions(pred_dir, data_dir, structures, ids=None, n: int = 4, out=None,
+                     scores: pd.Series | None = None) -> Figure:
+    """Truth beside prediction for `ids` (default: the first n predicted images)."""
+    if ids is None:
+        ids = sorted(p.stem for p in (Path(pred_dir) / "masks" / structures[0]).glob("*.png"))[:n]
+    return compare_methods({"predicted": pred_dir}, data_dir, ids, scores=scores, out=out, structures=structures)
+
+
+def best_median_worst(table: pd.DataFrame) -> pd.Series:
+    """Mean Dice over structures per image; the ids of the best, median and worst images."""
+    per_image = table.groupby("id")["dice"].mean().sort_values()
+    picks = [per_image.index[-1], per_image.index[len(per_image) // 2], per_image.index[0]]
+    return per_image.loc[list(dict.fromkeys(picks))]
+
+
+def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None = None, out=None,
+                    structures=None) -> Figure:
+    """One row per image: the ground truth, then each method's masks (method -> prediction folder);
+    `structures` default to every structure the folders predicted."""
+    structures = structures or sorted({p.name for folder in predictions.values()
+                                       for p in (Path(folder) / "masks").iterdir() if p.is_dir()})
+    records = {r.id: r for r in load_records(data_dir, structures)}
+    columns = ["ground truth", *predictions]
+    figure = Figure(figsize=(2.4 * len(columns), 2.6 * len(ids)), layout="constrained")
+    for row, image_id in zip(figure.subplots(len(ids), len(columns), squeeze=False), ids):
+        image = read_image(records[image_id].image)
+        masks = [{s: m.read() for s, m in records[image_id].masks.items()}]
+        masks += [{s: read_mask(Path(f) / "masks" / s / f"{image_id}.png") for s in structures
+                   if (Path(f) / "masks" / s / f"{image_id}.png").is_file()} for f in predictions.values()]
+        for ax, column, shown in zip(row, columns, masks):
+            overlay(ax, image, shown, title=column)
+        label = image_id + (f"\nDice {scores[image_id]:.3f}" if scores is not None else "")
+        row[0].text(-0.04, 0.5, label, transform=row[0].transAxes, rotation=90, ha="right", va="center", fontsize=8)
+    _legend(figure, structures)
+    return save(figure, out)
+
+
+def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
+    """The fused label map over its image, with the pixels both models claimed outlined in white."""
+    pred_dir = Path(pred_dir)
+    labels = json.loads((pred_dir / "labels.json").read_text())
+    fusion = pred_dir / "fusion.json"
+    threshold = json.loads(fusion.read_text()).get("threshold", 0.5) if fusion.is_file() else 0.5  # fuse's default
+    figure = Figure(figsize=(3 * len(ids), 3), layout="constrained")
+    for ax, image_id in zip(figure.subplots(1, len(ids), squeeze=False)[0], ids):
+        label_map = read_image(pred_dir / "labels" / f"{image_id}.png")
+        masks = {name: label_map == value for name, value in labels.items()}
+        probabilities = [read_image(pred_dir / "probabilities" / name / f"{image_id}.png") / 65535.0 for name in labels]
+        contested = (np.stack(probabilities) >= threshold).sum(axis=0) >= 2  # as fusion counts them
+        image = read_image(next(Path(images_dir).glob(f"{image_id}.*")))
+        overlay(ax, image, masks, alpha=0.5, contour=False, title=f"{image_id}: {contested.sum()} contested px")
+        ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
+    return save(figure, out)
+
+
+def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> Figure:
+    """Distribution over test images per method and structure (box colour = structure), one panel per metric."""
+    groups = list(table.groupby(["method", "structure"], sort=False))
+    figure = Figure(figsize=(max(4.5, 0.8 * len(groups)) * len(metrics), 4), layout="constrained")
+    for ax, metric in zip(figure.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        values = [g[metric].dropna().to_numpy() for _, g in groups]
+        boxes = ax.boxplot(values, patch_artist=True, medianprops={"color": "black"})
+        for box, ((_, structure), _) in zip(boxes["boxes"], groups):
+            box.set_facecolor(structure_color(structure))
+            box.set_alpha(0.6)
+        ax.set_xticks(range(1, len(groups) + 1), [f"{m}\n{s}" for (m, s), _ in groups], rotation=35, ha="right",
+                      fontsize=8)
+        distance = metric in ("hd95", "hd", "assd")
+        if distance:
+            # baselines miss by tens of pixels, models by about one: a linear axis would hide one of them
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=1.0, subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.set_ylim(bottom=0)
+        ax.set(title=metric + (" (px, symmetric log scale)" if distance else ""))
+        ax.grid(alpha=0.3, axis="y")
+    return save(figure, out)
+
+
+def _grid(n: int, ncols: int):
+    nrows = max(1, -(-n // ncols))
+    figure = Figure(figsize=(3 * min(n, ncols), 3 * nrows), layout="constrained")
+    axes = figure.subplots(nrows, min(n, ncols), squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return figure, axes
+
+
+def _legend(figure: Figure, structures) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=structure_color(s), label=s) for s in structures]
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)

@@ -1,0 +1,10 @@
+"""Training a model into a run directory: the fit loop, its callbacks and metrics, and the
+hardware it runs on (distribution strategy, mixed precision, XLA)."""
+
+from seglib._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "fit": ("train", "compile_model", "load_run_model"),
+    "metrics": ("DiceScore",),
+    "hardware": ("STRATEGIES", "choose_strategy", "mixed_precision"),
+})

@@ -1,0 +1,239 @@
+"""Train one model (per bone, or several structures at once) into a run directory:
+
+    RUN_DIR/config.json    the resolved RunConfig
+    RUN_DIR/split.csv      id,split used
+    RUN_DIR/model.keras    best weights by validation Dice
+    RUN_DIR/history.csv    one row per epoch
+    RUN_DIR/summary.json   epochs run, best validation Dice, wall time, images/s
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import zipfile
+from pathlib import Path
+
+import keras
+import pandas as pd
+import tensorflow as tf
+
+from seglib.config import RunConfig
+from seglib.data.io import DataError, prepare_output_dir, write_text
+from seglib.data.layout import available_structures, load_records
+from seglib.data.pipeline import evaluation_dataset, training_dataset
+from seglib.data.splits import records_in, split_records, write_split
+from seglib.data.validation import check_dataset
+from seglib.losses.spec import get_loss
+from seglib.networks.unet import build_model
+from seglib.symmetry.consistency import BilateralConsistencyModel
+from seglib.symmetry.partners import mirror_targets
+from seglib.training.hardware import choose_strategy, global_batch_size, jit_compile_option, mixed_precision
+from seglib.training.metrics import DiceScore
+
+
+def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
+    """Same seed on the same machine: the same weights (Python, NumPy, TF seeds; deterministic ops)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+
+
+def structures_to_load(config: RunConfig) -> tuple[str, ...]:
+    """The targets, plus their mirror partners when mirrored examples are used."""
+    if not config.mirror_flip:
+        return config.structures
+    partners = mirror_targets(config.structures)
+    if partners is None:
+        raise ValueError(f"mirror_flip: {', '.join(config.structures)} has no declared mirror partner; "
+                         "disable it (--no-mirror-flip)")
+    missing = sorted(set(partners) - set(available_structures(config.data)))
+    if missing:
+        raise DataError(f"{config.data}: mirror_flip needs masks of the partner structure(s) {', '.join(missing)}; "
+                        "add them or disable it (--no-mirror-flip)")
+    return tuple(dict.fromkeys(config.structures + partners))
+
+
+def load_checked_records(config: RunConfig):
+    """The records, after the same checks as `python -m seglib check`: bad data is refused, not skipped."""
+    structures = structures_to_load(config)
+    problems = [p for p in check_dataset(config.data, structures) if p.level == "error"]
+    if problems:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(f"{config.data}: {len(problems)} problem(s) in the dataset:\n  {shown}{more}")
+    return load_records(config.data, structures)
+
+
+def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
+          verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
+    """Train and return the run directory. An existing non-empty run directory is refused unless
+    `force` (start again) or `resume` (continue an interrupted run from its last completed epoch).
+    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
+    # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
+    strategy = choose_strategy(config.validate().strategy)
+    records = load_checked_records(config)
+    if resume:
+        split = _resumable_split(config, Path(run_dir), records)
+    else:
+        split = split_records(records, config.val_fraction, config.test_fraction, config.seed,
+                              root=Path(config.data), split_file=config.split_file)
+    train_records, val_records = records_in(records, split, "train"), records_in(records, split, "val")
+    if not train_records or not val_records:
+        raise DataError(f"{config.data}: the split leaves {len(train_records)} training and "
+                        f"{len(val_records)} validation images; both must be non-empty")
+    if not resume:
+        run_dir = prepare_output_dir(run_dir, force=force)
+        write_text(run_dir / "config.json", config.to_json())
+        write_split(split, run_dir / "split.csv")
+    run_dir = Path(run_dir)
+
+    set_determinism(config.seed, config.deterministic)
+    batch_size = global_batch_size(config.batch_size, strategy)
+    train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
+                                  augment=config.augment, mirror_flip=config.mirror_flip,
+                                  side_aware=config.side_aware)
+    val_data = evaluation_dataset(val_records, config.structures, config.image_size, batch_size,
+                                  side_aware=config.side_aware)
+    # The policy must be set before the model is built; the context restores it afterwards.
+    with mixed_precision(config.mixed_precision), strategy.scope():
+        model = compile_model(config)
+    started = time.perf_counter()
+    model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir))],
+              shuffle=False)  # the tf.data pipeline shuffles, seeded
+    seconds = time.perf_counter() - started
+    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
+                   replicas=strategy.num_replicas_in_sync)
+    return run_dir
+
+
+def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str]:
+    """The split of an interrupted run, after checking it is the same run."""
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir}: nothing to resume (no config.json)")
+    if RunConfig.load(run_dir / "config.json") != config:
+        raise ValueError(f"{run_dir}: its config.json differs from this run's settings; cannot resume")
+    if (run_dir / "summary.json").exists():
+        raise ValueError(f"{run_dir}: this run has already finished")
+    return split_records(records, 0, 0, 0, split_file=run_dir / "split.csv")
+
+
+def _best_val_dice(run_dir: Path) -> float | None:
+    """The best validation Dice of the epochs the resume backup holds: a resumed run must not replace
+    a better saved model. Epochs logged after the backup are trained again, so they do not count.
+    None when there is no intact model or backup yet (a kill while writing model.keras truncates the
+    zip): then the next write makes a fresh one."""
+    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
+        return None
+    history = pd.read_csv(path)
+    done = history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
+    return float(done["val_dice"].max()) if len(done) else None
+
+
+def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
+    """history.csv with one row per epoch: an epoch interrupted after its row was logged but before
+    the backup was written is trained again on resume; its second row wins."""
+    path = run_dir / "history.csv"
+    history = pd.read_csv(path).drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    write_text(path, history.to_csv(index=False), overwrite=True)
+    return history
+
+
+def compile_model(config: RunConfig) -> keras.Model:
+    model = build_model(config, channels=1 + config.side_aware)
+    if config.consistency_weight:
+        model = BilateralConsistencyModel(model, config.structures, weight=config.consistency_weight)
+        model.build(model.segmenter.input_shape)  # BackupAndRestore needs a built model
+    # Gradient clipping guards against the occasional Dice-loss spike on small batches.
+    optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss=get_loss(config.loss), metrics=[DiceScore(name="dice")],
+                  jit_compile=jit_compile_option(config.jit_compile) and not config.deterministic)
+    return model
+
+
+def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None
+                       ) -> list[keras.callbacks.Callback]:
+    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
+    return [
+        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
+        learning_rate_callback(config),
+        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
+        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve.
+        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
+                                      min_delta=1e-3),
+        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
+    ]
+
+
+class RunCheckpoints(keras.callbacks.BackupAndRestore):
+    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
+    weights and optimizer state, with the previous copy kept so a run killed while writing one
+    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
+    since the last write, and at the end. Each write costs more than a short epoch; in between, the
+    best weights wait in memory. The best model is written before the backup, so an epoch the
+    backup counts as done never lacks its model; a killed run repeats at most that much training."""
+
+    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
+        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
+        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
+        self.best = -math.inf if best_val_dice is None else best_val_dice
+        self._best_weights, self._last_write = None, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["val_dice"] > self.best:
+            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
+        if time.monotonic() - self._last_write >= self.interval_seconds:
+            self._write_best_model()
+            super().on_epoch_end(epoch, logs)  # the backup
+            self._last_write = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self._write_best_model()
+        super().on_train_end(logs)  # removes the backup: the run is complete
+
+    def _write_best_model(self) -> None:
+        if self._best_weights is None:
+            return
+        latest = self.model.get_weights()
+        self.model.set_weights(self._best_weights)
+        self.model.save(self.model_path)
+        self.model.set_weights(latest)
+        self._best_weights = None
+
+
+def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
+    if config.lr_schedule == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                 patience=max(2, config.early_stopping_patience // 3), min_lr=1e-5)
+    if config.lr_schedule == "cosine":
+        def cosine(epoch, _rate):
+            return float(config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs)))
+        return keras.callbacks.LearningRateScheduler(cosine)
+    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
+
+
+def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+                   replicas: int = 1) -> None:
+    best = int(history["val_dice"].idxmax())
+    summary = {
+        "epochs_run": len(history),
+        "best_val_dice": float(history["val_dice"][best]),
+        "best_epoch": int(history["epoch"][best]) + 1,
+        "resumed": resumed,
+        "replicas": replicas,  # devices (or workers) the training was distributed over
+        "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
+        "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
+    }
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+
+
+def load_run_model(run_dir: str | Path) -> keras.Model:
+    """The run's model, loaded with Keras's safe_mode on (this module's imports register the
+    serializable models, losses and metrics)."""
+    path = Path(run_dir) / "model.keras"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model in this run directory")
+    return keras.saving.load_model(path, safe_mode=True)

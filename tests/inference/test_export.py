@@ -1,0 +1,64 @@
+"""SavedModel export of a run: same predictions as the Keras model, self-describing, never overwritten."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from seglib.config import profile_config
+from seglib.data.io import write_text
+from seglib.inference.export import export_run, load_exported
+from seglib.losses.dice import BCEDiceLoss
+from seglib.networks.unet import build_unet
+from seglib.training.fit import load_run_model
+
+
+def write_tiny_run(run_dir, structure: str, seed: int = 0):
+    """A run directory as `train` leaves it (model + config), without the cost of training."""
+    keras.utils.set_random_seed(seed)
+    model = build_unet(32, depth=2, base_filters=4, name=f"unet_{structure}")
+    model.compile(optimizer="adam", loss=BCEDiceLoss())
+    model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
+    run_dir.mkdir(parents=True)
+    model.save(run_dir / "model.keras")
+    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4,
+                            side_aware=False)  # the hand-built model above takes one channel
+    write_text(run_dir / "config.json", config.to_json())
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return write_tiny_run(tmp_path_factory.mktemp("runs") / "left", "left_hip")
+
+
+@pytest.fixture(scope="module")
+def exported(run):
+    return export_run(run)
+
+
+def test_export_goes_into_the_run_directory(run, exported):
+    assert exported == run / "saved_model" and (exported / "saved_model.pb").is_file()
+
+
+def test_exported_model_predicts_like_the_keras_model(run, exported):
+    images = np.random.default_rng(1).normal(size=(3, 32, 32, 1)).astype(np.float32)
+    expected = load_run_model(run)(images, training=False)
+    served = load_exported(exported)(images)
+    np.testing.assert_allclose(np.asarray(served), np.asarray(expected), atol=1e-5)
+
+
+def test_serving_json_describes_input_structures_and_preprocessing(exported):
+    serving = json.loads((exported / "serving.json").read_text())
+    assert serving["image_size"] == 32 and serving["structures"] == ["left_hip"]
+    assert serving["input"]["shape"] == [None, 32, 32, 1]
+    steps = " ".join(serving["preprocessing"])
+    assert "[0, 1]" in steps and "resize" in steps and "standardisation" in steps
+
+
+def test_existing_export_is_not_overwritten(run, exported):
+    with pytest.raises(FileExistsError):
+        export_run(run)
+    with pytest.raises(FileExistsError):
+        export_run(run, out_dir=exported)
