@@ -87,7 +87,7 @@ def _add_train(commands):
     p.add_argument("--checkpoint-seconds", type=float,
                    help="write model.keras and the resume backup at most this often (default 60; 0: every epoch)")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out from its last completed epoch (same options)")
+                   help="continue an interrupted run in --out from its last backup (same options)")
     p.set_defaults(handler=_train)
 
 
