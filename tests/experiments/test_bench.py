@@ -87,11 +87,10 @@ def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
     data = write_square_dataset(tmp_path / "squares", n=14, size=32)
     assert main(["bench", "--compare", "--profile", "smoke", "--data", str(data), "--structure", "left_thing"]) == 0
     printed = capsys.readouterr().out
-    rows = dict(re.findall(r"(seglib default|bare Keras): +test Dice ([\d.]+) +([\d.]+) s", printed))
+    rows = {name: (float(dice), float(seconds)) for name, dice, seconds
+            in re.findall(r"(seglib default|bare Keras): +test Dice ([\d.]+) +([\d.]+) s", printed)}
     assert set(rows) == {"seglib default", "bare Keras"}
-    assert all(0 <= float(dice) <= 1 for dice in re.findall(r"test Dice ([\d.]+)", printed))
+    assert all(0 <= dice <= 1 and seconds > 0 for dice, seconds in rows.values())
     ratio = float(re.search(r"seglib / bare time: ([\d.]+)x", printed).group(1))
-    seglib_seconds, bare_seconds = (float(re.search(rf"{name}: .* ([\d.]+) s", printed).group(1))
-                                    for name in ("seglib default", "bare Keras"))
-    assert ratio == pytest.approx(seglib_seconds / bare_seconds, abs=0.02)
+    assert ratio == pytest.approx(rows["seglib default"][1] / rows["bare Keras"][1], abs=0.02)
     assert not list(tmp_path.glob("squares/*run*")), "the comparison writes nothing into the dataset"
