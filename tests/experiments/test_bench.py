@@ -85,6 +85,7 @@ def test_bare_network_is_seglibs_network_without_the_training_extras(downsamplin
 
 def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
     data = write_square_dataset(tmp_path / "squares", n=14, size=32)
+    files_before = sorted(data.rglob("*"))
     assert main(["bench", "--compare", "--profile", "smoke", "--data", str(data), "--structure", "left_thing"]) == 0
     printed = capsys.readouterr().out
     rows = {name: (float(dice), float(seconds)) for name, dice, seconds
@@ -93,4 +94,4 @@ def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
     assert all(0 <= dice <= 1 and seconds > 0 for dice, seconds in rows.values())
     ratio = float(re.search(r"seglib / bare time: ([\d.]+)x", printed).group(1))
     assert ratio == pytest.approx(rows["seglib default"][1] / rows["bare Keras"][1], abs=0.02)
-    assert not list(tmp_path.glob("squares/*run*")), "the comparison writes nothing into the dataset"
+    assert sorted(data.rglob("*")) == files_before, "the comparison writes nothing into the dataset"
