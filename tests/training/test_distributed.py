@@ -59,6 +59,8 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known failure: under MultiWorkerMirroredStrategy Keras's fit receives "
+                                       "PerReplica values it cannot convert to a tensor; not fixed yet (issue #13)")
 def test_multi_worker_strategy_over_two_processes(squares, single_device, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
