@@ -72,7 +72,9 @@ def _add_train(commands):
     _add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out from its last completed epoch (same options)")
+                   help="continue an interrupted run in --out from its last backup (same options)")
+    p.add_argument("--cpu-devices", type=int, metavar="N",
+                   help="split the CPU into N logical devices (MirroredStrategy replicas without GPUs)")
     p.set_defaults(handler=_train, interrupted="continue the run with the same command and --resume")
 
 
@@ -98,6 +100,10 @@ def _add_config_options(p) -> None:
 def _train(args):
     from seglib.training.fit import train
 
+    if args.cpu_devices:
+        from seglib.training.hardware import split_cpu
+
+        split_cpu(args.cpu_devices)  # before TensorFlow runs its first op
     options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
@@ -312,12 +318,21 @@ def _add_bench(commands):
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"),
                    help="markdown report to write (replaced; default reports/benchmarks.md)")
+    p.add_argument("--compare", action="store_true",
+                   help="train seglib's default and the bare Keras network of the same architecture one after the "
+                        "other; print test Dice, seconds and the ratio (writes no report)")
+    p.add_argument("--data", type=Path, help="with --compare: dataset (default: the profile's phantoms)")
+    p.add_argument("--structure", default="left_hip", type=_structure,
+                   help="with --compare: the structure (default left_hip)")
     p.set_defaults(handler=_bench)
 
 
 def _bench(args):
-    from seglib.experiments.bench import run_benchmark
+    from seglib.experiments.bench import run_benchmark, run_comparison
 
+    if args.compare:
+        print(run_comparison(args.profile, data=args.data, structure=args.structure))
+        return
     run_benchmark(args.profile, out=args.out)
     print(args.out)
 

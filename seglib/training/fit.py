@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -23,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import DataError, write_text
+from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
 from seglib.data.outputs import claim_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
@@ -81,10 +80,13 @@ def load_checked_records(config: RunConfig):
 
 
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
-          verbose: int | str = "auto") -> Path:
+          verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
-    `force` (start again) or `resume` (continue an interrupted run from its last completed epoch)."""
-    records = load_checked_records(config.validate())
+    `force` (start again) or `resume` (continue an interrupted run from its last backup).
+    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
+    # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
+    strategy = choose_strategy(config.validate().strategy)
+    records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
     else:
@@ -96,21 +98,21 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
                         f"{len(val_records)} validation images; both must be non-empty")
     run_dir = Path(run_dir)
     if resume:
-        return _fit(config, run_dir, train_records, val_records, resume, verbose)
+        return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
     claim_folder(run_dir, "train", [config.data, config.split_file], force)
     try:
         write_text(run_dir / "config.json", config.to_json())
         write_split(split, run_dir / "split.csv")
-        return _fit(config, run_dir, train_records, val_records, resume, verbose)
+        return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
     except Exception:
         # A failed run must not pass for a result. A kill or Ctrl-C (not an Exception) leaves it to --resume.
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: bool, verbose) -> Path:
+def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: bool, verbose, strategy,
+         callbacks) -> Path:
     set_determinism(config.seed, config.deterministic)
-    strategy = choose_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, strategy)
     train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
                                   augment=config.augment, mirror_flip=config.mirror_flip,
@@ -122,10 +124,11 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
         model = compile_model(config)
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-              callbacks=training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir)),
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
-    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume)
+    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
+                   replicas=strategy.num_replicas_in_sync)
     return run_dir
 
 
@@ -141,13 +144,16 @@ def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str
 
 
 def _best_val_dice(run_dir: Path) -> float | None:
-    """The best validation Dice so far: a resumed run must not replace a better saved model.
-    None when there is no intact model yet (a kill while writing model.keras truncates the zip):
-    then the next epoch writes a fresh one."""
-    path, model = run_dir / "history.csv", run_dir / "model.keras"
-    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model):
+    """The best validation Dice of the epochs the resume backup holds: a resumed run must not replace
+    a better saved model. Epochs logged after the backup are trained again, so they do not count.
+    None when there is no intact model or backup yet (a kill while writing model.keras truncates the
+    zip): then the next write makes a fresh one."""
+    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
         return None
-    return float(pd.read_csv(path)["val_dice"].max())
+    history = pd.read_csv(path)
+    done = history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
+    return float(done["val_dice"].max()) if len(done) else None
 
 
 def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
@@ -173,32 +179,54 @@ def compile_model(config: RunConfig) -> keras.Model:
 
 def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None
                        ) -> list[keras.callbacks.Callback]:
-    # Callbacks run in list order at each epoch end: the log row and the best model are written
-    # before the backup, so an interruption never loses an epoch that the backup counts as done.
+    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
     return [
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        AtomicModelCheckpoint(run_dir / "model.keras", monitor="val_dice", mode="max",
-                              save_best_only=True, initial_value_threshold=best_val_dice),
         learning_rate_callback(config),
+        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
+        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve.
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      restore_best_weights=True),
-        # Two backups: a run killed while writing one resumes from the other.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+                                      min_delta=1e-3),
+        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
     ]
 
 
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves under a temporary name and renames: a kill while saving never
-    leaves a truncated model.keras (the previous best stays until the new one is complete)."""
+class RunCheckpoints(keras.callbacks.BackupAndRestore):
+    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
+    weights and optimizer state, with the previous copy kept so a run killed while writing one
+    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
+    since the last write, and at the end. Each write costs more than a short epoch; in between, the
+    best weights wait in memory. The best model is written before the backup, so an epoch the
+    backup counts as done never lacks its model; a killed run repeats at most that much training."""
 
-    def __init__(self, filepath, **options):
-        self.final_path = Path(filepath)
-        super().__init__(self.final_path.with_name(f".{self.final_path.stem}.partial.keras"), **options)
+    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
+        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
+        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
+        self.best = -math.inf if best_val_dice is None else best_val_dice
+        self._best_weights, self._last_write = None, time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if os.path.exists(self.filepath):
-            os.replace(self.filepath, self.final_path)
+        if logs["val_dice"] > self.best:
+            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
+        if time.monotonic() - self._last_write >= self.interval_seconds:
+            self._write_best_model()
+            super().on_epoch_end(epoch, logs)  # the backup
+            self._last_write = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self._write_best_model()
+        super().on_train_end(logs)  # removes the backup: the run is complete
+
+    def _write_best_model(self) -> None:
+        if self._best_weights is None:
+            return
+        latest = self.model.get_weights()
+        self.model.set_weights(self._best_weights)
+        # Through a temporary name: a kill while saving never leaves a truncated model.keras.
+        with atomic_file(self.model_path, overwrite=True) as temporary:
+            self.model.save(temporary)
+        self.model.set_weights(latest)
+        self._best_weights = None
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
@@ -212,13 +240,15 @@ def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
-def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool) -> None:
+def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+                   replicas: int = 1) -> None:
     best = int(history["val_dice"].idxmax())
     summary = {
         "epochs_run": len(history),
         "best_val_dice": float(history["val_dice"][best]),
         "best_epoch": int(history["epoch"][best]) + 1,
         "resumed": resumed,
+        "replicas": replicas,  # devices (or workers) the training was distributed over
         "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
         "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
     }

@@ -1,11 +1,16 @@
 """The benchmark on the smoke profile: every measurement is a real number and the report says so."""
 
 import math
+import re
 
 import pytest
+from conftest import write_square_dataset
 
+from seglib.cli import main
+from seglib.config import profile_config
 from seglib.experiments import bench
-from seglib.experiments.bench import build_bare_unet, run_benchmark
+from seglib.experiments.bench import bare_network, run_benchmark
+from seglib.training.fit import compile_model
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +82,33 @@ def test_report_says_whether_the_pipeline_keeps_up_with_training(benchmark, rati
     assert verdict in bench.markdown_report({**results, "pipeline_over_training": ratio})
 
 
-def test_bare_unet_is_plain_keras_of_the_requested_size():
-    model = build_bare_unet(32, depth=2, base_filters=4, n_outputs=1)
-    assert model.output_shape == (None, 32, 32, 1)
-    assert {type(layer).__name__ for layer in model.layers} == {
-        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2DTranspose", "Concatenate"}
-    assert max(layer.filters for layer in model.layers if hasattr(layer, "filters")) == 16  # 4 * 2**2
+def test_training_breakdown_accounts_for_the_whole_run(benchmark):
+    results, report = benchmark
+    breakdown = results["breakdown"]
+    assert sum(breakdown["stages"].values()) == pytest.approx(breakdown["total_seconds"], rel=1e-6)
+    assert breakdown["stages"]["train steps"] > 0 and breakdown["stages"]["validation"] > 0
+    assert breakdown["steady_steps"] > 0
+    assert "## Where a training run's time goes" in report and "| epoch-end callbacks |" in report
+
+
+@pytest.mark.parametrize("downsampling", ["maxpool", "strided"])
+def test_bare_network_is_seglibs_network_without_the_training_extras(downsampling):
+    config = profile_config("smoke", structures=("left_hip",), downsampling=downsampling)
+    ours, bare = compile_model(config), bare_network(config, channels=2, n_outputs=1)
+    assert [type(layer) for layer in bare.layers] == [type(layer) for layer in ours.layers]
+    assert bare.count_params() == ours.count_params()
+    assert type(bare.loss).__name__ == "BinaryCrossentropy" and not bare.optimizer.clipnorm
+
+
+def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
+    data = write_square_dataset(tmp_path / "squares", n=14, size=32)
+    files_before = sorted(data.rglob("*"))
+    assert main(["bench", "--compare", "--profile", "smoke", "--data", str(data), "--structure", "left_thing"]) == 0
+    printed = capsys.readouterr().out
+    rows = {name: (float(dice), float(seconds)) for name, dice, seconds
+            in re.findall(r"(seglib default|bare Keras): +test Dice ([\d.]+) +([\d.]+) s", printed)}
+    assert set(rows) == {"seglib default", "bare Keras"}
+    assert all(0 <= dice <= 1 and seconds > 0 for dice, seconds in rows.values())
+    ratio = float(re.search(r"seglib / bare time: ([\d.]+)x", printed).group(1))
+    assert ratio == pytest.approx(rows["seglib default"][1] / rows["bare Keras"][1], abs=0.02)
+    assert sorted(data.rglob("*")) == files_before, "the comparison writes nothing into the dataset"

@@ -25,7 +25,8 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "seglib", "train", "--data", str(data), "--structure", "left_thing",
                "--out", str(run), "--profile", "demo", "--image-size", "32", "--depth", "2",
-               "--base-filters", "4", "--epochs", str(EPOCHS)]  # demo: early stopping only after 15 epochs
+               "--base-filters", "4", "--epochs", str(EPOCHS),  # demo: early stopping needs 8 flat epochs
+               "--checkpoint-seconds", "0"]  # a backup at every epoch, so the kill lands after one
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _history_rows(run / "history.csv") < 2 and process.poll() is None and time.monotonic() < deadline:
@@ -37,7 +38,7 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     assert not (run / "summary.json").exists()
 
     config = profile_config("demo", data=str(data), structures=("left_thing",), image_size=32, depth=2,
-                            base_filters=4, epochs=EPOCHS)
+                            base_filters=4, epochs=EPOCHS, checkpoint_seconds=0)
     train(config, run, resume=True, verbose=0)
     history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == list(range(EPOCHS))
