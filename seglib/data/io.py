@@ -1,11 +1,9 @@
 """Reading images and masks with errors that name the file; atomic, never-overwriting writes
-(files: atomic_file; folders: atomic_directory, or seglib.data.outputs for command outputs)."""
+(files: atomic_file; folders: seglib.data.outputs.output_folder)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,28 +128,3 @@ def atomic_file(path: str | Path, overwrite: bool = False):
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
-
-
-@contextmanager
-def atomic_directory(path: str | Path):
-    """Yield a temporary sibling directory that becomes `path` only if the block succeeds. A
-    non-empty `path` (or a file there) is refused, before the work and again before the rename."""
-    path = Path(path)
-    _refuse_non_empty(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield temporary
-        _refuse_non_empty(path)  # someone may have written there in the meantime
-        if path.exists():
-            path.rmdir()
-        temporary.chmod(0o755)  # mkdtemp makes it private; an output folder is meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
-def _refuse_non_empty(path: Path) -> None:
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise FileExistsError(f"{path}: exists and is not empty; refusing to overwrite")
