@@ -10,6 +10,7 @@ evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
 """
 
 from seglib._lazy import lazy_exports
+from seglib.keras_objects import register_when_keras_is_imported
 
 __version__ = "0.1.0"
 
@@ -39,3 +40,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "workflow.demo_data": ("ensure_dataset",),
     "workflow.notebooks": ("run_notebooks",),
 })
+
+register_when_keras_is_imported()  # saved models load with safe_mode after a plain `import seglib`

@@ -7,7 +7,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seglib.data.names import checked_names
+
 PROFILES = ("smoke", "demo", "full")
+ARCHITECTURES = ("unet", "resunet", "attention_unet")  # seglib.networks builds each
+UPSAMPLINGS = ("transpose", "bilinear")
+DOWNSAMPLINGS = ("maxpool", "strided")
+STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")  # seglib.training.hardware
+LR_SCHEDULES = ("cosine", "plateau")
+
+
+def option(default, help: str, **argparse_options):
+    """A RunConfig field that `python -m seglib train` offers as --NAME: its help text (and choices)
+    live here, beside the type and default, so the command line cannot drift from the config."""
+    return field(default=default, metadata={"help": help, **argparse_options})
 
 
 @dataclass
@@ -17,40 +30,51 @@ class RunConfig:
     data: str = ""
     structures: tuple[str, ...] = ("left_hip",)
     profile: str = "demo"
-    seed: int = 0
+    seed: int = option(0, "random seed of the split, initial weights and augmentation")
     # Input
-    image_size: int = 128
-    augment: bool = True
+    image_size: int = option(128, "input side in pixels")
+    augment: bool = option(True, "geometric and intensity augmentation")
     # A horizontal flip turns the image into its mirror twin: the target then becomes the
     # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
-    mirror_flip: bool = True
+    mirror_flip: bool = option(True, "mirrored examples (off for structures without a mirror partner)")
     # Extra input channel: signed position relative to the image's estimated midline. On by default:
     # with mirrored examples it was the best per-bone combination in the ablation (README).
-    side_aware: bool = True
+    side_aware: bool = option(True, "an input channel with the signed position relative to the estimated midline")
     # For a model predicting both partners: weight of the mirror-consistency term (0: off).
-    consistency_weight: float = 0.0
+    consistency_weight: float = option(0.0, "mirror-consistency loss weight; needs both partners as --structure "
+                                                 "and --no-side-aware")
     # Model
-    architecture: str = "unet"
-    depth: int = 4
-    base_filters: int = 16
+    architecture: str = option("unet", "network builder", choices=ARCHITECTURES)
+    depth: int = option(4, "number of down-samplings")
+    base_filters: int = option(16, "filters at the first level (doubling per level)")
     batch_norm: bool = True
-    dropout: float = 0.1
+    dropout: float = option(0.1, "dropout rate in the bottleneck and decoder")
     upsampling: str = "transpose"
+    # maxpool: the classic U-Net; strided: MONAI-style stride-2 convolutions (seglib.networks.unet), the
+    # smoke profile's choice. maxpool here, so a config.json written before the option reads right.
+    downsampling: str = option("maxpool", "strided: MONAI-style stride-2 convolutions, about 3x fewer operations",
+                               choices=DOWNSAMPLINGS)
     # Optimisation
-    loss: str = "bce_dice"
-    epochs: int = 30
-    batch_size: int = 8
-    learning_rate: float = 1e-3
+    loss: str = option("bce_dice", "bce_dice, dice, focal, tversky, focal_tversky, unified_focal_sym, "
+                                   "unified_focal_asym, or a weighted sum in quotes, e.g. '0.5*bce_dice+0.5*focal_tversky'")
+    epochs: int = option(30, "maximum number of epochs (early stopping may end sooner)")
+    batch_size: int = option(8, "images per batch (per replica on several GPUs)")
+    learning_rate: float = option(1e-3, "initial learning rate of Adam")
     # cosine: decay to ~0 over the epochs, right for a fixed budget (a constant rate let late
     # epochs spike and lose the model); plateau: halve on a validation-loss plateau.
-    lr_schedule: str = "cosine"
+    lr_schedule: str = option("cosine", "cosine decay over the epochs, or halve on a validation plateau",
+                              choices=LR_SCHEDULES)
     early_stopping_patience: int = 15
+    # Write model.keras and the resume backup at most this often (0: every epoch): each write costs
+    # more than a short epoch; a killed run repeats at most this much training.
+    checkpoint_seconds: float = option(60.0, "write model.keras and the resume backup at most this often (0: every epoch)")
     # Split: fractions of patients; a split file (id,split) or a manifest 'split' column wins.
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_file: str | None = None
-    # Hardware: "auto" picks what the machine has (see seglib.accelerate). batch_size is per replica.
-    strategy: str = "auto"
+    val_fraction: float = option(0.15, "fraction of patients for validation (seeded split)")
+    test_fraction: float = option(0.15, "fraction of patients for testing (seeded split)")
+    split_file: str | None = option(None, "CSV id,split (train/val/test) to use instead of a seeded split")
+    # Hardware: "auto" picks what the machine has (see seglib.training.hardware). batch_size is per replica.
+    strategy: str = option("auto", "tf.distribute strategy: auto (all GPUs mirrored), mirrored, multi_worker "
+                                   "(reads TF_CONFIG), default", choices=STRATEGIES)
     mixed_precision: bool | str = "auto"
     jit_compile: bool | str = "auto"
     # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.
@@ -63,8 +87,8 @@ class RunConfig:
             # The consistency term flips the input plainly, which would leave the side channel pointing the wrong way.
             raise ValueError("consistency_weight and side_aware cannot be combined; turn side_aware off "
                              "(--no-side-aware)")
-        if self.lr_schedule not in ("cosine", "plateau"):
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose cosine or plateau")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
         if not self.structures:
             raise ValueError("a run needs at least one structure")
         if self.image_size % 2**self.depth:
@@ -88,8 +112,8 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(values)
-        if "structures" in values:
-            values["structures"] = tuple(values["structures"])
+        if "structures" in values:  # they become folder names: one rule for every source (seglib.data.names)
+            values["structures"] = checked_names(values["structures"], "structures")
         return cls(**values)
 
     @classmethod
@@ -105,8 +129,11 @@ class RunConfig:
 # full is sized for a 16 GB GPU.
 _PROFILE_SETTINGS = {
     "smoke": dict(image_size=64, depth=3, base_filters=8, epochs=2, batch_size=8,
-                  early_stopping_patience=2),
-    "demo": dict(image_size=128, depth=4, base_filters=16, epochs=30, batch_size=8),
+                  early_stopping_patience=2, downsampling="strided"),
+    # maxpool until the strided U-Net's test Dice on the real lungs is confirmed (README, Speed: one
+    # lung measured so far). 30 epochs: on the real lungs the validation Dice flattens after ~24;
+    # patience 8 stops earlier where it flattens sooner (easy data).
+    "demo": dict(image_size=128, depth=4, base_filters=16, epochs=30, batch_size=8, early_stopping_patience=8),
     "full": dict(image_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
                  early_stopping_patience=30, deterministic=False),
 }

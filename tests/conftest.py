@@ -40,3 +40,32 @@ def write_square_dataset(root: Path, n: int = 4, size: int = 32) -> Path:
         write_png(root / "masks" / "left_thing" / f"case{i}.png", left.astype(np.uint8) * 255)
         write_png(root / "masks" / "right_thing" / f"case{i}.png", right.astype(np.uint8) * 255)
     return root
+
+
+def train_tiny_run(data: Path, out: Path, structure: str = "left_thing") -> Path:
+    """A one-epoch run on a write_square_dataset, for tests that need any trained run."""
+    from seglib.config import profile_config
+    from seglib.training.fit import train
+
+    config = profile_config("smoke", data=str(data), structures=(structure,), image_size=32, depth=2,
+                            base_filters=4, epochs=1, mirror_flip=False)
+    return train(config, out, verbose=0)
+
+
+def file_contents(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (hidden ones too) with its bytes: a snapshot to prove nothing changed."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def untrained_run(folder, structures=("left_thing",)):
+    """A run folder as predict reads it: config.json and a (here untrained) model.keras."""
+    from seglib.config import profile_config
+    from seglib.data.io import write_text
+    from seglib.training.fit import compile_model
+
+    config = profile_config("smoke", data="unused", structures=structures, image_size=32, depth=2, base_filters=4,
+                            mirror_flip=False)
+    folder.mkdir(parents=True)
+    compile_model(config).save(folder / "model.keras")
+    write_text(folder / "config.json", config.to_json())
+    return folder

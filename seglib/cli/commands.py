@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from seglib.config import PROFILES, profile_config
+from seglib.config import PROFILES, RunConfig, profile_config
 from seglib.data.io import DataError
+from seglib.data.names import UnsafeName, checked_name
+
+NOTHING_WRITTEN = "nothing was written"  # commands whose outputs appear only when complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what state the outputs are in, not a traceback
+        print(f"interrupted; {getattr(args, 'interrupted', 'stopped')}", file=sys.stderr)
+        return 130
+
+
+def _structure(text: str) -> str:
+    """argparse type of a structure name: the one naming rule (seglib.data.names)."""
+    try:
+        return checked_name(text, "--structure")
+    except UnsafeName as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,46 +114,46 @@ def _render_atlas(args):
 def _add_train(commands):
     p = commands.add_parser("train", help="train a U-Net for one structure (or several) into a run directory")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
-    p.add_argument("--structure", required=True, action="append",
+    p.add_argument("--structure", required=True, action="append", type=_structure,
                    help="structure to segment (mask folder name); repeat for a multi-output model")
     p.add_argument("--out", required=True, type=Path, help="run directory to create")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
-    p.add_argument("--image-size", type=int, help="input side in pixels")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--lr-schedule", choices=("cosine", "plateau"), help="cosine decay (default) or halve on plateau")
-    p.add_argument("--architecture", choices=("unet", "resunet", "attention_unet"), help="default unet")
-    p.add_argument("--depth", type=int, help="number of down-samplings")
-    p.add_argument("--base-filters", type=int, help="filters at the first level")
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--loss", help="bce_dice (default), dice, focal, tversky, focal_tversky, unified_focal_sym, "
-                                  "unified_focal_asym, or a weighted sum in quotes, e.g. '0.5*bce_dice+0.5*focal_tversky'")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--split-file", help="CSV id,split (train/val/test) to use instead of a seeded split")
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--test-fraction", type=float)
-    p.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="no geometric or intensity augmentation")
-    p.add_argument("--no-mirror-flip", dest="mirror_flip", action="store_false", default=None,
-                   help="no mirrored examples (needed for structures without a mirror partner)")
-    p.add_argument("--side-aware", action=argparse.BooleanOptionalAction, default=None,
-                   help="an input channel with the signed position relative to the estimated midline (default on)")
-    p.add_argument("--consistency-weight", type=float,
-                   help="mirror-consistency loss weight; needs both partners as --structure and --no-side-aware")
+    _add_config_options(p)
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out from its last completed epoch (same options)")
-    p.set_defaults(handler=_train)
+                   help="continue an interrupted run in --out from its last backup (same options)")
+    p.add_argument("--cpu-devices", type=int, metavar="N",
+                   help="split the CPU into N logical devices (MirroredStrategy replicas without GPUs)")
+    p.set_defaults(handler=_train, interrupted="continue the run with the same command and --resume")
+
+
+def _config_options() -> list[dataclasses.Field]:
+    """The RunConfig fields the command line offers: those declared with config.option(...)."""
+    return [f for f in dataclasses.fields(RunConfig) if "help" in f.metadata]
+
+
+def _add_config_options(p) -> None:
+    """--NAME for each offered RunConfig field, typed like its default, with its help and choices.
+    Each defaults to None: the profile's value then applies."""
+    for f in _config_options():
+        flag, extra = "--" + f.name.replace("_", "-"), {k: v for k, v in f.metadata.items() if k != "help"}
+        default = f"default: the profile's, else {f.default}"
+        if isinstance(f.default, bool):  # --augment / --no-augment
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{f.metadata['help']} ({default})")
+        else:
+            kind = str if f.default is None else type(f.default)
+            p.add_argument(flag, type=kind, help=f"{f.metadata['help']} ({default})", **extra)
 
 
 def _train(args):
     from seglib.training.fit import train
 
-    names = ("image_size", "epochs", "batch_size", "learning_rate", "lr_schedule", "architecture", "depth",
-             "base_filters", "dropout", "loss", "seed", "split_file", "val_fraction", "test_fraction", "augment",
-             "mirror_flip", "side_aware", "consistency_weight")
-    options = {name: getattr(args, name) for name in names}
+    if args.cpu_devices:
+        from seglib.training.hardware import split_cpu
+
+        split_cpu(args.cpu_devices)  # before TensorFlow runs its first op
+    options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
@@ -151,9 +166,9 @@ def _add_predict(commands):
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.set_defaults(handler=_predict)
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is in the mask (default 0.5)")
+    p.add_argument("--force", action="store_true", help="replace an earlier predict output folder (never anything else)")
+    p.set_defaults(handler=_predict, interrupted=NOTHING_WRITTEN)
 
 
 def _predict(args):
@@ -164,22 +179,34 @@ def _predict(args):
 
 
 def _add_fuse(commands):
+    from seglib.inference.fusion import STRATEGIES as FUSION_STRATEGIES
+
     p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
-    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
-    p.add_argument("--images", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    _add_folder_inference_options(p, images="folder of images")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
-    p.add_argument("--strategy", default="argmax", choices=("argmax", "priority", "multilabel"))
-    p.add_argument("--priority", nargs="+", help="structure order for --strategy priority")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--no-largest-component", dest="largest_component", action="store_false")
-    p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false")
+    p.add_argument("--strategy", default="argmax", choices=FUSION_STRATEGIES,
+                   help="argmax: a contested pixel goes to the more confident model (default); priority: to the first of "
+                        "--priority; multilabel: both keep it")
+    p.add_argument("--priority", nargs="+", type=_structure, help="structure order for --strategy priority")
+    p.add_argument("--no-largest-component", dest="largest_component", action="store_false",
+                   help="keep every connected component, not only the largest per structure")
+    p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false", help="leave holes inside a structure unfilled")
     p.add_argument("--min-object-fraction", type=float, default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(handler=_fuse)
+    p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
+
+
+def _add_folder_inference_options(p, images: str) -> None:
+    """The options fuse and segment share: per-structure runs over a folder of images."""
+    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
+    p.add_argument("--images", required=True, type=Path, help=images)
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability below which a pixel is background (default 0.5)")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace an earlier {p.prog.split()[-1]} output folder (never anything else)")
 
 
 def _fuse(args):
@@ -199,16 +226,21 @@ def _add_evaluate(commands):
     p.add_argument("--method", default="model", help="name of the method in the table")
     p.add_argument("--uwmgi", action="store_true",
                    help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score the images that have predictions and list those that have none (default: error)")
     p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
-    p.set_defaults(handler=_evaluate)
+    p.set_defaults(handler=_evaluate, interrupted=NOTHING_WRITTEN)
 
 
 def _evaluate(args):
     from seglib.data.io import write_text
+    from seglib.data.outputs import check_output_file
     from seglib.evaluation.folder import evaluate_folder
     from seglib.evaluation.statistics import summarise
 
-    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi)
+    check_output_file(args.out, [args.pred, args.data], args.force)  # before the work, not after
+    table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
+                            allow_missing=args.allow_missing)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
@@ -216,8 +248,8 @@ def _evaluate(args):
 
 def _add_check(commands):
     p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
-    p.add_argument("dataset", type=Path)
-    p.add_argument("--structure", action="append", help="structures to check (default: all)")
+    p.add_argument("dataset", type=Path, help="dataset folder to validate")
+    p.add_argument("--structure", action="append", type=_structure, help="structures to check (default: all)")
     p.set_defaults(handler=_check)
 
 
@@ -238,13 +270,15 @@ def _add_import(commands):
     p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
     p.add_argument("--format", required=True, choices=sorted(FORMATS),
                    help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
-                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images")
-    p.add_argument("source", type=Path)
+                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images; "
+                        "dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under SOURCE")
+    p.add_argument("source", type=Path, help="folder in the --format to convert (only read)")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
-    p.add_argument("--structure", default="lung", help="sides: masks become left_<structure>, right_<structure>")
+    p.add_argument("--structure", default="lung", type=_structure,
+                   help="sides: masks become left_<structure>, right_<structure>")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS, default="patient",
                    help="sides: whether leftMask means the patient's left (default) or the image's left")
-    p.set_defaults(handler=_import)
+    p.set_defaults(handler=_import, interrupted=NOTHING_WRITTEN)
 
 
 def _import(args):
@@ -256,7 +290,7 @@ def _import(args):
 
 def _add_demo(commands):
     p = commands.add_parser("demo", help="run the notebooks 01-03 in sequence (the main job)")
-    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--data", help="dataset folder (default: generated pelvis phantoms)")
     p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
                    help="run only these (e.g. 03 to rebuild the report from existing runs)")
@@ -274,27 +308,30 @@ def _demo(args):
 
 
 def _add_segment(commands):
+    from seglib.inference.viewer_export import FORMATS
+
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
-    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
-    p.add_argument("--images", required=True, type=Path, help="folder of images of any sizes")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(handler=_segment)
+    _add_folder_inference_options(p, images="folder of images of any sizes")
+    p.add_argument("--format", nargs="+", choices=FORMATS, default=["png"], dest="formats",
+                   help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
+                        "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
+                        "input (other inputs are named on stderr and get their other formats; refused when no "
+                        "input is DICOM). Several at once: --format png nifti dicom-seg")
+    p.set_defaults(handler=_segment, interrupted=NOTHING_WRITTEN)
 
 
 def _segment(args):
     from seglib.inference.segment import segment_folder
 
-    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force))
+    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force,
+                         formats=args.formats))
 
 
 def _add_export(commands):
     p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--run", required=True, type=Path, help="run directory to export (the SavedModel goes inside)")
     p.add_argument("--out", type=Path, help="default RUN/saved_model")
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=_export, interrupted=NOTHING_WRITTEN)
 
 
 def _export(args):
@@ -307,13 +344,13 @@ def _add_baseline(commands):
     from seglib.inference.baselines import BASELINES
 
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
-    p.add_argument("--method", required=True, choices=sorted(BASELINES))
-    p.add_argument("--images", required=True, type=Path)
-    p.add_argument("--structure", required=True, action="append", help="e.g. left_hip and right_hip")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--method", required=True, choices=sorted(BASELINES), help="classical method")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
+    p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
-    p.add_argument("--subset", choices=("train", "val", "test"))
-    p.set_defaults(handler=_baseline)
+    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of --subset-of")
+    p.set_defaults(handler=_baseline, interrupted=NOTHING_WRITTEN)
 
 
 def _baseline(args):
@@ -327,21 +364,31 @@ def _baseline(args):
 
 def _add_bench(commands):
     p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks.md")
-    p.add_argument("--profile", choices=PROFILES, default="smoke")
-    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
+    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"),
+                   help="markdown report to write (replaced; default reports/benchmarks.md)")
+    p.add_argument("--compare", action="store_true",
+                   help="train seglib's default and the bare Keras network of the same architecture one after the "
+                        "other; print test Dice, seconds and the ratio (writes no report)")
+    p.add_argument("--data", type=Path, help="with --compare: dataset (default: the profile's phantoms)")
+    p.add_argument("--structure", default="left_hip", type=_structure,
+                   help="with --compare: the structure (default left_hip)")
     p.set_defaults(handler=_bench)
 
 
 def _bench(args):
-    from seglib.experiments.bench import run_benchmark
+    from seglib.experiments.bench import run_benchmark, run_comparison
 
+    if args.compare:
+        print(run_comparison(args.profile, data=args.data, structure=args.structure))
+        return
     run_benchmark(args.profile, out=args.out)
     print(args.out)
 
 
 def _add_split(commands):
     p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, help="dataset folder whose images are split")
     p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
     p.add_argument("--test", type=int, required=True, help="number of test images (the first after shuffling)")
     p.add_argument("--val", type=int, required=True, help="number of validation images (the last)")
@@ -351,10 +398,10 @@ def _add_split(commands):
 
 def _split(args):
     from seglib.data.layout import list_images
+    from seglib.data.outputs import check_output_file
     from seglib.data.splits import fixed_count_split, write_split
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out}: already exists; refusing to overwrite")
+    check_output_file(args.out, [args.dataset])
     split = fixed_count_split(list_images(args.dataset / "images"), args.test, args.val, args.seed)
     write_split(split, args.out)
     counts = Counter(split.values())
@@ -365,15 +412,17 @@ def _add_ablation(commands):
     from seglib.experiments.ablation import CONFIGURATIONS
 
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--structures", required=True, nargs=2, metavar=("LEFT", "RIGHT"), help="a mirror pair")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
+    p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
     p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
-    p.add_argument("--profile", choices=PROFILES, default="demo")
+    p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
-    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25])
+    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
+                   help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
-    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS))
+    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
+                   help="configurations to train (default: all)")
     p.set_defaults(handler=_ablation)
 
 
@@ -417,6 +466,7 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
+    from seglib.data.outputs import check_output_path
     from seglib.reporting.document import build_report
 
     if not args.pred and not args.eval:
@@ -428,6 +478,9 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
+    # the report replaces its own tables and figures in --out: never where an input lies
+    runs = [run for _, method_runs in args.runs for run in method_runs]
+    check_output_path(args.out, [args.data, *dict(args.pred).values(), *runs, *args.eval])
     extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
                        extra_metrics=extra, show_images=args.show_images))

@@ -10,6 +10,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "splits": ("SPLITS", "split_records", "read_split", "write_split", "fixed_count_split", "records_in"),
     "validation": ("Problem", "check_dataset", "has_errors"),
     "adapters": ("import_dataset",),
+    "dicom_seg": ("read_segmentation",),
     "phantom": ("make_pelvis", "write_phantom_dataset"),
     "pipeline": ("training_dataset", "evaluation_dataset", "preprocess_for_prediction"),
 })

@@ -4,7 +4,7 @@ Each `import_<format>(source, out)` writes
     OUT/images/<id>.png               the image, 8- or 16-bit grey as in the source
     OUT/masks/<structure>/<id>.png    one binary mask (0/255) per structure and image
     OUT/manifest.csv                  id, patient_id, height, width (+ pixel spacing when known)
-through `seglib.data.io.atomic_directory`: OUT appears complete or not at all, an existing non-empty
+through `seglib.data.outputs.output_folder`: OUT appears complete or not at all, an existing non-empty
 OUT is refused, and the source is only read. A bad input raises DataError naming the file.
 
 Formats (FORMATS):
@@ -14,6 +14,7 @@ Formats (FORMATS):
     sides   per-side mask folders like Montgomery County: SOURCE/{images,CXR_png}/<id>.png,
             SOURCE/[ManualMask/]leftMask/<id>.png and .../rightMask/<id>.png
     dicom   SOURCE/images/<id>.dcm (+ optional SOURCE/masks/<structure>/<id>.png)
+    dicom-seg  DICOM SEG files + the DICOM images they segment, .dcm anywhere under SOURCE
 
 Pixel spacing: `pixel_spacing_mm` is one number per image. When rows and columns are spaced
 differently, the manifest also gets `pixel_spacing_row_mm` (distance between rows) and
@@ -31,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import DataError, atomic_directory, read_image, read_mask, write_png
-from seglib.data.layout import list_images, read_label_values, read_manifest
+from seglib.data.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
+from seglib.data.io import DataError, read_image, read_mask, write_png
+from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
+from seglib.data.names import checked_name
+from seglib.data.outputs import output_folder
 
 SIDE_MEANINGS = {"patient": "by the patient's side", "image": "as seen on the image"}
 SIDE_CONVENTIONS = tuple(SIDE_MEANINGS)
@@ -49,7 +53,7 @@ class _Sample:
 
 
 def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path) -> Path:
-    with atomic_directory(out) as folder:
+    with output_folder(out, "import", [source]) as folder:
         rows = []
         for sample in samples:
             write_png(folder / "images" / f"{sample.id}.png", sample.image)
@@ -131,7 +135,7 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
         for image_id, image_path in images.items():
             image = read_image(image_path)
             labels = _same_size(read_image(label_files[image_id]), image.shape, label_files[image_id])
-            _require_declared(labels, label_values, label_files[image_id])
+            require_declared_labels(labels, label_values, label_files[image_id])
             masks = {structure: labels == value for structure, value in label_values.items()}
             yield _Sample(image_id, image, masks, carried(image_id))
     return _write_dataset(out, samples(), source)
@@ -141,19 +145,7 @@ def _declared_label_values(source: Path) -> dict[str, int]:
     path = source / "labels.json"
     if not path.is_file():
         raise DataError(f'{path}: not found; the labels format needs it, e.g. {{"left_hip": 134, "right_hip": 255}}')
-    values = read_label_values(source)
-    shared = {v for v in values.values() if list(values.values()).count(v) > 1}
-    if shared:
-        names = [name for name, v in values.items() if v in shared]
-        raise DataError(f"{path}: structures {', '.join(names)} share label values {sorted(shared)}")
-    return values
-
-
-def _require_declared(labels: np.ndarray, label_values: dict[str, int], path: Path) -> None:
-    undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
-    if undeclared:
-        raise DataError(f"{path}: label values {undeclared} are not declared in labels.json "
-                        f"(declared: {label_values})")
+    return read_label_values(source)
 
 
 # --- uwmgi: Kaggle UW-Madison GI tract ------------------------------------------------------
@@ -239,8 +231,7 @@ def _uwmgi_runs(table_path: Path) -> dict[str, dict[str, str]]:
     for line, (image_id, name, rle) in enumerate(rows, start=2):
         if UWMGI_ID.fullmatch(image_id) is None:
             raise DataError(f"{table_path}: line {line}: id {image_id!r} is not caseN_dayD_slice_SSSS")
-        if re.fullmatch(r"\w+", name) is None:  # it becomes a folder name under masks/
-            raise DataError(f"{table_path}: line {line}: class {name!r} is not a plain name")
+        checked_name(name, f"{table_path}: line {line}: class")  # it becomes a folder name under masks/
         if name in runs.setdefault(image_id, {}):
             raise DataError(f"{table_path}: line {line}: second row for {image_id} class {name}")
         runs[image_id][name] = rle
@@ -296,8 +287,7 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
     here: the check decides, image by image."""
     if side_convention not in SIDE_CONVENTIONS:
         raise ValueError(f"side_convention must be one of {SIDE_CONVENTIONS}, got {side_convention!r}")
-    if not re.fullmatch(r"\w+", structure):  # it becomes part of folder names
-        raise ValueError(f"structure must be a plain name such as 'lung', got {structure!r}")
+    checked_name(structure, "structure")  # it becomes part of folder names
     source = Path(source)
     images = list_images(_one_folder(source, ["images", "CXR_png"], "images"))
     targets = {"leftMask": "left_", "rightMask": "right_"}
@@ -373,28 +363,49 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
 
 
 def _dicom_info(path: Path, image_id: str) -> dict[str, object]:
-    import pydicom  # only DICOM users pay for the import
-
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception as error:  # pydicom raises several types for a broken file
-        raise DataError(f"{path}: cannot read DICOM header: {error}") from error
+    header = read_header(path)
     info: dict[str, object] = {"patient_id": str(header.get("PatientID", "") or "").strip() or image_id}
-    spacing = header.get("PixelSpacing") or header.get("ImagerPixelSpacing")
+    spacing = pixel_spacing(header, path)
     if spacing is not None:
-        info.update(_spacing_columns(*_positive_pair(spacing, path)))
+        info.update(_spacing_columns(*spacing))
     return info
 
 
-def _positive_pair(spacing, path: Path) -> tuple[float, float]:
-    """DICOM spacing is (row spacing, column spacing) in mm: between rows first, then between columns."""
-    try:
-        row_mm, col_mm = (float(value) for value in spacing)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: pixel spacing {spacing!r} is not two numbers") from error
-    if row_mm <= 0 or col_mm <= 0:
-        raise DataError(f"{path}: pixel spacing {spacing!r} must be positive")
-    return row_mm, col_mm
+# --- dicom-seg ---------------------------------------------------------------------------
+
+def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
+    """DICOM SEG files and the DICOM images they reference, as .dcm files anywhere under SOURCE,
+    -> images/ (as the dicom format reads them) and one mask per segment (seglib.data.dicom_seg.read_segmentation).
+
+    An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
+    must be segmented by exactly one SEG (else an error names the file): a mask without its image,
+    or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
+    source = Path(source)
+    headers = {path: read_header(path) for path in sorted(source.rglob("*.dcm"))}
+    segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]
+    images = {header.get("SOPInstanceUID"): path for path, header in headers.items() if path not in segs}
+    segmented = {}  # image path -> (SEG path, masks)
+    for seg_path in segs:
+        for uid, masks in read_segmentation(seg_path).items():
+            if uid not in images:
+                raise DataError(f"{seg_path}: segments image {uid}, which is not among the .dcm files in {source}")
+            if images[uid] in segmented:
+                raise DataError(f"{images[uid]}: segmented by both {segmented[images[uid]][0]} and {seg_path}")
+            segmented[images[uid]] = seg_path, masks
+    unsegmented = sorted(set(images.values()) - set(segmented))
+    if unsegmented:
+        raise DataError(f"{unsegmented[0]}: image not segmented by any SEG in {source} ({len(unsegmented)} such images)")
+
+    def samples() -> Iterator[_Sample]:
+        ids: dict[str, Path] = {}
+        for image_path, (seg_path, masks) in sorted(segmented.items()):
+            if ids.setdefault(image_path.stem, image_path) != image_path:
+                raise DataError(f"{image_path}: duplicate id {image_path.stem!r} (also {ids[image_path.stem]})")
+            image = read_image(image_path)
+            masks = {name: _same_size(mask, image.shape, seg_path) for name, mask in masks.items()}
+            info = _dicom_info(image_path, image_path.stem) | {"seg_file": str(seg_path.relative_to(source))}
+            yield _Sample(image_path.stem, image, masks, info)
+    return _write_dataset(out, samples(), source)
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -404,6 +415,7 @@ FORMATS: dict[str, Callable[..., Path]] = {
     "uwmgi": import_uwmgi,
     "sides": import_sides,
     "dicom": import_dicom,
+    "dicom-seg": import_dicom_seg,
 }
 
 

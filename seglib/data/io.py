@@ -1,17 +1,16 @@
-"""Reading images and masks with errors that name the file; atomic, never-overwriting writes."""
+"""Reading images and masks with errors that name the file; atomic, never-overwriting writes
+(files: atomic_file; folders: seglib.data.outputs.output_folder)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import skimage.io
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")  # JPEG: a common X-ray export
 
 
 class DataError(ValueError):
@@ -21,9 +20,12 @@ class DataError(ValueError):
 def read_image(path: str | Path) -> np.ndarray:
     """A 2D grey image as stored (uint8 or uint16); RGB(A) is converted to grey."""
     path = Path(path)
-    array = _read_pixels(path)
+    return _as_grey(_read_pixels(path), path)
+
+
+def _as_grey(array: np.ndarray, path: Path) -> np.ndarray:
     if array.ndim == 3 and array.shape[-1] in (3, 4):
-        array = _rgb_to_grey(array[..., :3], path)
+        array = _rgb_to_grey(array[..., :3])
     if array.ndim != 2:
         raise DataError(f"{path}: expected a 2D grey or RGB image, got an array of shape {array.shape}")
     if array.dtype == np.bool_:
@@ -37,7 +39,10 @@ def read_mask(path: str | Path, label_value: int | None = None) -> np.ndarray:
     """A boolean mask. Binary files must hold only 0 and one foreground value (1 or 255);
     label-value files give the pixels equal to `label_value`."""
     path = Path(path)
-    array = read_image(path)
+    array = _read_pixels(path)
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and _is_colour(array[..., :3]):
+        raise DataError(f"{path}: is a colour image; a mask must be grey, with only 0 and 255 (or 0 and 1)")
+    array = _as_grey(array, path)
     if label_value is not None:
         return array == label_value
     values = np.unique(array)
@@ -50,13 +55,14 @@ def read_mask(path: str | Path, label_value: int | None = None) -> np.ndarray:
 def _read_pixels(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
     if path.suffix.lower() == ".dcm":
         return _read_dicom(path)
     try:
         return skimage.io.imread(path)
     except Exception as error:  # the imaging libraries raise many types; all mean "unreadable"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: cannot read image: {reason}") from error
+        raise DataError(f"{path}: cannot read image: damaged, or not a PNG, JPEG or TIFF file") from error
 
 
 def _read_dicom(path: Path) -> np.ndarray:
@@ -76,8 +82,12 @@ def _read_dicom(path: Path) -> np.ndarray:
     return pixels.round().astype(np.uint16)
 
 
-def _rgb_to_grey(rgb: np.ndarray, path: Path) -> np.ndarray:
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+def _is_colour(rgb: np.ndarray) -> bool:
+    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
+def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    if not _is_colour(rgb):
         return rgb[..., 0]
     # A colour radiograph is unusual (a screenshot, an annotated figure); use luminance.
     grey = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -91,66 +101,30 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
 
 def write_png(path: str | Path, array: np.ndarray) -> Path:
     """Write a PNG through a temporary name, so a crash never leaves a truncated file."""
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path}: already exists; refusing to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    skimage.io.imsave(temporary, array, check_contrast=False)
-    os.replace(temporary, path)
-    return path
+    with atomic_file(path) as temporary:
+        skimage.io.imsave(temporary, array, check_contrast=False)
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    with atomic_file(path, overwrite=overwrite) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+@contextmanager
+def atomic_file(path: str | Path, overwrite: bool = False):
+    """Yield a temporary sibling name for the caller to write; it becomes `path` only if the block
+    succeeds, so a crash never leaves a truncated file. The temporary keeps the suffix, for writers
+    that choose the format by it. An existing `path` is refused unless `overwrite`."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
-
-
-def prepare_output_dir(path: str | Path, force: bool = False) -> Path:
-    """An empty directory to write into. An existing non-empty one is an error unless
-    `force`, in which case it is removed first (the user asked to replace it) — but never a
-    dataset (a folder with images/): --force must not be able to delete inputs."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        if not force:
-            raise FileExistsError(f"{path}: exists and is not empty; choose another path or pass --force")
-        if (path / "images").is_dir():
-            raise FileExistsError(f"{path}: holds a dataset (images/); refusing to replace it even with --force")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def output_directory(path: str | Path, force: bool = False):
-    """Like prepare_output_dir, but the folder appears only when the block succeeds, so a crash
-    never leaves a partial prediction folder that could be evaluated as if it were complete."""
-    path = Path(path)
-    if force and path.exists():
-        prepare_output_dir(path, force=True)
-    with atomic_directory(path) as temporary:
-        yield temporary
-
-
-@contextmanager
-def atomic_directory(path: str | Path):
-    """Yield a temporary sibling directory that becomes `path` only if the block succeeds."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        raise FileExistsError(f"{path}: exists and is not empty; refusing to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         yield temporary
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.unlink(missing_ok=True)
         raise
-    if path.exists():
-        path.rmdir()
     os.replace(temporary, path)

@@ -1,4 +1,5 @@
-"""The standard dataset layout as records, its validation, and deterministic patient-level splits.
+"""The standard dataset layout read as records (splits are in seglib.data.splits, the full
+validation in seglib.data.validation).
 
     DATASET/images/<id>.png               grey image (PNG; TIFF and DICOM too)
     DATASET/masks/<structure>/<id>.png    binary mask, 0/255 or 0/1
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask
+from seglib.data.names import checked_name, checked_names
+
+NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,20 @@ class Record:
     pixel_spacing_mm: tuple[float, float] | None = None  # (row, col) as DICOM PixelSpacing: row = distance between rows
 
 
-def list_images(folder: str | Path) -> dict[str, Path]:
-    """id -> image path for every image file in `folder`; two files with one id is an error."""
+def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
+    """id -> image path for every image file in `folder`; two files with one id is an error.
+    Any other (non-hidden) file or folder is skipped with one line on stderr naming it, unless
+    the caller reports them itself (`report_skipped=False`, as training does through check)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
     images: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
+            if report_skipped:
+                print(f"warning: {path}: {NOT_AN_IMAGE}; skipped", file=sys.stderr)
             continue
         if path.stem in images:
             raise DataError(f"{path}: duplicate id {path.stem!r} (also {images[path.stem]})")
@@ -82,21 +93,45 @@ def read_label_values(root: str | Path) -> dict[str, int]:
         raise DataError(f"{path}: not valid JSON: {error}") from error
     if not isinstance(values, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in values.values()):
         raise DataError(f"{path}: must map structure names to integer label values 1..65535")
+    shared = sorted({v for v in values.values() if list(values.values()).count(v) > 1})
+    if shared:  # one pixel value cannot mean two structures
+        names = [name for name, v in values.items() if v in shared]
+        raise DataError(f"{path}: structures {', '.join(names)} share label values {shared}")
+    checked_names(values, str(path))
     return values
+
+
+def require_declared_labels(labels: np.ndarray, label_values: dict[str, int], path: Path) -> None:
+    """DataError naming the label file when it holds a value labels.json does not declare (that
+    structure would otherwise vanish from every mask)."""
+    undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
+    if undeclared:
+        raise DataError(f"{path}: label values {undeclared} are not declared in labels.json "
+                        f"(declared: {label_values})")
 
 
 def available_structures(root: str | Path) -> list[str]:
     root = Path(root)
-    folders = [p.name for p in sorted((root / "masks").glob("*")) if p.is_dir()]
+    folders = [checked_name(p.name, str(p)) for p in sorted((root / "masks").glob("*")) if p.is_dir()]
     return sorted(set(folders) | set(read_label_values(root)))
 
 
-def load_records(root: str | Path, structures: tuple[str, ...] | list[str]) -> list[Record]:
+def require_structures(root: str | Path, structures) -> None:
+    """An error naming the first structure that the dataset at `root` has no masks of."""
+    known = available_structures(root)
+    missing = [structure for structure in structures if structure not in known]
+    if missing:
+        raise DataError(f"{root}: no masks for structure {missing[0]!r} (neither masks/{missing[0]}/ "
+                        f"nor labels.json); structures in this dataset: {', '.join(known) or 'none'}")
+
+
+def load_records(root: str | Path, structures: tuple[str, ...] | list[str], report_skipped: bool = True
+                 ) -> list[Record]:
     """One record per image with the mask of every requested structure.
 
     An image without a mask, a mask without an image, or an unknown structure is an error."""
     root = Path(root)
-    images = list_images(root / "images")
+    images = list_images(root / "images", report_skipped)
     manifest = read_manifest(root)
     sources = {structure: _mask_sources(root, structure, images) for structure in structures}
     records = []
@@ -121,9 +156,7 @@ def _mask_sources(root: Path, structure: str, images: dict[str, Path]) -> dict[s
         masks = {p.stem: MaskSource(p, label_values[structure]) for p in sorted((root / "labels").glob("*.png"))}
         folder = root / "labels"
     else:
-        known = ", ".join(available_structures(root)) or "none"
-        raise DataError(f"{root}: no masks for structure {structure!r} (neither masks/{structure}/ "
-                        f"nor labels.json); structures in this dataset: {known}")
+        require_structures(root, [structure])
     orphans = sorted(set(masks) - set(images))
     if orphans:
         raise DataError(f"{folder / orphans[0]}.png: mask without image ({len(orphans)} such masks)")

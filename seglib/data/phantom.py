@@ -21,8 +21,6 @@ import csv
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,12 +32,12 @@ from scipy import ndimage
 
 from seglib.data import anatomy
 from seglib.data.meshes import superellipsoid, tube
+from seglib.data.outputs import output_folder
 from seglib.data.projector import Detector, project_meshes
 from seglib.data.radiograph import Appearance, BodyOutline, expose, soft_tissue_path
 
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
-PARTNERS = {"left_hip": "right_hip", "right_hip": "left_hip", "left_femur": "right_femur", "right_femur": "left_femur"}
 POSE_COLUMNS = ("tilt_deg", "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification")
 MANIFEST_COLUMNS = ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", *POSE_COLUMNS)
 _SIDES = {"left": 1.0, "right": -1.0}  # sign of x (table and pelvic frames) on each patient side
@@ -356,8 +354,8 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
     background, LABEL_VALUES for the hip bones), labels.json, manifest.csv (MANIFEST_COLUMNS). Ids are
     pelvis_0000, pelvis_0001, ...; image i depends only on (seed, i). Images are rendered by
     `workers` processes (default: up to 2) and streamed to disk. Never overwrites: a non-empty
-    out_dir raises FileExistsError. Everything is written to a temporary sibling directory that is
-    renamed into place at the end.
+    out_dir raises FileExistsError. Written through seglib.data.outputs.output_folder: the folder
+    appears complete or not at all.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -378,13 +376,9 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
 
 @contextmanager
 def _staged_dataset(out_dir):
-    """A temporary sibling folder with the layout's folders and an open manifest writer, renamed to
-    out_dir when the block completes and removed when it fails. Never overwrites a non-empty out_dir."""
-    out_dir = Path(out_dir)
-    _refuse_to_overwrite(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    """A temporary folder with the layout's folders and an open manifest writer, which becomes
+    out_dir only when the block succeeds (seglib.data.outputs.output_folder)."""
+    with output_folder(out_dir, "phantom") as staging:
         for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
             (staging / folder).mkdir(parents=True)
         with open(staging / "manifest.csv", "w", newline="") as handle:
@@ -392,19 +386,6 @@ def _staged_dataset(out_dir):
             manifest.writerow(MANIFEST_COLUMNS)
             yield staging, manifest
         (staging / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
-        _refuse_to_overwrite(out_dir)  # someone may have written there in the meantime
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _refuse_to_overwrite(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir}: already exists and is not an empty directory; refusing to overwrite it")
 
 
 def _render(job) -> PelvisSample:

@@ -54,6 +54,9 @@ def _validated_split(split: dict[str, str], records: list[Record], source: Path)
     missing = [r.id for r in records if r.id not in split]
     if missing:
         raise DataError(f"{source}: no split for {len(missing)} images, e.g. {missing[0]!r}")
+    unknown = sorted(set(split) - {r.id for r in records})
+    if unknown:
+        raise DataError(f"{source}: id {unknown[0]!r} is not an image of the dataset ({len(unknown)} unknown ids)")
     return {r.id: split[r.id] for r in records}
 
 

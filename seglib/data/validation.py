@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
-from seglib.data.layout import positive_mm, read_label_values
+from seglib.data.layout import NOT_AN_IMAGE, positive_mm, read_label_values, require_declared_labels
+from seglib.data.names import checked_name
 from seglib.data.splits import SPLITS
 from seglib.symmetry.partners import partner_of
 
@@ -70,6 +71,9 @@ class _Checker:
             self.error(self.root, "dataset folder not found")
             return
         images = self.listed_files(self.root / "images", "image")
+        if not images and (self.root / "images").is_dir():
+            self.error(self.root / "images", f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
+        self.report_unsafe_mask_folders()
         label_values = self.label_values()
         if structures is None:
             structures = sorted(self.binary_structures | set(label_values))
@@ -78,7 +82,7 @@ class _Checker:
         mask_files = {}  # structure -> id -> binary mask file
         labelled = {}  # structure -> its value in the label files
         for structure in structures:
-            if structure in self.binary_structures:  # masks/ wins, as in seglib.datasets
+            if structure in self.binary_structures:  # masks/ wins, as in seglib.data.layout
                 mask_files[structure] = self.mask_files(structure, images)
             elif structure in label_values:
                 labelled[structure] = label_values[structure]
@@ -103,7 +107,7 @@ class _Checker:
             if path.name.startswith("."):
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
-                self.warning(path, f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)}); ignored")
+                self.warning(path, f"{NOT_AN_IMAGE}; ignored")
                 continue
             if not folder_escapes:
                 self.report_escape(path)
@@ -112,6 +116,11 @@ class _Checker:
                 continue
             files[path.stem] = path
         return files
+
+    def report_unsafe_mask_folders(self) -> None:
+        for name in sorted(self.binary_structures):
+            if self.read(lambda folder: checked_name(folder.name, str(folder)), self.root / "masks" / name) is None:
+                self.binary_structures.discard(name)
 
     def report_escape(self, path: Path) -> bool:
         """A symlink (or a link in its folders) that leads out of the dataset makes it depend on
@@ -198,9 +207,7 @@ class _Checker:
         labels = self.read(read_image, path)
         if labels is None:
             return None
-        undeclared = sorted(set(np.unique(labels).tolist()) - {0} - set(label_values.values()))
-        if undeclared:
-            self.error(path, f"label values {undeclared} not declared in labels.json (declared: {label_values})")
+        self.read(lambda file: require_declared_labels(labels, label_values, file), path)
         return (labels, path) if self.same_size(labels, shape, path, image_path) else None
 
     def same_size(self, mask: np.ndarray, shape, path: Path, image_path: Path) -> bool:

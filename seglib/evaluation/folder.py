@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,29 +10,50 @@ import pandas as pd
 
 from seglib.data.io import DataError, read_mask
 from seglib.data.layout import available_structures, list_images, load_records
+from seglib.data.outputs import covered_ids
 from seglib.evaluation.metrics import DISTANCE_METRICS, segmentation_metrics, uwmgi_score
 
 
 def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
-                    method: str = "model", uwmgi: bool = False) -> pd.DataFrame:
+                    method: str = "model", uwmgi: bool = False, allow_missing: bool = False) -> pd.DataFrame:
     """Metrics of every predicted mask PRED/masks/<structure>/<id>.png against the dataset's truth.
     `uwmgi` adds the UW-Madison GI tract competition score (seglib.evaluation.metrics.uwmgi_score, the
     Hausdorff distance normalised by the image diagonal, both in pixels).
 
     Distances are in pixels, and also in mm (`*_mm` columns) where the manifest gives the spacing:
-    `pixel_spacing_row_mm` and `pixel_spacing_col_mm` for non-square pixels, else `pixel_spacing_mm`."""
+    `pixel_spacing_row_mm` and `pixel_spacing_col_mm` for non-square pixels, else `pixel_spacing_mm`.
+
+    Every image the folder should cover (the ids seglib recorded when it wrote the folder, else
+    every image of the dataset) needs a prediction of each structure: a missing one is an error,
+    unless `allow_missing`, which scores the others and lists the missing ones on stderr."""
     pred_dir = Path(pred_dir)
     structures = structures or [s for s in available_structures(pred_dir)]
     if not structures:
         raise DataError(f"{pred_dir}: no predicted masks (expected masks/<structure>/<id>.png)")
     truth = {r.id: r for r in load_records(data_dir, structures)}
+    expected = covered_ids(pred_dir) or set(truth)
     rows = []
     for structure in structures:
-        for image_id, path in list_images(pred_dir / "masks" / structure).items():
+        predictions = list_images(pred_dir / "masks" / structure)
+        _check_complete(pred_dir / "masks" / structure, expected - set(predictions), len(expected), allow_missing)
+        for image_id, path in predictions.items():
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
             rows.append(_row(read_mask(path), truth[image_id], structure, method, uwmgi))
     return pd.DataFrame(rows)
+
+
+def _check_complete(folder: Path, missing: set[str], expected: int, allow_missing: bool) -> None:
+    """Scoring 10 of 12 images as if they were all would flatter a method that failed on two."""
+    if not missing:
+        return
+    listed = ", ".join(sorted(missing))
+    if not allow_missing:
+        shown = ", ".join(sorted(missing)[:10]) + (", ..." if len(missing) > 10 else "")
+        raise DataError(f"{folder}: no prediction for {len(missing)} of {expected} images ({shown}); "
+                        "pass --allow-missing to score the others")
+    print(f"warning: {folder}: no prediction for {len(missing)} of {expected} images, not scored: {listed}",
+          file=sys.stderr)
 
 
 def _row(pred: np.ndarray, record, structure: str, method: str, uwmgi: bool = False) -> dict:

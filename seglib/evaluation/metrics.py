@@ -1,4 +1,5 @@
-"""Per-image segmentation metrics for binary 2D masks, and a Dice metric for Keras training logs.
+"""Per-image segmentation metrics for binary 2D masks (the Keras Dice metric for training logs is
+seglib.training.metrics.DiceScore).
 
 Definitions (``P`` = predicted mask, ``T`` = true mask, both 2D, non-zero = foreground):
 

@@ -1,4 +1,5 @@
-"""Evaluate a prediction folder (dataset layout) against a dataset: one row per (image, structure)."""
+"""Statistics over a metrics table: mean/std/median per method and structure, and paired margins of
+each method against a reference (with a Wilcoxon signed-rank p-value)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,12 @@ Method, in short (the report repeats it):
 - Input pipeline: `training_dataset` as training builds it (augmentation and mirror flip on),
   iterated alone: the first pass decodes, resizes and fills the cache; later passes only augment.
 - Training: whole epochs of `model.fit`, the first one (tf.function tracing) left out. The same
-  cached pipeline object is used, so no timed epoch decodes. The reference is a bare Keras U-Net
-  of the same depth and filters (no batch norm, no dropout, Adam + binary cross-entropy, no
-  metrics) fitted on one augmented epoch held as numpy arrays: what a user would otherwise write.
+  cached pipeline object is used, so no timed epoch decodes. The reference is the same network
+  compiled bare (Adam + binary cross-entropy, no metrics, no clipping) and fitted on one augmented
+  epoch held as numpy arrays: what a user would otherwise write.
+- Where the time goes: one real `train` call of a few epochs, split into stages (TrainingProfiler).
+- `--compare` (compare_with_bare): seglib's whole default training against the bare network fitted
+  on arrays, end to end, with the test Dice of both.
 - Inference: single-image `Predictor.probabilities` calls, pre- and post-processing included, on
   phantom images of 256 and 512 px. The predictor holds a left_hip and a right_hip run (flip TTA
   needs both); those runs are compiled but untrained models saved with their config.json, since
@@ -22,6 +25,7 @@ Method, in short (the report repeats it):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import resource
@@ -29,21 +33,25 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
-from keras import layers
 
 from seglib.config import PHANTOM_SIZES, RunConfig, profile_config
-from seglib.data.io import write_text
+from seglib.data.io import DataError, write_text
 from seglib.data.layout import load_records
 from seglib.data.phantom import make_pelvis, phantom_rng, write_phantom_dataset
-from seglib.data.pipeline import training_dataset
+from seglib.data.pipeline import load_example, normalise, training_dataset
+from seglib.data.splits import records_in, split_records
+from seglib.evaluation.metrics import segmentation_metrics
 from seglib.inference.predictor import Predictor
-from seglib.training.fit import compile_model, set_determinism, structures_to_load
+from seglib.networks.unet import build_model
+from seglib.reporting.tables import markdown_table
+from seglib.training.fit import compile_model, load_run_model, set_determinism, structures_to_load, train
 from seglib.training.hardware import mixed_precision
 
 PREDICTION_IMAGE_SIZES = (256, 512)
@@ -73,7 +81,7 @@ def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.
                   ) -> dict:
     """Measure the input pipeline, training and inference; write the markdown report to `out`
     (replacing it: it is a regenerated artifact) and return the numbers."""
-    started, measured_at = time.perf_counter(), f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
     with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch:
@@ -93,6 +101,7 @@ def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.
                    "setup": _setup(config, records, _data_description(profile, data, generation_s))}
         results["pipeline"] = measure_pipeline(dataset, len(records), settings.cached_passes)
         results["training"] = measure_training(config, dataset, len(records), settings.training_epochs)
+        results["breakdown"] = measure_breakdown(config, Path(scratch) / "run", 1 + settings.training_epochs)
         results["inference"] = measure_inference(config, Path(scratch) / "runs", settings.prediction_calls)
     results["pipeline_over_training"] = (results["pipeline"]["cached_images_per_s"]
                                          / results["training"]["seglib_images_per_s"])
@@ -121,6 +130,7 @@ def _setup(config: RunConfig, records, data_description: str) -> dict:
         return {
             "data": data_description, "images": len(records), "model_input_px": config.image_size,
             "depth": config.depth, "base_filters": config.base_filters, "batch_size": config.batch_size,
+            "downsampling": config.downsampling,
             "loss": config.loss, "augment": config.augment, "mirror_flip": config.mirror_flip,
             "op_determinism": config.deterministic, "dtype_policy": policy,
         }
@@ -160,15 +170,73 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
+class TrainingProfiler(keras.callbacks.Callback):
+    """Where `model.fit` spends its wall time, by stage. Put it first in the callback list: the time
+    from its on_epoch_end to the next epoch (or the end) is then the other callbacks' work (history
+    log, checkpoint, learning rate, early stopping, backup). The first epoch, which traces the
+    functions, is kept apart.
+
+    Keras fetches each batch inside the compiled train function, so waiting for input counts as
+    step time; `measure_pipeline` shows whether the pipeline keeps up."""
+
+    STAGES = ("first epoch (tracing)", "train steps", "Python between steps", "validation", "epoch-end callbacks")
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.epoch, self.steps, self._mark = 0, 0, None
+
+    def _close(self, stage: str) -> None:
+        """Charge the time since the previous event to `stage` (to the first epoch while in it)."""
+        now = time.perf_counter()
+        if self._mark is not None:
+            self.seconds[self.STAGES[0] if self.epoch == 0 else stage] += now - self._mark
+        self._mark = now
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._close("epoch-end callbacks")
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._close("Python between steps")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._close("train steps")
+        self.steps += self.epoch > 0
+
+    def on_test_begin(self, logs=None):
+        self._close("Python between steps")
+
+    def on_test_end(self, logs=None):
+        self._close("validation")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close("Python between steps")
+
+    def on_train_end(self, logs=None):
+        self._close("epoch-end callbacks")
+
+
+def measure_breakdown(config: RunConfig, run_dir: Path, epochs: int) -> dict:
+    """Wall time of a real `seglib.train.train` call, split into stages by `TrainingProfiler`;
+    'outside fit' is the rest: dataset checks, split, decoding the cache's first pass happens in
+    the first epoch, model build, summary."""
+    profiler = TrainingProfiler()
+    started = time.perf_counter()
+    train(dataclasses.replace(config, epochs=epochs), run_dir, verbose=0, callbacks=(profiler,))
+    total = time.perf_counter() - started
+    return {"stages": {"outside fit (checks, split, model build, summary)": total - sum(profiler.seconds.values()),
+                       **profiler.seconds},
+            "total_seconds": total, "steady_steps": profiler.steps}
+
+
 def measure_training(config: RunConfig, dataset: tf.data.Dataset, n_images: int, epochs: int) -> dict:
     """Training images/s of our compiled model on the pipeline and of the bare U-Net on arrays."""
     with mixed_precision(config.mixed_precision):
         ours = compile_model(config)
     seglib_seconds = _timed_fit(ours, dataset, epochs)
     images, masks = _one_epoch_as_arrays(dataset)
-    bare = build_bare_unet(config.image_size, config.depth, config.base_filters, n_outputs=masks.shape[-1],
-                           channels=images.shape[-1])
-    bare.compile(optimizer=keras.optimizers.Adam(), loss=keras.losses.BinaryCrossentropy())
+    bare = bare_network(config, channels=images.shape[-1], n_outputs=masks.shape[-1])
     bare_seconds = _timed_fit(bare, images, epochs, y=masks, batch_size=config.batch_size)
     return {
         "seglib_images_per_s": n_images * epochs / seglib_seconds,
@@ -190,27 +258,82 @@ def _one_epoch_as_arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarr
     return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
 
-def build_bare_unet(image_size: int, depth: int, base_filters: int, n_outputs: int = 1, channels: int = 1
-                    ) -> keras.Model:
-    """The U-Net a user would write without seglib: plain convolutions, no batch norm or dropout."""
-    inputs = keras.Input((image_size, image_size, channels))
-    x, skips = inputs, []
-    for level in range(depth):
-        x = _bare_conv_block(x, base_filters * 2**level)
-        skips.append(x)
-        x = layers.MaxPooling2D()(x)
-    x = _bare_conv_block(x, base_filters * 2**depth)
-    for level in reversed(range(depth)):
-        x = layers.Conv2DTranspose(base_filters * 2**level, 2, strides=2, padding="same")(x)
-        x = layers.Concatenate()([x, skips[level]])
-        x = _bare_conv_block(x, base_filters * 2**level)
-    outputs = layers.Conv2D(n_outputs, 1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs, name="bare_unet")
+def bare_network(config: RunConfig, channels: int, n_outputs: int) -> keras.Model:
+    """The same network as seglib's (same builder and options), compiled as a user would without
+    seglib: Adam at the same rate and binary cross-entropy, no metrics, no clipping."""
+    model = build_model(dataclasses.replace(config, structures=config.structures[:n_outputs]), channels=channels)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.BinaryCrossentropy())
+    return model
 
 
-def _bare_conv_block(x, filters: int):
-    x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-    return layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+# --- seglib against the bare network, end to end ------------------------------------------------
+
+
+def compare_with_bare(config: RunConfig, scratch: Path) -> dict:
+    """seglib's default training (`train`: checks, pipeline, augmentation, validation, checkpoints,
+    early stopping) and the bare network of the same architecture fitted on numpy arrays for the
+    profile's epochs, one after the other, on the same training images. Both are timed end to end
+    (reading the images included) and scored on the same test images: mean Dice at threshold 0.5
+    at the model's input size, no TTA."""
+    records = load_records(config.data, structures_to_load(config))
+    split = split_records(records, config.val_fraction, config.test_fraction, config.seed,
+                          root=Path(config.data), split_file=config.split_file)
+    test = records_in(records, split, "test")
+    if not test:
+        raise DataError(f"{config.data}: the split has no test images to score the comparison on")
+
+    started = time.perf_counter()
+    run = train(config, scratch / "seglib", verbose=0)
+    seglib_seconds = time.perf_counter() - started
+    seglib_dice = test_dice(load_run_model(run), test, config, config.side_aware, standardised=True)
+
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+    images, masks = _arrays(records_in(records, split, "train"), config, side_aware=False)
+    bare = bare_network(config, channels=1, n_outputs=masks.shape[-1])
+    bare.fit(images, masks, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
+    bare_seconds = time.perf_counter() - started
+    bare_dice = test_dice(bare, test, config, side_aware=False, standardised=False)
+    return {"seglib": {"dice": seglib_dice, "seconds": seglib_seconds,
+                       "epochs": json.loads((run / "summary.json").read_text())["epochs_run"]},
+            "bare": {"dice": bare_dice, "seconds": bare_seconds, "epochs": config.epochs},
+            "time_ratio": seglib_seconds / bare_seconds, "n_train": len(images), "n_test": len(test)}
+
+
+def _arrays(records, config: RunConfig, side_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+    examples = [load_example(record, config.structures, config.image_size, side_aware) for record in records]
+    return np.stack([image for image, _ in examples]), np.stack([masks for _, masks in examples])
+
+
+def test_dice(model: keras.Model, records, config: RunConfig, side_aware: bool, standardised: bool) -> float:
+    """Mean Dice over images and structures at threshold 0.5, at the model's input size."""
+    images, masks = _arrays(records, config, side_aware)
+    if standardised:
+        images = normalise(images).numpy()
+    predicted = model.predict(images, batch_size=config.batch_size, verbose=0) >= 0.5
+    return float(np.mean([segmentation_metrics(predicted[i, ..., k], masks[i, ..., k] >= 0.5)["dice"]
+                          for i in range(len(images)) for k in range(masks.shape[-1])]))
+
+
+def run_comparison(profile: str = "demo", data: str | Path | None = None, structure: str = "left_hip") -> str:
+    """`bench --compare`: compare_with_bare on a dataset (default: the profile's phantoms,
+    generated into a temporary folder) with the profile's default config; returns the printout."""
+    with tempfile.TemporaryDirectory(prefix="seglib-compare-") as scratch:
+        data = Path(data).resolve() if data else _phantom_dataset(profile, Path(scratch) / "data")
+        config = profile_config(profile, data=str(data), structures=(structure,))
+        return compare_report(config, compare_with_bare(config, Path(scratch)))
+
+
+def compare_report(config: RunConfig, results: dict) -> str:
+    """The comparison as a few printable lines."""
+    seglib, bare = results["seglib"], results["bare"]
+    return "\n".join([
+        f"{config.structures[0]} at {config.image_size} px, {results['n_train']} training and {results['n_test']} "
+        f"test images (profile {config.profile}, {config.architecture} with {config.downsampling} down-sampling):",
+        f"  seglib default:  test Dice {seglib['dice']:.4f}  {seglib['seconds']:7.1f} s  ({seglib['epochs']} epochs)",
+        f"  bare Keras:      test Dice {bare['dice']:.4f}  {bare['seconds']:7.1f} s  ({bare['epochs']} epochs)",
+        f"  seglib / bare time: {results['time_ratio']:.2f}x",
+    ])
 
 
 # --- Inference ----------------------------------------------------------------------------------
@@ -302,6 +425,7 @@ def markdown_report(results: dict) -> str:
         *_header(results), "",
         *_pipeline_section(results), "",
         *_training_section(results), "",
+        *_breakdown_section(results), "",
         *_inference_section(results), "",
         *_machine_section(results), "",
         "## Method", "", *(f"- {line}" for line in _METHOD), "",
@@ -312,9 +436,13 @@ _METHOD = (
     "Input pipeline: `training_dataset` with augmentation and mirror flip, iterated alone. The first "
     "pass decodes, resizes and fills the in-memory cache; the cached rate is the mean of the later passes.",
     "Training: `model.fit` epochs on that same (already cached) pipeline; the first epoch traces the "
-    "train step and is left out. The bare U-Net has the same depth and filters, plain Conv2D + ReLU, "
-    "MaxPooling2D, Conv2DTranspose and Concatenate, Adam + binary cross-entropy and no metrics, and is "
-    "fitted on one augmented epoch held in numpy arrays, in the same batches.",
+    "train step and is left out. The bare network is the same network (same builder and options) "
+    "compiled with Adam + binary cross-entropy, no metrics and no clipping, and is fitted on one augmented "
+    "epoch held in numpy arrays, in the same batches.",
+    "Where the time goes: one `seglib.train.train` call on the same data, timed by a callback placed first: "
+    "train steps (input waits included: Keras fetches batches inside the step), the Python loop between "
+    "steps, validation, and the other callbacks at each epoch end (history log, best-model checkpoint, "
+    "learning rate, early stopping, resume backup).",
     "Both models train under the training run's settings: seeded, op determinism as in the profile.",
     "Inference: single-image `Predictor.probabilities` calls (pre-processing, model, resize back to the "
     f"image's size) after {WARM_UP_CALLS} warm-up calls. The predictor holds a left_hip and a right_hip run, "
@@ -343,9 +471,10 @@ def _pipeline_section(results: dict) -> list[str]:
                                   "training waits for data.")
     return [
         "## Input pipeline", "",
-        "| pass | images/s |", "|---|---:|",
-        f"| first (decode, resize, cache, augment) | {pipeline['first_pass_images_per_s']:.1f} |",
-        f"| cached steady state (augment only) | {pipeline['cached_images_per_s']:.1f} |", "",
+        markdown_table(pd.DataFrame({
+            "pass": ["first (decode, resize, cache, augment)", "cached steady state (augment only)"],
+            "images/s": [f"{pipeline['first_pass_images_per_s']:.1f}", f"{pipeline['cached_images_per_s']:.1f}"],
+        }), align="lr"), "",
         f"{verdict} Alone, the cached pipeline serves {pipeline['cached_images_per_s']:.1f} images/s; "
         f"training takes {results['training']['seglib_images_per_s']:.1f} images/s. During training "
         "both share the CPU, so the margin is what keeps the model from waiting for data.",
@@ -356,15 +485,28 @@ def _training_section(results: dict) -> list[str]:
     training = results["training"]
     return [
         "## Training", "",
-        "| model | images/s | ms per image |", "|---|---:|---:|",
-        f"| seglib U-Net (batch norm, dropout, {results['setup']['loss']}, Dice metric, gradient clipping, "
-        "tf.data augmentation) "
-        f"| {training['seglib_images_per_s']:.1f} | {1000 / training['seglib_images_per_s']:.1f} |",
-        f"| bare Keras U-Net (Adam, binary cross-entropy, numpy arrays) "
-        f"| {training['bare_images_per_s']:.1f} | {1000 / training['bare_images_per_s']:.1f} |", "",
+        markdown_table(pd.DataFrame([
+            _speed_row(f"seglib {results['setup']['downsampling']} U-Net ({results['setup']['loss']}, Dice metric, "
+                       "gradient clipping, tf.data augmentation)", training["seglib_images_per_s"]),
+            _speed_row("the same network bare (Adam, binary cross-entropy, numpy arrays)", training["bare_images_per_s"]),
+        ]), align="lrr"), "",
         f"seglib / bare time per image: {training['seglib_over_bare_time_per_image']:.2f}×. Above 1× the "
-        "difference is what seglib's extras cost (batch norm, dropout, the loss, the metric, clipping, "
-        "on-the-fly augmentation); at or below 1× they are free at this model size.",
+        "difference is what seglib's extras cost (the loss, the metric, clipping, on-the-fly augmentation); "
+        "at or below 1× they are free at this model size.",
+    ]
+
+
+def _breakdown_section(results: dict) -> list[str]:
+    breakdown = results["breakdown"]
+    total = breakdown["total_seconds"]
+    rows = [{"stage": stage, "seconds": f"{seconds:.2f}", "share": f"{100 * seconds / total:.0f} %"}
+            for stage, seconds in breakdown["stages"].items()]
+    rows.append({"stage": "**total**", "seconds": f"{total:.2f}", "share": "100 %"})
+    return [
+        "## Where a training run's time goes", "",
+        f"One `seglib.train.train` call of {1 + BENCH_SETTINGS[results['profile']].training_epochs} epochs "
+        f"({breakdown['steady_steps']} steps after the first epoch), checkpoints, backups and validation included:", "",
+        markdown_table(pd.DataFrame(rows), align="lrr"),
     ]
 
 
@@ -373,14 +515,19 @@ def _inference_section(results: dict) -> list[str]:
     return [
         "## Inference", "",
         f"Single-image calls, left_hip + right_hip models, model input {results['setup']['model_input_px']} px.", "",
-        "| input image | flip TTA | images/s | median ms | p95 ms |", "|---|---|---:|---:|---:|", *rows,
+        markdown_table(pd.DataFrame(rows), align="llrrr"),
     ]
 
 
 def _inference_row(inference: dict, size: int, tta: bool) -> str:
     measured = inference[_inference_key(size, tta)]
-    return (f"| {size} px | {'yes' if tta else 'no'} | {measured['images_per_s']:.1f} "
-            f"| {measured['median_ms']:.1f} | {measured['p95_ms']:.1f} |")
+    return {"input image": f"{size} px", "flip TTA": "yes" if tta else "no",
+            "images/s": f"{measured['images_per_s']:.1f}", "median ms": f"{measured['median_ms']:.1f}",
+            "p95 ms": f"{measured['p95_ms']:.1f}"}
+
+
+def _speed_row(model: str, images_per_s: float) -> dict:
+    return {"model": model, "images/s": f"{images_per_s:.1f}", "ms per image": f"{1000 / images_per_s:.1f}"}
 
 
 def _machine_section(results: dict) -> list[str]:
@@ -394,4 +541,4 @@ def _machine_section(results: dict) -> list[str]:
         "op determinism": results["setup"]["op_determinism"],
         "peak RSS": f"{results['peak_rss_mib']:.0f} MiB",
     }
-    return ["## Machine", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows.items())]
+    return ["## Machine", "", markdown_table(pd.DataFrame({"": list(rows), "value": list(rows.values())}))]

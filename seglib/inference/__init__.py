@@ -1,5 +1,5 @@
 """From trained runs (or classical baselines) to masks: prediction with flip TTA, fusion into a
-label map, post-processing, folder inference and SavedModel export."""
+label map, post-processing, folder inference (with DICOM SEG and NIfTI outputs) and SavedModel export."""
 
 from seglib._lazy import lazy_exports
 
@@ -8,6 +8,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "fusion": ("STRATEGIES", "FusionResult", "fuse", "keep_largest_component"),
     "postprocessing": ("select_postprocessing",),
     "segment": ("segment_folder",),
+    "dicom_seg_export": ("write_segmentation",),
+    "nifti": ("write_label_map", "write_colour_tables"),
     "baselines": ("BASELINES", "predict_baseline_folder"),
     "export": ("export_run", "load_exported"),
 })

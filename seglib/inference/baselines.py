@@ -30,14 +30,15 @@ the hip bone together with the femur and half the sacrum: that is why these are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from skimage import exposure, filters, morphology, segmentation, transform
 
-from seglib.data.io import DataError, output_directory, read_image, write_png
+from seglib.data.io import DataError, read_image, write_png
 from seglib.data.layout import list_images
+from seglib.data.outputs import output_folder
 from seglib.inference.fusion import keep_largest_component
 from seglib.symmetry.midline import estimate_midline, side_channel
 from seglib.symmetry.partners import patient_side
@@ -108,7 +109,7 @@ def predict_baseline_folder(name: str, images_dir: str | Path, out_dir: str | Pa
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     images = _selected_images(images_dir, ids)
-    with output_directory(out_dir, force=force) as staging:
+    with output_folder(out_dir, "baseline", [images_dir], force, ids=images) as staging:
         for image_id, path in images.items():
             masks = BASELINES[name](read_image(path), structures, polarity=polarity)
             for structure, mask in masks.items():

@@ -12,7 +12,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import atomic_directory, write_text
+from seglib.data.io import write_text
+from seglib.data.outputs import output_folder
 from seglib.training.fit import load_run_model
 
 
@@ -24,7 +25,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     model = load_run_model(run_dir)
     model = getattr(model, "segmenter", model)  # a consistency-trained wrapper serves its plain segmenter
     # Export into a temporary sibling, renamed at the end: a failed export leaves nothing behind.
-    with atomic_directory(out_dir) as temporary:
+    with output_folder(out_dir, "export") as temporary:  # by default inside the run: not an input to guard
         model.export(str(temporary), format="tf_saved_model", verbose=False)
         write_text(temporary / "serving.json", json.dumps(serving_description(config, run_dir), indent=2))
     return out_dir
@@ -32,7 +33,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
 
 def serving_description(config: RunConfig, run_dir: Path) -> dict:
     """What a serving client must do before and after calling the `serve` endpoint
-    (the same steps as seglib.data.pipeline.preprocess_for_prediction and seglib.predict)."""
+    (the same steps as seglib.data.pipeline.preprocess_for_prediction and seglib.inference.predictor)."""
     size, channels = config.image_size, 1 + config.side_aware
     side = (["channel 1: seglib.symmetry.midline.side_channel(shape, seglib.symmetry.midline.estimate_midline(grey)) of the "
              "resized grey image, not standardised"] if config.side_aware else [])

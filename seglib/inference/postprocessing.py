@@ -15,14 +15,15 @@ The chosen steps come back as ``fuse()`` keyword arguments (see ``fuse_options``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import read_image
 from seglib.data.layout import load_records
 from seglib.evaluation.metrics import segmentation_metrics
 from seglib.inference.fusion import fuse
-from seglib.inference.predictor import Predictor, select_ids
+from seglib.inference.predictor import predictions, prepared_inference
 
 SMALL_OBJECT_FRACTION = 0.001  # 0.1 % of the image: well below any real structure, so only specks go
 
@@ -46,11 +47,10 @@ def select_postprocessing(run_dirs, data_dir, subset: str = "val", tta: bool = T
                           ) -> tuple[dict, pd.DataFrame]:
     """The ``fuse()`` options to use, and the validation Dice of every step set tried; `fusion`
     (strategy, threshold, priority) is passed to every ``fuse()`` call, as it will be on the test split."""
-    predictor = Predictor(run_dirs)
-    records = load_records(data_dir, predictor.structures)
-    wanted = select_ids({r.id: r.image for r in records}, run_dirs[0], subset)
-    cases = [(predictor.probabilities(read_image(r.image), tta=tta), {s: m.read() for s, m in r.masks.items()})
-             for r in records if r.id in wanted]
+    predictor, images = prepared_inference(run_dirs, Path(data_dir) / "images", tta, subset)
+    truth = {r.id: r for r in load_records(data_dir, predictor.structures)}
+    cases = [(probabilities, {s: m.read() for s, m in truth[image_id].masks.items()})
+             for image_id, _, probabilities in predictions(predictor, images, tta)]
     return choose_postprocessing(cases, **fusion)
 
 

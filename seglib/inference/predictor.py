@@ -15,8 +15,9 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import output_directory, read_image, write_png, write_text
+from seglib.data.io import read_image, write_png, write_text
 from seglib.data.layout import list_images
+from seglib.data.outputs import output_folder
 from seglib.data.pipeline import preprocess_for_prediction
 from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
@@ -28,7 +29,7 @@ class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path):
-        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in _as_list(run_dirs)]
+        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in run_list(run_dirs)]
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
         if duplicated:
@@ -74,6 +75,23 @@ def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str 
     return {i: p for i, p in images.items() if i in wanted}
 
 
+def prepared_inference(run_dirs, images_dir, tta: bool = False, subset: str | None = None
+                       ) -> tuple[Predictor, dict[str, Path]]:
+    """The start of every folder inference (predict, fuse, segment): the runs loaded, flip TTA
+    checked before any work, and the images to predict (all, or the runs' `subset` split)."""
+    predictor = Predictor(run_dirs)
+    if tta:
+        predictor.tta_partners()
+    return predictor, select_ids(list_images(images_dir), _first(run_dirs), subset)
+
+
+def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False):
+    """(id, image, structure -> probability map) for each image, one image in memory at a time."""
+    for image_id, path in images.items():
+        image = read_image(path)
+        yield image_id, image, predictor.probabilities(image, tta=tta)
+
+
 def save_probability(path: Path, probability: np.ndarray) -> None:
     """16-bit PNG: 1/65535 resolution is ample, and the folder stays viewable and in dataset layout."""
     write_png(path, np.round(np.clip(probability, 0, 1) * 65535).astype(np.uint16))
@@ -86,27 +104,25 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()  # fail before any work
-    images = select_ids(list_images(images_dir), _first(run_dirs), subset)
-    with output_directory(out_dir, force=force) as staging:
-        for image_id, path in images.items():
-            for structure, probability in predictor.probabilities(read_image(path), tta=tta).items():
+    predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
+    with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
+        for image_id, _, probabilities in predictions(predictor, images, tta):
+            for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
         write_text(staging / "predict.json", json.dumps(
-            {"runs": [str(d) for d in _as_list(run_dirs)], "images": str(images_dir), "tta": tta,
+            {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))
     return Path(out_dir)
 
 
-def _as_list(run_dirs):
+def run_list(run_dirs) -> list:
+    """One run directory or several, as a list."""
     return [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
 
 
 def _first(run_dirs):
-    return _as_list(run_dirs)[0]
+    return run_list(run_dirs)[0]
 
 
 def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
@@ -114,14 +130,10 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     """Predict with per-structure runs and fuse into OUT/labels/<id>.png (+ labels.json),
     OUT/masks/<structure>/<id>.png and OUT/probabilities/...; OUT/contested.csv counts the
     pixels that two models claimed, per image; OUT/fusion.json records the fusion options."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()
-    images = select_ids(list_images(images_dir), _first(run_dirs), subset)
+    predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
-    with output_directory(out_dir, force=force) as staging:
-        for image_id, path in images.items():
-            probabilities = predictor.probabilities(read_image(path), tta=tta)
+    with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
+        for image_id, _, probabilities in predictions(predictor, images, tta):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels
             write_png(staging / "labels" / f"{image_id}.png", fused.label_map)

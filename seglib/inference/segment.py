@@ -3,8 +3,11 @@
     OUT/labels/<id>.png     uint8 label map at the image's original size (values: OUT/labels.json)
     OUT/labels.json         structure -> label value
     OUT/overlays/<id>.png   the image with each structure coloured (seglib.reporting.plots.structure_color)
-    OUT/areas.csv           id, structure, area_px[, area_mm2]
+    OUT/areas.csv           id, structure, area_px, area_mm2, left_right_area_ratio, contested_px
+                            (seglib.inference.measurements)
+    OUT/nifti/, OUT/dicom-seg/   with formats=("nifti", "dicom-seg"): see seglib.inference.viewer_export
 
+labels/ and overlays/ are the "png" format, the default; formats may name several.
 Only one image and its maps are in memory at a time, so the folder may be of any length;
 images may differ in size and bit depth.
 """
@@ -13,53 +16,54 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import to_rgb
 from scipy.ndimage import binary_erosion
 
-from seglib.data.io import output_directory, read_image, write_png, write_text
-from seglib.data.layout import list_images
+from seglib.data.io import write_png, write_text
+from seglib.data.outputs import output_folder
 from seglib.inference.fusion import fuse
-from seglib.inference.predictor import Predictor
+from seglib.inference.measurements import AREA_COLUMNS, area_rows, spacing_pair
+from seglib.inference.predictor import predictions, prepared_inference, run_list
+from seglib.inference.viewer_export import image_spacing, open_exports
 from seglib.reporting.plots import structure_color
 
 OVERLAY_ALPHA = 0.4
 
 
 def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: float = 0.5,
-                   fuse_options: dict | None = None, spacing_mm: dict[str, float] | None = None,
-                   force: bool = False) -> Path:
-    """Predict, fuse and write OUT (see module doc); `spacing_mm` (id -> mm per pixel) adds area_mm2.
-    An existing non-empty OUT is refused unless `force`."""
-    predictor = Predictor(run_dirs)
-    if tta:
-        predictor.tta_partners()  # fail before any work
+                   fuse_options: dict | None = None, spacing_mm: dict | None = None,
+                   force: bool = False, formats=("png",)) -> Path:
+    """Predict, fuse and write OUT (see module doc) in `formats` (seglib.inference.viewer_export.FORMATS).
+    Pixel spacing, for area_mm2 and the NIfTI header: `spacing_mm` (id -> mm per pixel, or a
+    (row, column) pair) where given, else a DICOM input's header. An existing OUT is replaced only
+    with `force`, and only when it is an earlier segment output (seglib.data.outputs)."""
+    run_dirs = run_list(run_dirs)
+    predictor, images = prepared_inference(run_dirs, images_dir, tta)
     options = _fusion_options(threshold, fuse_options, predictor.structures)
-    _check_spacing(spacing_mm)
-    images = list_images(images_dir)  # paths only; each image is read when its turn comes
-    columns = ["id", "structure", "area_px"] + (["area_mm2"] if spacing_mm is not None else [])
+    given_spacing = {image_id: spacing_pair(image_id, value) for image_id, value in (spacing_mm or {}).items()}
+    exports = open_exports(formats, run_dirs, images, {"tta": tta, **options})
     # The whole folder appears only when complete, so the table can be streamed straight into it.
-    with output_directory(out_dir, force=force) as staging, open(staging / "areas.csv", "w", newline="") as table:
-        areas = csv.DictWriter(table, fieldnames=columns)
+    with output_folder(out_dir, "segment", [images_dir, *run_dirs], force) as staging, \
+            open(staging / "areas.csv", "w", newline="") as table:
+        areas = csv.DictWriter(table, fieldnames=AREA_COLUMNS)
         areas.writeheader()
-        for image_id, path in images.items():
-            labels = _segment_image(predictor, image_id, read_image(path), staging, tta, options,
-                                    areas, spacing_mm)
-        write_text(staging / "labels.json", json.dumps(labels, indent=2))
+        for image_id, image, probabilities in predictions(predictor, images, tta):
+            fused = fuse(probabilities, **options)
+            path = images[image_id]
+            spacing = given_spacing.get(image_id) or image_spacing(path)
+            if "png" in formats:
+                write_png(staging / "labels" / f"{image_id}.png", fused.label_map)
+                write_png(staging / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
+            for export in exports:
+                export.write(staging, image_id, path, fused, spacing)
+            areas.writerows(area_rows(image_id, fused.masks, fused.contested, spacing))
+        for export in exports:
+            export.finish(staging, fused.labels)
+        write_text(staging / "labels.json", json.dumps(fused.labels, indent=2))
     return Path(out_dir)
-
-
-def _segment_image(predictor, image_id, image, out_dir, tta, options, areas, spacing_mm) -> dict[str, int]:
-    fused = fuse(predictor.probabilities(image, tta=tta), **options)
-    write_png(out_dir / "labels" / f"{image_id}.png", fused.label_map)
-    write_png(out_dir / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
-    for structure, mask in fused.masks.items():
-        areas.writerow(_area_row(image_id, structure, int(mask.sum()), spacing_mm))
-    return fused.labels
 
 
 def _fusion_options(threshold, fuse_options, structures) -> dict:
@@ -70,22 +74,6 @@ def _fusion_options(threshold, fuse_options, structures) -> dict:
     # A dry run on a 1-pixel map: a bad option fails now, not after the output folder is created.
     fuse({s: np.zeros((1, 1), np.float32) for s in structures}, **options)
     return options
-
-
-def _check_spacing(spacing_mm) -> None:
-    for image_id, spacing in (spacing_mm or {}).items():
-        valid = isinstance(spacing, numbers.Real) and not isinstance(spacing, bool)
-        if not (valid and math.isfinite(spacing) and spacing > 0):
-            raise ValueError(f"pixel spacing of {image_id!r} must be a positive number of mm, got {spacing!r}")
-
-
-def _area_row(image_id, structure, area_px, spacing_mm) -> dict:
-    row = {"id": image_id, "structure": structure, "area_px": area_px}
-    if spacing_mm is not None:
-        spacing = spacing_mm.get(image_id)
-        # An image without a known spacing gets an empty cell, never a guessed value.
-        row["area_mm2"] = "" if spacing is None else area_px * float(spacing) ** 2
-    return row
 
 
 def overlay_rgb(image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:

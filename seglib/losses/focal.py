@@ -1,4 +1,5 @@
-"""Segmentation losses for sigmoid outputs (channels-last, one channel per structure).
+"""Focal, Tversky, focal Tversky and unified focal losses for sigmoid outputs (channels-last, one
+channel per structure); the Dice losses are in seglib.losses.dice.
 
 Each loss is a registered serializable Keras Loss, so a model compiled with it saves and loads
 with safe_mode on; `get_loss(spec)` selects one by the name used in configs and on the CLI, or

@@ -3,5 +3,5 @@
 from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "unet": ("ARCHITECTURES", "UPSAMPLINGS", "build_model", "build_unet", "build_resunet", "build_attention_unet"),
+    "unet": ("ARCHITECTURES", "UPSAMPLINGS", "DOWNSAMPLINGS", "build_model", "build_unet", "build_resunet", "build_attention_unet"),
 })

@@ -9,102 +9,118 @@ need no custom objects (no Lambda layers, no custom layers).
   driven by the coarser decoder level, re-weight every skip connection before concatenation.
 
 All three share one encoder/decoder skeleton (`_build_skeleton`); they differ only in the conv
-block and in whether the skips are gated."""
+block and in whether the skips are gated.
+
+Down-sampling (`downsampling`):
+- ``maxpool``: the classic U-Net: two convolutions at every resolution, then 2x2 max pooling.
+- ``strided``: as MONAI's UNet: every level's first convolution has stride 2, so level l works at
+  1/2**(l+1) of the input with base_filters * 2**l filters. The full resolution sees only the first
+  convolution's input and one convolution after the last up-sampling: about a third of the
+  multiply-adds of ``maxpool`` at the same depth and filters."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
 
-ARCHITECTURES = ("unet", "resunet", "attention_unet")
-UPSAMPLINGS = ("transpose", "bilinear")
+from seglib.config import ARCHITECTURES, DOWNSAMPLINGS, UPSAMPLINGS
 
 
 def build_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
                base_filters: int = 16, batch_norm: bool = True, dropout: float = 0.1,
-               upsampling: str = "transpose", name: str = "unet") -> keras.Model:
+               upsampling: str = "transpose", name: str = "unet", downsampling: str = "maxpool") -> keras.Model:
     """A U-Net with one sigmoid output channel per structure (structures may overlap).
 
     depth: number of 2x down-samplings; the input side must be divisible by 2**depth.
     Filters double at every level from `base_filters`; dropout is applied at the bottleneck
     and, at half the rate, in the decoder. The output is float32 even under mixed precision."""
     return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
-                           upsampling, name, block=_conv_block, gate=None)
+                           upsampling, name, block=_conv_block, gate=None,
+                           downsampling=downsampling)
 
 
 def build_resunet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
                   base_filters: int = 16, batch_norm: bool = True, dropout: float = 0.1,
-                  upsampling: str = "transpose", name: str = "resunet") -> keras.Model:
+                  upsampling: str = "transpose", name: str = "resunet", downsampling: str = "maxpool") -> keras.Model:
     """The U-Net of `build_unet` with residual conv blocks (same options and skeleton).
 
     Each block is conv3x3-BN-ReLU-conv3x3-BN, added to the block input (through a 1x1 conv + BN
     projection when the channel count changes), then ReLU."""
     return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
-                           upsampling, name, block=_residual_block, gate=None)
+                           upsampling, name, block=_residual_block, gate=None,
+                           downsampling=downsampling)
 
 
 def build_attention_unet(image_size: int | None = 128, channels: int = 1, n_outputs: int = 1, depth: int = 4,
                          base_filters: int = 16, batch_norm: bool = True, dropout: float = 0.1,
-                         upsampling: str = "transpose", name: str = "attention_unet") -> keras.Model:
+                         upsampling: str = "transpose", name: str = "attention_unet", downsampling: str = "maxpool") -> keras.Model:
     """The U-Net of `build_unet` with an additive attention gate on every skip (Oktay et al. 2018).
 
     The gate compares the skip with the gating signal from the next-coarser decoder level,
     computes one attention coefficient in [0, 1] per skip pixel and multiplies the skip by it."""
     return _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout,
-                           upsampling, name, block=_conv_block, gate=_attention_gate)
+                           upsampling, name, block=_conv_block, gate=_attention_gate,
+                           downsampling=downsampling)
 
 
 def _build_skeleton(image_size, channels, n_outputs, depth, base_filters, batch_norm, dropout, upsampling,
-                    name, block, gate) -> keras.Model:
-    """The shared encoder/decoder. block(x, filters, batch_norm, name) builds a level's conv block;
-    gate(skip, gating, name), if given, re-weights a skip using the coarser decoder
+                    name, block, gate, downsampling="maxpool") -> keras.Model:
+    """The shared encoder/decoder. block(x, filters, batch_norm, name, strides) builds a level's conv
+    block; gate(skip, gating, name), if given, re-weights a skip using the coarser decoder
     features before up-sampling."""
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"upsampling must be 'transpose' or 'bilinear', got {upsampling!r}")
+    if downsampling not in DOWNSAMPLINGS:
+        raise ValueError(f"downsampling must be 'maxpool' or 'strided', got {downsampling!r}")
     if image_size is not None and image_size % 2**depth:
         raise ValueError(f"image size {image_size} is not divisible by 2**depth = {2**depth}")
+    strided = downsampling == "strided"
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
-        x = block(x, base_filters * 2**level, batch_norm, f"down{level}")
+        x = block(x, base_filters * 2**level, batch_norm, f"down{level}", strides=2 if strided else 1)
         skips.append(x)
-        x = layers.MaxPooling2D(name=f"down{level}_pool")(x)
+        x = x if strided else layers.MaxPooling2D(name=f"down{level}_pool")(x)
+    if strided:
+        skips.pop()  # the deepest level already works at the bottleneck's resolution
     x = block(x, base_filters * 2**depth, batch_norm, "bottleneck")
     x = layers.SpatialDropout2D(dropout, name="bottleneck_dropout")(x) if dropout else x
-    for level in reversed(range(depth)):
+    for level in reversed(range(len(skips))):
         skip = gate(skips[level], x, f"up{level}_gate") if gate else skips[level]
         x = _upsample(x, base_filters * 2**level, upsampling, f"up{level}")
         x = layers.Concatenate(name=f"up{level}_skip")([x, skip])
         x = layers.SpatialDropout2D(dropout / 2, name=f"up{level}_dropout")(x) if dropout else x
         x = block(x, base_filters * 2**level, batch_norm, f"up{level}")
+    if strided:  # back to full resolution: one up-sampling and a single convolution there
+        x = _upsample(x, base_filters, upsampling, "full")
+        x = _conv_bn_relu(x, base_filters, batch_norm, "full", 1)
     outputs = layers.Conv2D(n_outputs, 1, activation="sigmoid", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _conv_block(x, filters: int, batch_norm: bool, name: str):
-    for i in (1, 2):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
-                          kernel_initializer="he_normal", name=f"{name}_conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
-        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
-    return x
+def _conv_bn_relu(x, filters: int, batch_norm: bool, name: str, index: int, strides: int = 1, relu: bool = True):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=not batch_norm,
+                      kernel_initializer="he_normal", name=f"{name}_conv{index}")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+    return layers.Activation("relu", name=f"{name}_relu{index}")(x) if relu else x
 
 
-def _residual_block(x, filters: int, batch_norm: bool, name: str):
+def _conv_block(x, filters: int, batch_norm: bool, name: str, strides: int = 1):
+    x = _conv_bn_relu(x, filters, batch_norm, name, 1, strides)
+    return _conv_bn_relu(x, filters, batch_norm, name, 2)
+
+
+def _residual_block(x, filters: int, batch_norm: bool, name: str, strides: int = 1):
     shortcut = x
-    if x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, use_bias=not batch_norm, kernel_initializer="he_normal",
-                                 name=f"{name}_shortcut")(x)
+    if x.shape[-1] != filters or strides != 1:
+        # A 2x2 stride-2 kernel when down-sampling, so the shortcut sees every input pixel.
+        shortcut = layers.Conv2D(filters, strides, strides=strides, use_bias=not batch_norm,
+                                 kernel_initializer="he_normal", name=f"{name}_shortcut")(x)
         if batch_norm:
             shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
-    for i in (1, 2):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
-                          kernel_initializer="he_normal", name=f"{name}_conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
-        if i == 1:
-            x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = _conv_bn_relu(x, filters, batch_norm, name, 1, strides)
+    x = _conv_bn_relu(x, filters, batch_norm, name, 2, relu=False)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.Activation("relu", name=f"{name}_relu2")(x)
 
@@ -145,4 +161,5 @@ def build_model(config, channels: int = 1) -> keras.Model:
     return _BUILDERS[config.architecture](
         image_size=config.image_size, channels=channels, n_outputs=len(config.structures), depth=config.depth,
         base_filters=config.base_filters, batch_norm=config.batch_norm, dropout=config.dropout,
-        upsampling=config.upsampling, name=f"{config.architecture}_{'_'.join(config.structures)}")
+        upsampling=config.upsampling, downsampling=config.downsampling,
+        name=f"{config.architecture}_{'_'.join(config.structures)}")

@@ -1,4 +1,4 @@
-"""Figures and tables the notebooks show and write into reports/: samples, training curves,
+"""Figures the notebooks show and the report writes into reports/: samples, training curves,
 predictions against ground truth, fused label maps, metric distributions.
 
 Every function returns a matplotlib Figure (built without pyplot's global state, so it works
@@ -7,7 +7,6 @@ headless) and, given `out`, saves it at 150 dpi through a temporary name."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
 
-from seglib.data.io import read_image, read_mask
+from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
 from seglib.reporting.plots import overlay, structure_color
 
@@ -23,12 +22,10 @@ DPI = 150
 
 
 def save(figure: Figure, out: str | Path | None) -> Figure:
+    """Write `figure` to `out` (if given), replacing a figure of an earlier run; returns the figure."""
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.stem}.tmp{out.suffix}")
-        figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
-        os.replace(temporary, out)
+        with atomic_file(out, overwrite=True) as temporary:
+            figure.savefig(temporary, dpi=DPI, bbox_inches="tight")
     return figure
 
 

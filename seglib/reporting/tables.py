@@ -5,10 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table (pandas' to_markdown needs the extra 'tabulate' package)."""
+def markdown_table(frame: pd.DataFrame, align: str | None = None) -> str:
+    """A GitHub markdown table, the one writer of every table in seglib's reports (pandas'
+    to_markdown needs the extra 'tabulate' package). Floats get 3 decimals; format other numbers
+    before. `align`: one letter per column, "l" or "r" (right, for numbers); default all left."""
+    align = align or "l" * len(frame.columns)
+    if len(align) != len(frame.columns) or set(align) - {"l", "r"}:
+        raise ValueError(f"align needs one of l/r per column ({len(frame.columns)}), got {align!r}")
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
+    rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
     rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,8 +22,9 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import DataError, prepare_output_dir, write_text
-from seglib.data.layout import available_structures, load_records
+from seglib.data.io import DataError, atomic_file, write_text
+from seglib.data.layout import available_structures, load_records, require_structures
+from seglib.data.outputs import claim_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
 from seglib.data.splits import records_in, split_records, write_split
 from seglib.data.validation import check_dataset
@@ -42,6 +45,7 @@ def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
 
 def structures_to_load(config: RunConfig) -> tuple[str, ...]:
     """The targets, plus their mirror partners when mirrored examples are used."""
+    require_structures(config.data, config.structures)  # a missing structure is not a mirror-flip problem
     if not config.mirror_flip:
         return config.structures
     partners = mirror_targets(config.structures)
@@ -56,21 +60,33 @@ def structures_to_load(config: RunConfig) -> tuple[str, ...]:
 
 
 def load_checked_records(config: RunConfig):
-    """The records, after the same checks as `python -m seglib check`: bad data is refused, not skipped."""
+    """The records, after the same checks as `python -m seglib check`: bad data is refused, not
+    skipped, and check's warnings (e.g. files that are not read) are repeated on stderr."""
+    if not Path(config.data).is_dir():
+        raise DataError(f"{config.data}: dataset folder not found")
     structures = structures_to_load(config)
-    problems = [p for p in check_dataset(config.data, structures) if p.level == "error"]
-    if problems:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise DataError(f"{config.data}: {len(problems)} problem(s) in the dataset:\n  {shown}{more}")
-    return load_records(config.data, structures)
+    problems = check_dataset(config.data, structures)
+    warnings = [p for p in problems if p.level == "warning"]
+    for warning in warnings[:20]:
+        print(warning, file=sys.stderr)
+    if len(warnings) > 20:
+        print(f"warning: ... and {len(warnings) - 20} more (python -m seglib check {config.data})", file=sys.stderr)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        shown = "\n  ".join(str(p) for p in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise DataError(f"{config.data}: {len(errors)} problem(s) in the dataset:\n  {shown}{more}")
+    return load_records(config.data, structures, report_skipped=False)
 
 
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
-          verbose: int | str = "auto") -> Path:
+          verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
-    `force` (start again) or `resume` (continue an interrupted run from its last completed epoch)."""
-    records = load_checked_records(config.validate())
+    `force` (start again) or `resume` (continue an interrupted run from its last backup).
+    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
+    # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
+    strategy = choose_strategy(config.validate().strategy)
+    records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
     else:
@@ -80,14 +96,23 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     if not train_records or not val_records:
         raise DataError(f"{config.data}: the split leaves {len(train_records)} training and "
                         f"{len(val_records)} validation images; both must be non-empty")
-    if not resume:
-        run_dir = prepare_output_dir(run_dir, force=force)
+    run_dir = Path(run_dir)
+    if resume:
+        return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
+    claim_folder(run_dir, "train", [config.data, config.split_file], force)
+    try:
         write_text(run_dir / "config.json", config.to_json())
         write_split(split, run_dir / "split.csv")
-    run_dir = Path(run_dir)
+        return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
+    except Exception:
+        # A failed run must not pass for a result. A kill or Ctrl-C (not an Exception) leaves it to --resume.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
+
+def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: bool, verbose, strategy,
+         callbacks) -> Path:
     set_determinism(config.seed, config.deterministic)
-    strategy = choose_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, strategy)
     train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
                                   augment=config.augment, mirror_flip=config.mirror_flip,
@@ -99,10 +124,11 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
         model = compile_model(config)
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-              callbacks=training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir)),
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
-    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume)
+    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
+                   replicas=strategy.num_replicas_in_sync)
     return run_dir
 
 
@@ -118,13 +144,16 @@ def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str
 
 
 def _best_val_dice(run_dir: Path) -> float | None:
-    """The best validation Dice so far: a resumed run must not replace a better saved model.
-    None when there is no intact model yet (a kill while writing model.keras truncates the zip):
-    then the next epoch writes a fresh one."""
-    path, model = run_dir / "history.csv", run_dir / "model.keras"
-    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model):
+    """The best validation Dice of the epochs the resume backup holds: a resumed run must not replace
+    a better saved model. Epochs logged after the backup are trained again, so they do not count.
+    None when there is no intact model or backup yet (a kill while writing model.keras truncates the
+    zip): then the next write makes a fresh one."""
+    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
         return None
-    return float(pd.read_csv(path)["val_dice"].max())
+    history = pd.read_csv(path)
+    done = history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
+    return float(done["val_dice"].max()) if len(done) else None
 
 
 def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
@@ -150,18 +179,54 @@ def compile_model(config: RunConfig) -> keras.Model:
 
 def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None
                        ) -> list[keras.callbacks.Callback]:
-    # Callbacks run in list order at each epoch end: the log row and the best model are written
-    # before the backup, so an interruption never loses an epoch that the backup counts as done.
+    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
     return [
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        keras.callbacks.ModelCheckpoint(run_dir / "model.keras", monitor="val_dice", mode="max",
-                                        save_best_only=True, initial_value_threshold=best_val_dice),
         learning_rate_callback(config),
+        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
+        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve.
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      restore_best_weights=True),
-        # Two backups: a run killed while writing one resumes from the other.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+                                      min_delta=1e-3),
+        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
     ]
+
+
+class RunCheckpoints(keras.callbacks.BackupAndRestore):
+    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
+    weights and optimizer state, with the previous copy kept so a run killed while writing one
+    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
+    since the last write, and at the end. Each write costs more than a short epoch; in between, the
+    best weights wait in memory. The best model is written before the backup, so an epoch the
+    backup counts as done never lacks its model; a killed run repeats at most that much training."""
+
+    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
+        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
+        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
+        self.best = -math.inf if best_val_dice is None else best_val_dice
+        self._best_weights, self._last_write = None, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["val_dice"] > self.best:
+            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
+        if time.monotonic() - self._last_write >= self.interval_seconds:
+            self._write_best_model()
+            super().on_epoch_end(epoch, logs)  # the backup
+            self._last_write = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self._write_best_model()
+        super().on_train_end(logs)  # removes the backup: the run is complete
+
+    def _write_best_model(self) -> None:
+        if self._best_weights is None:
+            return
+        latest = self.model.get_weights()
+        self.model.set_weights(self._best_weights)
+        # Through a temporary name: a kill while saving never leaves a truncated model.keras.
+        with atomic_file(self.model_path, overwrite=True) as temporary:
+            self.model.save(temporary)
+        self.model.set_weights(latest)
+        self._best_weights = None
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
@@ -175,13 +240,15 @@ def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
-def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool) -> None:
+def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+                   replicas: int = 1) -> None:
     best = int(history["val_dice"].idxmax())
     summary = {
         "epochs_run": len(history),
         "best_val_dice": float(history["val_dice"][best]),
         "best_epoch": int(history["epoch"][best]) + 1,
         "resumed": resumed,
+        "replicas": replicas,  # devices (or workers) the training was distributed over
         "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
         "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
     }
@@ -189,9 +256,11 @@ def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train
 
 
 def load_run_model(run_dir: str | Path) -> keras.Model:
-    """The run's model, loaded with Keras's safe_mode on (this module's imports register the
-    serializable models, losses and metrics)."""
+    """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registered its objects)."""
     path = Path(run_dir) / "model.keras"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model in this run directory")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: truncated or damaged model file (not a complete .keras archive); "
+                        "train again, or continue an interrupted run with train --resume")
     return keras.saving.load_model(path, safe_mode=True)

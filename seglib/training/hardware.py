@@ -1,5 +1,5 @@
-"""Where the code runs and how to use the hardware: environment (Kaggle / Colab / local),
-tf.distribute strategy, mixed precision and XLA.
+"""How training uses the hardware: tf.distribute strategy, mixed precision and XLA (where the code
+runs, Kaggle / Colab / local, is seglib.workflow.environment).
 
 Keras 3 needs no manual loss scaling: `Model.compile(auto_scale_loss=True)` (the default) wraps the
 optimizer in a `LossScaleOptimizer` when the MODEL's dtype policy is "mixed_float16". A model takes
@@ -15,9 +15,11 @@ from contextlib import contextmanager
 import keras
 import tensorflow as tf
 
+from seglib.config import STRATEGIES
+
 logger = logging.getLogger("seglib")
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")
+
 
 def visible_gpus() -> int:
     return len(tf.config.list_physical_devices("GPU"))
@@ -43,12 +45,23 @@ def _create_strategy(kind: str) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         return tf.distribute.OneDeviceStrategy("/gpu:0") if gpus == 1 else tf.distribute.get_strategy()
     if kind == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # Without GPUs, MirroredStrategy would use one CPU device; use every logical CPU (see split_cpu).
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(None if visible_gpus() else cpus)
     if kind == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "tpu":
         return _tpu_strategy()
     return tf.distribute.get_strategy()
+
+
+def split_cpu(devices: int) -> None:
+    """Present the CPU as `devices` logical devices, so MirroredStrategy can run that many replicas
+    on one machine (to test distributed training without GPUs). Call it before TensorFlow runs any op."""
+    if devices < 1:
+        raise ValueError(f"the number of CPU devices must be at least 1, got {devices}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 
 
 def _tpu_strategy() -> tf.distribute.TPUStrategy:

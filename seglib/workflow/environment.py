@@ -58,3 +58,13 @@ def project_root() -> Path:
         if (folder / "notebooks").is_dir() and (folder / "seglib").is_dir():
             return folder
     return default_paths(detect_environment())["output_root"] or here
+
+
+def mount_drive() -> None:
+    """On Colab with SEGLIB_DRIVE set: mount Google Drive and keep data, runs and reports there
+    (SEGLIB_HOME = SEGLIB_DRIVE), so they outlive the session."""
+    if os.environ.get("SEGLIB_DRIVE"):
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+        os.environ.setdefault("SEGLIB_HOME", os.environ["SEGLIB_DRIVE"])

@@ -1,8 +1,5 @@
-"""The main job's plumbing: notebook parameters from the environment, the embedded phantom data,
-and running the notebooks in sequence (`python -m seglib demo`).
-
-Notebooks read their parameters through `notebook_settings`, so CI runs them small
-(SEGLIB_PROFILE=smoke) and a GPU user runs them full size, without editing a notebook."""
+"""Running the notebooks in sequence (`python -m seglib demo`): executed copies go to reports/,
+the committed notebooks are left untouched."""
 
 from __future__ import annotations
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from seglib.config import PROFILES
 from seglib.workflow.demo_data import default_data
-from seglib.workflow.environment import project_root
+from seglib.workflow.environment import mount_drive, project_root
 
 
 def notebook_settings(**defaults) -> dict:
-    """Parameters of a notebook: SEGLIB_<NAME> environment variables override `defaults`."""
+    """Parameters of a notebook: SEGLIB_<NAME> environment variables override `defaults`; on Colab
+    SEGLIB_DRIVE mounts Google Drive first, so data, runs and reports go there."""
+    mount_drive()
     settings = {"profile": "demo", "data": "", "runs": "", "reports": "", **defaults}
     for name, default in list(settings.items()):
         raw = os.environ.get(f"SEGLIB_{name.upper()}")

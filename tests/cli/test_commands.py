@@ -3,9 +3,53 @@
 import subprocess
 import sys
 
+import pytest
+
+from seglib.cli.commands import _parser
+from seglib.config import RunConfig
+from seglib.networks.unet import ARCHITECTURES, build_model
+
 
 def test_command_line_help_does_not_load_tensorflow():
     # `--help` on any command builds the whole parser; it should answer in about a second, not four.
     code = "import sys; from seglib.cli.commands import _parser; _parser(); print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+TRAIN = ["train", "--data", "d", "--structure", "left_hip", "--out", "r"]
+
+
+def test_the_command_line_offers_exactly_the_architectures_build_model_knows(capsys):
+    for architecture in ARCHITECTURES:
+        assert _parser().parse_args([*TRAIN, "--architecture", architecture]).architecture == architecture
+        config = RunConfig(architecture=architecture, image_size=32, depth=2, base_filters=4)
+        assert build_model(config).name.startswith(architecture)
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*TRAIN, "--architecture", "segformer"])
+    assert "invalid choice: 'segformer'" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_has_help_text():
+    import argparse
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    undocumented = [f"{name} {action.option_strings or action.dest}" for name, parser in commands.choices.items()
+                    for action in parser._actions if not action.help]
+    assert not undocumented
+
+
+def test_train_options_reach_the_run_config_and_unset_ones_keep_the_profile(monkeypatch, tmp_path):
+    import seglib.training.fit
+    from seglib.cli.commands import main
+    from seglib.config import profile_config
+
+    seen = {}
+    monkeypatch.setattr(seglib.training.fit, "train", lambda config, out, **_: seen.setdefault("config", config))
+    assert main(["train", "--data", str(tmp_path), "--structure", "left_hip", "--out", str(tmp_path / "run"),
+                 "--profile", "smoke", "--epochs", "3", "--no-augment", "--lr-schedule", "plateau",
+                 "--learning-rate", "0.01", "--split-file", "split.csv"]) == 0
+    config, smoke = seen["config"], profile_config("smoke")
+    assert (config.epochs, config.augment, config.lr_schedule, config.learning_rate, config.split_file) == (
+        3, False, "plateau", 0.01, "split.csv")
+    assert (config.image_size, config.depth, config.mirror_flip) == (smoke.image_size, smoke.depth, smoke.mirror_flip)

@@ -274,7 +274,7 @@ def test_sides_need_exactly_one_image_folder_and_a_plain_structure_name(tmp_path
     (tmp_path / "src" / "images").mkdir()
     with pytest.raises(DataError, match="more than one of images, CXR_png"):
         import_sides(tmp_path / "src", tmp_path / "out")
-    with pytest.raises(ValueError, match="plain name"):
+    with pytest.raises(ValueError, match="structure name '../lung' is not allowed"):
         import_sides(tmp_path / "src", tmp_path / "out", structure="../lung")
 
 
@@ -341,7 +341,7 @@ def test_dicom_format_rejects_other_files(tmp_path):
 
 
 def test_every_format_is_registered_and_unknown_ones_are_refused(tmp_path):
-    assert set(FORMATS) == {"labels", "uwmgi", "sides", "dicom"}
+    assert set(FORMATS) == {"labels", "uwmgi", "sides", "dicom", "dicom-seg"}
     with pytest.raises(ValueError, match="unknown format 'nifti'"):
         import_dataset("nifti", tmp_path, tmp_path / "out")
 

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import write_square_dataset
 
 from seglib.data.io import write_png
@@ -82,7 +83,7 @@ def plant_one_of_each_problem(root, outside):
         ("error", "images/case2.png", "image without a right_thing mask"),
         ("error", m + "right_thing/case3.png", "size 8x8 differs from image case3.png (16x16)"),
         ("error", m + "left_thing/case4.png", "a binary mask must hold only 0 and 1 or 0 and 255; found values 0, 7"),
-        ("error", "labels/case5.png", "label values [50] not declared in labels.json"),
+        ("error", "labels/case5.png", "label values [50] are not declared in labels.json"),
         ("warning", m + "left_thing/case6.png", "empty left_thing mask"),
         ("warning", "labels/case5.png", "empty left_bone mask"),  # its left_bone pixels were relabelled 50
         ("error", "images/case7.tif", "duplicate id 'case7' (also case7.png)"),
@@ -136,3 +137,20 @@ def test_warnings_alone_are_not_errors():
 def test_a_missing_dataset_is_one_error(tmp_path):
     missing = tmp_path / "nowhere"
     assert check_dataset(missing) == [Problem("error", str(missing), "dataset folder not found")]
+
+
+def test_label_values_follow_the_same_rules_in_check_and_import(tmp_path):
+    # One rule set (seglib.data.layout) for labels.json: a value shared by two structures is refused
+    # by `check` as by `import --format labels`, with the same words.
+    from seglib.data.adapters import import_labels
+    from seglib.data.io import DataError
+
+    root = tmp_path / "shared"
+    write_png(root / "images" / "a.png", np.zeros((8, 8), np.uint8))
+    write_png(root / "labels" / "a.png", np.full((8, 8), 5, np.uint8))
+    (root / "labels.json").write_text(json.dumps({"left_hip": 5, "right_hip": 5}))
+    problems = [p for p in check_dataset(root) if p.level == "error"]
+    assert (str(root / "labels.json"), "structures left_hip, right_hip share label values [5]") in [
+        (p.path, p.message) for p in problems]
+    with pytest.raises(DataError, match=r"labels\.json: structures left_hip, right_hip share label values \[5\]"):
+        import_labels(root, tmp_path / "out")

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from seglib.experiments.ablation import run_ablation, subsample_split
 
@@ -11,6 +12,7 @@ def test_subsampling_keeps_validation_and_test_and_marks_the_rest_unused():
     assert small == subsample_split(split, 0.25, seed=0)
 
 
+@pytest.mark.slow
 def test_ablation_writes_table_markdown_and_chart(phantom_dataset, tmp_path):
     table = run_ablation(phantom_dataset, ["left_hip", "right_hip"], tmp_path / "out", tmp_path / "work",
                          profile="smoke", fractions=(1.0, 0.5), epochs=1,

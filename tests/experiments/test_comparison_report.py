@@ -15,7 +15,6 @@ from seglib.evaluation.statistics import margins_over
 from seglib.experiments.comparison import OURS, contemporary_runs, matches_reference, predict_methods
 from seglib.reporting.document import FIGURES, build_report, write_html
 from seglib.training.fit import train
-from seglib.workflow.parameters import wants_training
 
 
 def test_margins_are_paired_per_image_and_positive_when_the_reference_is_better():
@@ -68,13 +67,6 @@ def test_html_report_is_self_contained(tmp_path):
     assert 'src="data:image/png;base64,' in html and 'src="plot.png"' not in html
 
 
-def test_wants_training_auto_keeps_the_cpu_demo_short():
-    assert wants_training("auto", "smoke") and wants_training("auto", "full") and not wants_training("auto", "demo")
-    assert wants_training("yes", "demo") and not wants_training("no", "smoke")
-    with pytest.raises(ValueError, match="choose auto, yes or no"):
-        wants_training("sometimes", "demo")
-
-
 @pytest.fixture(scope="module")
 def compared(phantom_dataset, tmp_path_factory):
     """Smoke U-Nets, a residual U-Net trained like them, Otsu; all predicted on the test split."""
@@ -85,6 +77,7 @@ def compared(phantom_dataset, tmp_path_factory):
     return runs, predict_methods(phantom_dataset, runs, ["otsu"], root / "predictions", tta=True)
 
 
+@pytest.mark.slow
 def test_variants_are_trained_exactly_like_the_unet_except_the_architecture(compared):
     runs, _ = compared
     for unet, variant in zip(runs[OURS], runs["residual U-Net"]):
@@ -96,6 +89,7 @@ def test_variants_are_trained_exactly_like_the_unet_except_the_architecture(comp
         assert matches_reference(variant, unet)
 
 
+@pytest.mark.slow
 def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared, tmp_path, capsys):
     runs, _ = compared
     unet = runs[OURS][0]
@@ -119,6 +113,7 @@ def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared
         contemporary_runs([unet], ["transformer"], tmp_path)
 
 
+@pytest.mark.slow
 def test_every_method_predicts_the_same_test_images(compared, phantom_dataset):
     runs, methods = compared
     test_ids = set(pd.read_csv(runs[OURS][0] / "split.csv").query("split == 'test'")["id"])
@@ -130,6 +125,7 @@ def test_every_method_predicts_the_same_test_images(compared, phantom_dataset):
     assert all(seconds > 0 for seconds in methods.seconds_per_image.values())
 
 
+@pytest.mark.slow
 def test_report_has_every_section_table_and_figure(compared, phantom_dataset, tmp_path):
     runs, methods = compared
     report = build_report(tmp_path / "rep", methods.folders, phantom_dataset, reference=OURS, runs=runs,
@@ -155,6 +151,7 @@ def test_report_has_every_section_table_and_figure(compared, phantom_dataset, tm
     assert methods.postprocessing.groupby("method")["chosen"].sum().eq(1).all()  # one step set used per method
 
 
+@pytest.mark.slow
 def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_dataset, tmp_path, capsys):
     _, methods = compared
     preds = [f"{name}={folder}" for name, folder in methods.folders.items()]
@@ -178,6 +175,7 @@ def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_
         main(["report", "--pred", "no-equals-sign", "--out", str(tmp_path / "bad")])
 
 
+@pytest.mark.slow
 def test_report_without_images_shows_no_picture_of_the_data(compared, phantom_dataset, tmp_path):
     _, methods = compared
     preds = [f"{name}={folder}" for name, folder in methods.folders.items()]

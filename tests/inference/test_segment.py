@@ -6,18 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import skimage.io
-from test_export import write_tiny_run
 
 from seglib.data.io import read_image, write_png
 from seglib.inference.segment import overlay_rgb, segment_folder
 
 SHAPES = {"small8": ((40, 50), np.uint8), "square16": ((64, 64), np.uint16), "wide8": ((33, 70), np.uint8)}
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def test_label_maps_have_the_original_sizes(segmented):
 
 def test_areas_equal_label_map_pixel_counts(segmented):
     areas = pd.read_csv(segmented / "areas.csv", dtype={"id": str})
-    assert list(areas.columns) == ["id", "structure", "area_px", "area_mm2"]
+    assert list(areas.columns) == ["id", "structure", "area_px", "area_mm2", "left_right_area_ratio", "contested_px"]
     assert len(areas) == len(SHAPES) * 2
     assert areas["area_px"].sum() > 0
     labels = json.loads((segmented / "labels.json").read_text())
@@ -79,4 +72,6 @@ def test_bad_options_fail_before_any_output(runs, images_dir, tmp_path):
         segment_folder(runs, images_dir, tmp_path / "b", fuse_options={"strategy": "vote"})
     with pytest.raises(ValueError, match="spacing"):
         segment_folder(runs, images_dir, tmp_path / "c", spacing_mm={"small8": -1.0})
+    with pytest.raises(ValueError, match="format"):
+        segment_folder(runs, images_dir, tmp_path / "d", formats=("png", "jpeg"))
     assert not any(tmp_path.iterdir())

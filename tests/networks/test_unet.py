@@ -41,14 +41,11 @@ def _tiny(architecture, **overrides):
                                  **dict(TINY, **overrides)))
 
 
-def test_architectures_lists_every_builder_build_model_knows():
-    assert ARCHITECTURES == ("unet", "resunet", "attention_unet")
-
-
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
-def test_every_architecture_maps_an_image_to_one_probability_map_per_structure(architecture, upsampling):
-    model = _tiny(architecture, upsampling=upsampling)
+@pytest.mark.parametrize("downsampling", ["maxpool", "strided"])
+def test_every_architecture_maps_an_image_to_one_probability_map_per_structure(architecture, upsampling, downsampling):
+    model = _tiny(architecture, upsampling=upsampling, downsampling=downsampling)
     assert model.name == f"{architecture}_left_hip_right_hip"
     out = model(np.random.default_rng(0).normal(size=(3, 32, 32, 1)).astype("float32"))
     assert tuple(out.shape) == (3, 32, 32, 2)
@@ -109,8 +106,10 @@ def test_attention_unet_gates_every_skip_with_a_one_channel_sigmoid_map():
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_every_architecture_saves_and_loads_with_safe_mode_and_gives_the_same_output(architecture, tmp_path):
-    model = _tiny(architecture)
+@pytest.mark.parametrize("downsampling", ["maxpool", "strided"])
+def test_every_architecture_saves_and_loads_with_safe_mode_and_gives_the_same_output(architecture, downsampling,
+                                                                                      tmp_path):
+    model = _tiny(architecture, downsampling=downsampling)
     model.compile("adam", loss=seglib.losses.dice.BCEDiceLoss(), metrics=[DiceScore()])
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 1)).astype("float32")
     model.fit(x, np.ones((2, 32, 32, 2), "float32"), epochs=1, verbose=0)  # non-trivial BN statistics
@@ -118,3 +117,33 @@ def test_every_architecture_saves_and_loads_with_safe_mode_and_gives_the_same_ou
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def _multiply_adds(model) -> int:
+    """Multiply-adds of one forward pass through the model's convolutions."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            grid = layer.output.shape[1] * layer.output.shape[2]
+            if isinstance(layer, keras.layers.Conv2DTranspose):
+                grid = layer.input.shape[1] * layer.input.shape[2]
+            total += grid * int(np.prod(layer.kernel.shape))
+    return total
+
+
+@pytest.mark.parametrize("architecture", ["unet", "resunet"])
+def test_strided_downsampling_works_at_full_resolution_only_at_both_ends_and_costs_far_less(architecture):
+    config = dict(architecture=architecture, image_size=128, depth=4, base_filters=16, structures=("left_hip",))
+    strided = build_model(RunConfig(**config, downsampling="strided"), channels=2)
+    pooled = build_model(RunConfig(**config), channels=2)
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in strided.layers)
+    full_resolution_convs = [layer.name for layer in strided.layers if isinstance(layer, keras.layers.Conv2D)
+                             and layer.output.shape[1] == 128 and layer.kernel.shape[0] == 3]
+    assert full_resolution_convs == ["full_conv1"]  # the first convolution already has stride 2
+    assert strided.get_layer("down0_conv1").strides == (2, 2)
+    assert _multiply_adds(strided) < 0.4 * _multiply_adds(pooled)
+
+
+def test_strided_downsampling_is_refused_by_name_when_unknown():
+    with pytest.raises(ValueError, match="downsampling must be 'maxpool' or 'strided'"):
+        build_unet(32, depth=2, downsampling="average")

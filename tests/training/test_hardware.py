@@ -1,6 +1,8 @@
 """Hardware helpers on a CPU-only machine: strategies, mixed precision, XLA."""
 
 import logging
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -33,11 +35,38 @@ def test_auto_strategy_on_cpu_trains_a_step_and_logs(caplog):
     assert np.isfinite(loss)
 
 
-def test_global_batch_size_scales_with_replicas():
+TWO_REPLICAS = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from seglib.losses.dice import BCEDiceLoss
+from seglib.networks.unet import build_unet
+from seglib.training.hardware import global_batch_size
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+batch = global_batch_size(4, strategy)
+with strategy.scope():
+    model = build_unet(32, depth=2, base_filters=4)
+    model.compile(optimizer="adam", loss=BCEDiceLoss())
+images = np.random.default_rng(0).random((batch, 32, 32, 1), np.float32)
+dataset = tf.data.Dataset.from_tensor_slices((images, (images > 0.5).astype(np.float32))).batch(batch)
+history = model.fit(dataset, epochs=1, verbose=0)
+print(strategy.num_replicas_in_sync, batch, np.isfinite(history.history["loss"][0]))
+"""
+
+
+def test_global_batch_size_scales_with_two_replicas_and_a_step_trains_on_them():
+    # Two logical CPU devices stand in for two GPUs; they must be set before TensorFlow starts.
+    result = subprocess.run([sys.executable, "-c", TWO_REPLICAS], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-3:] == ["2", "8", "True"]
+
+
+def test_global_batch_size_refuses_what_is_not_a_positive_integer():
     strategy = tf.distribute.get_strategy()
     assert accelerate.global_batch_size(8, strategy) == 8
-    with pytest.raises(ValueError, match="positive integer"):
-        accelerate.global_batch_size(0, strategy)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            accelerate.global_batch_size(bad, strategy)
 
 
 def test_mixed_precision_is_set_then_restored_and_output_stays_float32():

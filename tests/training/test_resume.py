@@ -19,12 +19,14 @@ def _history_rows(path):
     return len(path.read_text().splitlines()) - 1 if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     run = tmp_path / "run"
     command = [sys.executable, "-m", "seglib", "train", "--data", str(data), "--structure", "left_thing",
                "--out", str(run), "--profile", "demo", "--image-size", "32", "--depth", "2",
-               "--base-filters", "4", "--epochs", str(EPOCHS)]  # demo: early stopping only after 15 epochs
+               "--base-filters", "4", "--epochs", str(EPOCHS),  # demo: early stopping needs 8 flat epochs
+               "--checkpoint-seconds", "0"]  # a backup at every epoch, so the kill lands after one
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _history_rows(run / "history.csv") < 2 and process.poll() is None and time.monotonic() < deadline:
@@ -36,13 +38,14 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
     assert not (run / "summary.json").exists()
 
     config = profile_config("demo", data=str(data), structures=("left_thing",), image_size=32, depth=2,
-                            base_filters=4, epochs=EPOCHS)
+                            base_filters=4, epochs=EPOCHS, checkpoint_seconds=0)
     train(config, run, resume=True, verbose=0)
     history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == list(range(EPOCHS))
     assert (run / "model.keras").exists() and not (run / "backup").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_config_or_a_finished_run(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2, epochs=1)

@@ -25,6 +25,7 @@ def runs(phantom_dataset, tmp_path_factory):
             for s in ("left_hip", "right_hip")}
 
 
+@pytest.mark.slow
 def test_run_directory_holds_model_config_history_and_split(runs, phantom_dataset):
     run = runs["left_hip"]
     assert {"model.keras", "config.json", "history.csv", "split.csv", "summary.json"} <= {p.name for p in run.iterdir()}
@@ -37,12 +38,14 @@ def test_run_directory_holds_model_config_history_and_split(runs, phantom_datase
     assert model.output_shape == (None, 64, 64, 1)
 
 
+@pytest.mark.slow
 def test_existing_run_directory_is_never_overwritten(runs, phantom_dataset):
     config = profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1)
     with pytest.raises(FileExistsError, match="left_hip: exists and is not empty.*--force"):
         train(config, runs["left_hip"])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2, epochs=1)
@@ -62,6 +65,7 @@ def test_training_refuses_bad_data_naming_the_file(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_predictions_have_the_original_size_and_flip_tta_uses_the_partner(runs, phantom_dataset):
     predictor = Predictor([runs["left_hip"], runs["right_hip"]])
     image = read_image(next((phantom_dataset / "images").glob("*.png")))[:, 2:]  # 64 x 62: not square
@@ -75,6 +79,7 @@ def test_predictions_have_the_original_size_and_flip_tta_uses_the_partner(runs, 
         Predictor(runs["left_hip"]).probabilities(image, tta=True)
 
 
+@pytest.mark.slow
 def test_fuse_then_evaluate_the_test_split(runs, phantom_dataset, tmp_path):
     out = fuse_folder([runs["left_hip"], runs["right_hip"]], phantom_dataset / "images", tmp_path / "fused",
                       tta=True, subset="test")
@@ -90,6 +95,7 @@ def test_fuse_then_evaluate_the_test_split(runs, phantom_dataset, tmp_path):
     assert set(summarise(table)["structure"]) == {"left_hip", "right_hip"}
 
 
+@pytest.mark.slow
 def test_cli_predict_evaluate_and_check(runs, phantom_dataset, tmp_path, capsys):
     assert main(["predict", "--run", str(runs["left_hip"]), "--images", str(phantom_dataset / "images"),
                  "--out", str(tmp_path / "pred"), "--subset", "test"]) == 0
@@ -113,6 +119,7 @@ def test_cli_check_lists_problems_and_exits_non_zero(tmp_path, capsys):
     assert out[-1].endswith("1 error(s), 0 warning(s)")
 
 
+@pytest.mark.slow
 def test_large_16_bit_images_are_predicted_at_their_original_size(runs, tmp_path):
     rng = np.random.default_rng(0)
     images = tmp_path / "images"
@@ -123,6 +130,7 @@ def test_large_16_bit_images_are_predicted_at_their_original_size(runs, tmp_path
     assert read_image(out / "probabilities" / "right_hip" / "small.png").shape == (50, 70)
 
 
+@pytest.mark.slow
 def test_side_aware_and_consistency_runs_train_predict_and_load(phantom_dataset, tmp_path):
     side = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1),
                  tmp_path / "side", verbose=0)  # side-aware by default

@@ -1,0 +1,192 @@
+"""The one guard for everything seglib writes: a user's data is never replaced or deleted.
+
+Rules (README, "Safety"):
+- An output never lies inside a dataset (a folder with images/ + masks/, or a manifest.csv), is
+  never an input of the same command and never contains or lies inside one.
+- A folder seglib creates holds a marker file `.seglib-output` naming the command. `force` may
+  replace an existing folder only when its marker names the same command; a folder without it,
+  or one that holds a dataset, is never touched.
+- Folders are written under a hidden temporary sibling (`.NAME.seglib-PID-*`) and renamed when
+  complete; the temporaries of a killed process are removed by the next run into the same place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+MARKER = ".seglib-output"
+
+# Folders written by seglib before the marker existed, recognised by the record each command wrote.
+_UNMARKED_RECORDS = {"train": "config.json", "predict": "predict.json", "fuse": "fusion.json", "segment": "areas.csv"}
+
+
+class UnsafeOutput(FileExistsError):
+    """An output path that would overwrite or delete something seglib must not touch."""
+
+
+def is_dataset(folder: Path) -> bool:
+    return ((folder / "images").is_dir() and (folder / "masks").is_dir()) or (folder / "manifest.csv").is_file()
+
+
+def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) -> Path:
+    """Refuse an output that is, contains or (unless `inside_inputs`) lies inside an input, or
+    lies inside a dataset."""
+    path = Path(path)
+    target = path.resolve()
+    for given in (Path(i) for i in inputs if i is not None):
+        source = given.resolve()
+        if target == source:
+            raise UnsafeOutput(f"{path}: is an input of this command; choose another output")
+        if source in target.parents and not inside_inputs:
+            raise UnsafeOutput(f"{path}: lies inside the input {given}; choose an output outside it")
+        if target in source.parents:
+            raise UnsafeOutput(f"{path}: contains the input {given}; choose an output that does not")
+    dataset = next((folder for folder in (target, *target.parents) if is_dataset(folder)), None)
+    if dataset is not None:
+        raise UnsafeOutput(f"{path}: lies inside the dataset {dataset}; write outputs outside datasets")
+    return path
+
+
+def check_output_file(path: str | Path, inputs=(), force: bool = False) -> Path:
+    """A file output (e.g. a metrics CSV): not a folder, not an input, nowhere inside a dataset;
+    an existing file only with `force`."""
+    path = check_output_path(path, inputs, inside_inputs=True)  # e.g. metrics.csv beside the predictions
+    if path.is_dir():
+        raise UnsafeOutput(f"{path}: is a folder; give a file name, e.g. {path / 'metrics.csv'}")
+    if path.exists() and not force:
+        raise UnsafeOutput(f"{path}: already exists; refusing to overwrite (pass --force to replace it)")
+    return path
+
+
+def marked_command(folder: Path) -> str | None:
+    """The command that created `folder`, from its marker (or the record an older seglib wrote)."""
+    if (folder / MARKER).is_file():
+        return _marker(folder).get("command")
+    return next((command for command, record in _UNMARKED_RECORDS.items() if (folder / record).is_file()), None)
+
+
+def check_replaceable(path: Path, command: str, inputs=(), force: bool | None = None) -> bool:
+    """Whether `path` holds something to replace; raises unless `force` may replace it (None: the
+    command offers no --force)."""
+    check_output_path(path, inputs)
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise UnsafeOutput(f"{path}: is a file, not a folder; choose another path")
+    if not any(path.iterdir()):
+        return False
+    if not force:
+        hint = "" if force is None else " or pass --force"  # None: the command has no --force
+        raise UnsafeOutput(f"{path}: exists and is not empty; choose another path{hint}")
+    dataset = next((Path(root) for root, _, _ in os.walk(path) if is_dataset(Path(root))), None)
+    if dataset is not None:
+        raise UnsafeOutput(f"{path}: holds the dataset {dataset}; refusing to replace it even with --force")
+    creator = marked_command(path)
+    if creator != command:
+        made = f"was written by seglib {creator}" if creator else f"was not written by seglib (no {MARKER} file)"
+        raise UnsafeOutput(f"{path}: {made}; --force replaces only an earlier {command} output. "
+                           "Choose another path, or remove it yourself")
+    return True
+
+
+def mark(folder: Path, command: str, ids=None) -> None:
+    """The marker: the command, and for prediction folders the image ids they cover (all of them
+    have a prediction; evaluate checks that none went missing)."""
+    record = {"command": command} if ids is None else {"command": command, "ids": sorted(ids)}
+    (folder / MARKER).write_text(json.dumps(record) + "\n")
+
+
+def covered_ids(folder: str | Path) -> set[str] | None:
+    """The image ids a marked prediction folder was written for, or None when it does not say."""
+    ids = _marker(Path(folder)).get("ids")
+    return set(ids) if isinstance(ids, list) else None
+
+
+def _marker(folder: Path) -> dict:
+    try:
+        record = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+@contextmanager
+def output_folder(path: str | Path, command: str, inputs=(), force: bool | None = None, ids=None):
+    """Yield a marked temporary folder that becomes `path` only when the block succeeds. An
+    existing `path` is replaced (with `force`, see check_replaceable) only after that success.
+    `ids`: the images a prediction folder covers (see mark)."""
+    path = Path(path)
+    replace = check_replaceable(path, command, inputs, force)
+    remove_stale_temporaries(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _new_temporary(path)
+    try:
+        temporary.chmod(0o755)  # mkdtemp makes it private; outputs (datasets, predictions) are meant to be shared
+        mark(temporary, command, ids)
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if path.exists():
+        _swap(path, temporary, replace, command)
+    else:
+        os.replace(temporary, path)
+
+
+def _swap(path: Path, temporary: Path, replace: bool, command: str) -> None:
+    """Put the finished `temporary` in place of `path`; the replaced folder is moved aside first
+    (into a marked temporary, so a kill here leaves it to the stale-temporary clean-up)."""
+    if not replace:
+        path.rmdir()  # an empty folder
+        os.replace(temporary, path)
+        return
+    old = _new_temporary(path)
+    mark(old, command)
+    os.replace(path, old / path.name)
+    os.replace(temporary, path)
+    shutil.rmtree(old)
+
+
+def claim_folder(path: str | Path, command: str, inputs=(), force: bool | None = None) -> Path:
+    """An empty marked folder at `path`, written in place (a training run, which must stay
+    resumable after a kill); an earlier `command` output there is removed when `force`."""
+    path = Path(path)
+    if check_replaceable(path, command, inputs, force):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    mark(path, command)
+    return path
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the marked temporaries of `path` left by processes that no longer run (killed)."""
+    pattern = re.compile(re.escape(_temporaries(path)) + r"(\d+)-")
+    for candidate in path.parent.glob(f"{_temporaries(path)}*") if path.parent.is_dir() else ():
+        owner = pattern.match(candidate.name)
+        if owner and not _running(int(owner.group(1))) and (candidate / MARKER).is_file():
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _temporaries(path: Path) -> str:
+    """The start of the names of `path`'s hidden temporaries; the owner's process id follows."""
+    return f".{path.name}.seglib-"
+
+
+def _new_temporary(path: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{_temporaries(path)}{os.getpid()}-", dir=path.parent))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -1,0 +1,59 @@
+"""The body of the per-bone training notebooks (01 left hip, 02 right hip): one source, so the two
+notebooks differ only in the bone they name. Each step is one method, so a notebook still shows the
+sequence — data, training, curves, validation predictions, the run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from seglib.config import profile_config
+from seglib.data.layout import available_structures
+from seglib.inference.predictor import predict_folder
+from seglib.reporting.figures import plot_history, show_predictions, show_samples
+from seglib.training.fit import load_run_model, train
+from seglib.workflow.demo_data import ensure_dataset
+
+
+class BoneTraining:
+    """One bone's notebook: `settings` from notebook_settings, `structure` the bone it trains."""
+
+    def __init__(self, settings: dict, structure: str):
+        self.settings, self.structure = settings, structure
+        self.data = ensure_dataset(settings["data"], settings["profile"])
+        self.run_dir = Path(settings["runs"]) / structure
+
+    def show_data(self, n: int = 8) -> Figure:
+        return show_samples(self.data, available_structures(self.data), n=n,
+                            out=Path(self.settings["reports"]) / "samples.png")
+
+    def train(self) -> Path:
+        """Trains the bone's U-Net; re-running the notebook retrains and replaces the run directory."""
+        s = self.settings
+        config = profile_config(s["profile"], data=str(self.data), structures=(self.structure,), seed=s["seed"],
+                                epochs=s["epochs"] or None, image_size=s["image_size"] or None)
+        return train(config, self.run_dir, force=True, verbose=2)
+
+    def plot_history(self) -> Figure:
+        return plot_history([self.run_dir])
+
+    def show_validation(self, n: int = 4) -> Figure:
+        """The validation images' ground truth beside the prediction."""
+        predictions = predict_folder(self.run_dir, self.data / "images",
+                                     Path(self.settings["runs"]) / f"{self.structure}_val_predictions",
+                                     subset="val", force=True)
+        return show_predictions(predictions, self.data, [self.structure], n=n)
+
+    def describe_run(self) -> None:
+        """Prints what the run directory holds; the model loads with safe_mode on, no custom objects."""
+        model = load_run_model(self.run_dir)  # keras.saving.load_model with safe_mode=True
+        config = json.loads((self.run_dir / "config.json").read_text())
+        print(sorted(p.name for p in self.run_dir.iterdir()))
+        print(sorted(pd.read_csv(self.run_dir / "split.csv")["split"].unique()))
+        print(type(model).__name__, "outputs:", model.output_shape[-1], config["structures"])
+
+    def summary(self) -> dict:
+        return json.loads((self.run_dir / "summary.json").read_text())

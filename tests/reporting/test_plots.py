@@ -1,0 +1,51 @@
+"""Plotting helpers: fixed colours per structure, overlays that colour exactly the mask."""
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+
+from seglib.reporting.plots import overlay, structure_color
+
+
+def test_partners_have_distinct_colours_and_a_side_keeps_its_colour():
+    assert structure_color("left_hip") != structure_color("right_hip")
+    assert structure_color("left_lung") == structure_color("left_hip")
+    assert structure_color("left_kidney") == structure_color("left_hip")  # unknown, but a side
+    assert structure_color("right_kidney") == structure_color("right_hip")
+
+
+def test_unknown_structures_get_a_stable_colour_across_sessions():
+    import subprocess
+    import sys
+
+    code = "from seglib.reporting.plots import structure_color; print(structure_color('bladder'))"
+    other_session = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other_session.stdout.strip() == structure_color("bladder")
+    assert structure_color("bladder").startswith("#") and len(structure_color("bladder")) == 7
+
+
+def rendered(masks, **options) -> np.ndarray:
+    figure = Figure(figsize=(2, 2), dpi=50)
+    ax = figure.add_axes((0, 0, 1, 1))
+    overlay(ax, np.zeros((20, 20)), masks, **options)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].astype(float) / 255
+
+
+def test_overlay_tints_the_mask_in_its_colour_and_leaves_the_rest_grey():
+    mask = np.zeros((20, 20), bool)
+    mask[:, 10:] = True  # the right half of the image
+    pixels = rendered({"left_hip": mask}, alpha=0.5, contour=False)
+    left, right = pixels[:, :40].reshape(-1, 3), pixels[:, 60:].reshape(-1, 3)
+    assert np.allclose(left, 0, atol=0.02)  # black image, no tint
+    assert np.allclose(right, 0.5 * np.array(to_rgb(structure_color("left_hip"))), atol=0.03)
+
+
+def test_overlay_skips_empty_masks_and_turns_the_axis_off():
+    figure = Figure()
+    ax = figure.add_subplot()
+    overlay(ax, np.zeros((8, 8)), {"left_hip": np.zeros((8, 8)), "right_hip": np.eye(8)}, title="case 1")
+    assert len(ax.images) == 2  # the image and one mask; the empty one draws nothing
+    assert not ax.axison and ax.get_title() == "case 1"
