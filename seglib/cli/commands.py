@@ -96,9 +96,10 @@ def _add_render_atlas(commands):
     p.add_argument("--ids", required=True, nargs="+", help="atlas ids to render")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
     p.add_argument("--poses", type=int, default=6, help="random poses per subject (default 6)")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--appearance", choices=("default", "shifted"), default="default")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of poses, femurs and look (default 0)")
+    p.add_argument("--appearance", choices=("default", "shifted"), default="default",
+                   help="detector look: the default ranges, or another noise/contrast/blur range")
     p.add_argument("--model", type=Path, help="shape model giving the pelvic frame (default: shipped)")
     p.set_defaults(handler=_render_atlas)
 
