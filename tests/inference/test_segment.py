@@ -6,11 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import skimage.io
+from test_export import write_tiny_run
 
 from seglib.data.io import read_image, write_png
 from seglib.inference.segment import overlay_rgb, segment_folder
 
 SHAPES = {"small8": ((40, 50), np.uint8), "square16": ((64, 64), np.uint16), "wide8": ((33, 70), np.uint8)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
 
 
 @pytest.fixture(scope="module")

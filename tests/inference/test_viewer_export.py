@@ -11,6 +11,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from test_export import write_tiny_run
 
 from seglib.data.adapters import import_dataset
 from seglib.data.dicom_seg import SEGMENTATION_STORAGE, read_segmentation
@@ -52,6 +53,12 @@ def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="
     path.parent.mkdir(parents=True, exist_ok=True)
     film.save_as(path, enforce_file_format=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
 
 
 @pytest.fixture(scope="module")
