@@ -51,7 +51,7 @@ class BoneTraining:
         """Prints what the run directory holds; the model loads with safe_mode on, no custom objects."""
         model = load_run_model(self.run_dir)  # keras.saving.load_model with safe_mode=True
         config = json.loads((self.run_dir / "config.json").read_text())
-        print(sorted(p.name for p in self.run_dir.iterdir()))
+        print(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith(".")))  # not the output marker
         print(sorted(pd.read_csv(self.run_dir / "split.csv")["split"].unique()))
         print(type(model).__name__, "outputs:", model.output_shape[-1], config["structures"])
 
