@@ -14,8 +14,15 @@ from scipy import ndimage
 
 from seglib.data import anatomy, phantom
 from seglib.data.io import DataError
-from seglib.data.phantom import (LABEL_VALUES, MANIFEST_COLUMNS, STRUCTURES, Pose, make_pelvis, phantom_rng,
-                                 write_phantom_dataset)
+from seglib.data.phantom import (
+    LABEL_VALUES,
+    MANIFEST_COLUMNS,
+    STRUCTURES,
+    Pose,
+    make_pelvis,
+    phantom_rng,
+    write_phantom_dataset,
+)
 from seglib.data.radiograph import Appearance
 from seglib.symmetry.partners import partner_of
 
