@@ -69,3 +69,31 @@ def untrained_run(folder, structures=("left_thing",)):
     compile_model(config).save(folder / "model.keras")
     write_text(folder / "config.json", config.to_json())
     return folder
+
+
+def write_tiny_run(run_dir, structure: str, seed: int = 0):
+    """A run directory as `train` leaves it (model + config), without the cost of training."""
+    import keras  # here, not at the top: collecting the tests needs no TensorFlow
+
+    from seglib.config import profile_config
+    from seglib.data.io import write_text
+    from seglib.losses.dice import BCEDiceLoss
+    from seglib.networks.unet import build_unet
+
+    keras.utils.set_random_seed(seed)
+    model = build_unet(32, depth=2, base_filters=4, name=f"unet_{structure}")
+    model.compile(optimizer="adam", loss=BCEDiceLoss())
+    model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
+    run_dir.mkdir(parents=True)
+    model.save(run_dir / "model.keras")
+    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4,
+                            side_aware=False)  # the hand-built model above takes one channel
+    write_text(run_dir / "config.json", config.to_json())
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def hip_runs(tmp_path_factory):
+    """A left_hip and a right_hip run of tiny untrained models (mirror partners, so flip TTA works)."""
+    root = tmp_path_factory.mktemp("runs")
+    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]

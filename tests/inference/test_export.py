@@ -2,30 +2,12 @@
 
 import json
 
-import keras
 import numpy as np
 import pytest
+from conftest import write_tiny_run
 
-from seglib.config import profile_config
-from seglib.data.io import write_text
 from seglib.inference.export import export_run, load_exported
-from seglib.losses.dice import BCEDiceLoss
-from seglib.networks.unet import build_unet
 from seglib.training.fit import load_run_model
-
-
-def write_tiny_run(run_dir, structure: str, seed: int = 0):
-    """A run directory as `train` leaves it (model + config), without the cost of training."""
-    keras.utils.set_random_seed(seed)
-    model = build_unet(32, depth=2, base_filters=4, name=f"unet_{structure}")
-    model.compile(optimizer="adam", loss=BCEDiceLoss())
-    model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
-    run_dir.mkdir(parents=True)
-    model.save(run_dir / "model.keras")
-    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4,
-                            side_aware=False)  # the hand-built model above takes one channel
-    write_text(run_dir / "config.json", config.to_json())
-    return run_dir
 
 
 @pytest.fixture(scope="module")

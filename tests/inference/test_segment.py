@@ -6,18 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import skimage.io
-from test_export import write_tiny_run
 
 from seglib.data.io import read_image, write_png
 from seglib.inference.segment import overlay_rgb, segment_folder
 
 SHAPES = {"small8": ((40, 50), np.uint8), "square16": ((64, 64), np.uint16), "wide8": ((33, 70), np.uint8)}
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +23,10 @@ def images_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def segmented(runs, images_dir, tmp_path_factory):
+def segmented(hip_runs, images_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("segmented") / "out"
     # A low threshold, so the untrained models claim pixels and the areas are not all zero.
-    return segment_folder(runs, images_dir, out, threshold=0.3, spacing_mm={"small8": 0.5})
+    return segment_folder(hip_runs, images_dir, out, threshold=0.3, spacing_mm={"small8": 0.5})
 
 
 def test_label_maps_have_the_original_sizes(segmented):
@@ -67,18 +60,18 @@ def test_overlays_are_written_in_colour_at_original_size(segmented):
     assert coloured.shape == (4, 4, 3) and coloured[0, 0, 2] > coloured[0, 0, 0]
 
 
-def test_existing_output_is_refused(runs, images_dir, segmented):
+def test_existing_output_is_refused(hip_runs, images_dir, segmented):
     with pytest.raises(FileExistsError, match="not empty"):
-        segment_folder(runs, images_dir, segmented)
+        segment_folder(hip_runs, images_dir, segmented)
 
 
-def test_bad_options_fail_before_any_output(runs, images_dir, tmp_path):
+def test_bad_options_fail_before_any_output(hip_runs, images_dir, tmp_path):
     with pytest.raises(ValueError, match="threshold"):
-        segment_folder(runs, images_dir, tmp_path / "a", fuse_options={"threshold": 0.2})
+        segment_folder(hip_runs, images_dir, tmp_path / "a", fuse_options={"threshold": 0.2})
     with pytest.raises(ValueError, match="strategy"):
-        segment_folder(runs, images_dir, tmp_path / "b", fuse_options={"strategy": "vote"})
+        segment_folder(hip_runs, images_dir, tmp_path / "b", fuse_options={"strategy": "vote"})
     with pytest.raises(ValueError, match="spacing"):
-        segment_folder(runs, images_dir, tmp_path / "c", spacing_mm={"small8": -1.0})
+        segment_folder(hip_runs, images_dir, tmp_path / "c", spacing_mm={"small8": -1.0})
     with pytest.raises(ValueError, match="format"):
-        segment_folder(runs, images_dir, tmp_path / "d", formats=("png", "jpeg"))
+        segment_folder(hip_runs, images_dir, tmp_path / "d", formats=("png", "jpeg"))
     assert not any(tmp_path.iterdir())

@@ -11,7 +11,6 @@ import pytest
 from matplotlib.colors import to_rgb
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from test_export import write_tiny_run
 
 from seglib.data.adapters import import_dataset
 from seglib.data.dicom_seg import SEGMENTATION_STORAGE, read_segmentation
@@ -56,12 +55,6 @@ def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
-
-
-@pytest.fixture(scope="module")
 def images_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("films")
     for seed, (image_id, (shape, photometric, attribute, spacing)) in enumerate(DICOM_INPUTS.items()):
@@ -71,10 +64,10 @@ def images_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def segmented(runs, images_dir, tmp_path_factory):
+def segmented(hip_runs, images_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("segmented") / "out"
     # A low threshold, so the untrained models claim pixels and the masks are not all empty.
-    segment_folder(runs, images_dir, out, threshold=0.3, formats=("png", "nifti", "dicom-seg"))
+    segment_folder(hip_runs, images_dir, out, threshold=0.3, formats=("png", "nifti", "dicom-seg"))
     return out
 
 
@@ -109,7 +102,7 @@ def test_dicom_seg_references_its_film_and_holds_the_png_masks(segmented, images
     assert total > 0  # the comparison was not between empty masks only
 
 
-def test_segments_are_labelled_coded_lateral_coloured_and_attributed(segmented, runs):
+def test_segments_are_labelled_coded_lateral_coloured_and_attributed(segmented, hip_runs):
     seg = pydicom.dcmread(segmented / "dicom-seg" / "film1.dcm")
     for segment, (label, laterality) in zip(seg.SegmentSequence, [("left_hip", ("7771000", "Left")),
                                                                   ("right_hip", ("24028007", "Right"))]):
@@ -126,18 +119,18 @@ def test_segments_are_labelled_coded_lateral_coloured_and_attributed(segmented, 
         rgb = CIELabColor.from_dicom_value(segment.RecommendedDisplayCIELabValue).to_rgb()
         np.testing.assert_allclose(rgb, np.array(to_rgb(structure_color(label))) * 255, atol=1.5)
         algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
-        run = runs[0] if label == "left_hip" else runs[1]
+        run = hip_runs[0] if label == "left_hip" else hip_runs[1]
         assert algorithm.AlgorithmName == f"seglib unet {run.name}" and algorithm.AlgorithmVersion == "0.1.0"
         assert algorithm.AlgorithmFamilyCodeSequence[0].CodeMeaning == "Artificial Intelligence"
         assert f'structures=["{label}"]' in algorithm.AlgorithmParameters and "threshold=0.3" in algorithm.AlgorithmParameters
         assert "data=" not in algorithm.AlgorithmParameters  # a local path stays on the machine
 
 
-def test_png_input_gets_one_line_and_its_other_formats(runs, images_dir, tmp_path, capsys):
+def test_png_input_gets_one_line_and_its_other_formats(hip_runs, images_dir, tmp_path, capsys):
     from seglib.cli import main
 
     out = tmp_path / "out"
-    assert main(["segment", "--runs", *map(str, runs), "--images", str(images_dir), "--out", str(out),
+    assert main(["segment", "--runs", *map(str, hip_runs), "--images", str(images_dir), "--out", str(out),
                  "--format", "nifti", "dicom-seg"]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{images_dir / 'photo.png'}: no DICOM SEG written")
@@ -147,20 +140,20 @@ def test_png_input_gets_one_line_and_its_other_formats(runs, images_dir, tmp_pat
     assert not (out / "labels").exists()  # png was not asked for
 
 
-def test_dicom_seg_without_any_dicom_input_is_refused_before_work(runs, tmp_path):
+def test_dicom_seg_without_any_dicom_input_is_refused_before_work(hip_runs, tmp_path):
     write_png(tmp_path / "pngs" / "a.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match="dicom-seg needs DICOM"):
-        segment_folder(runs, tmp_path / "pngs", tmp_path / "out", formats=("dicom-seg",))
+        segment_folder(hip_runs, tmp_path / "pngs", tmp_path / "out", formats=("dicom-seg",))
     assert not (tmp_path / "out").exists()
 
 
-def test_a_film_without_its_identity_is_named_before_work(runs, tmp_path):
+def test_a_film_without_its_identity_is_named_before_work(hip_runs, tmp_path):
     write_dicom_film(tmp_path / "films" / "anon.dcm", (8, 8))
     film = pydicom.dcmread(tmp_path / "films" / "anon.dcm")
     del film.StudyInstanceUID
     film.save_as(tmp_path / "films" / "anon.dcm")
     with pytest.raises(DataError, match=r"anon\.dcm: a DICOM SEG must reference .* no StudyInstanceUID"):
-        segment_folder(runs, tmp_path / "films", tmp_path / "out", formats=("png", "dicom-seg"))
+        segment_folder(hip_runs, tmp_path / "films", tmp_path / "out", formats=("png", "dicom-seg"))
     assert not (tmp_path / "out").exists()
 
 
