@@ -179,7 +179,7 @@ class TrainingProfiler(keras.callbacks.Callback):
     Keras fetches each batch inside the compiled train function, so waiting for input counts as
     step time; `measure_pipeline` shows whether the pipeline keeps up."""
 
-    STAGES = ("first epoch (tracing)", "train steps", "Python between steps", "validation", "epoch-end callbacks")
+    STAGES = ("first epoch (decode and cache, tracing)", "train steps", "Python between steps", "validation", "epoch-end callbacks")
 
     def __init__(self):
         super().__init__()
@@ -218,7 +218,7 @@ class TrainingProfiler(keras.callbacks.Callback):
 
 
 def measure_breakdown(config: RunConfig, run_dir: Path, epochs: int) -> dict:
-    """Wall time of a real `seglib.train.train` call, split into stages by `TrainingProfiler`;
+    """Wall time of a real `seglib.training.train` call, split into stages by `TrainingProfiler`;
     'outside fit' is the rest: dataset checks, split, decoding the cache's first pass happens in
     the first epoch, model build, summary."""
     profiler = TrainingProfiler()
@@ -439,7 +439,7 @@ _METHOD = (
     "train step and is left out. The bare network is the same network (same builder and options) "
     "compiled with Adam + binary cross-entropy, no metrics and no clipping, and is fitted on one augmented "
     "epoch held in numpy arrays, in the same batches.",
-    "Where the time goes: one `seglib.train.train` call on the same data, timed by a callback placed first: "
+    "Where the time goes: one `seglib.training.train` call on the same data, timed by a callback placed first: "
     "train steps (input waits included: Keras fetches batches inside the step), the Python loop between "
     "steps, validation, and the other callbacks at each epoch end (history log, best-model checkpoint, "
     "learning rate, early stopping, resume backup).",
@@ -504,7 +504,7 @@ def _breakdown_section(results: dict) -> list[str]:
     rows.append({"stage": "**total**", "seconds": f"{total:.2f}", "share": "100 %"})
     return [
         "## Where a training run's time goes", "",
-        f"One `seglib.train.train` call of {1 + BENCH_SETTINGS[results['profile']].training_epochs} epochs "
+        f"One `seglib.training.train` call of {1 + BENCH_SETTINGS[results['profile']].training_epochs} epochs "
         f"({breakdown['steady_steps']} steps after the first epoch), checkpoints, backups and validation included:", "",
         markdown_table(pd.DataFrame(rows), align="lrr"),
     ]

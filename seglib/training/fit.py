@@ -181,14 +181,29 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
                        ) -> list[keras.callbacks.Callback]:
     # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
     return [
+        TrainingClock(),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
         learning_rate_callback(config),
         # The best weights are kept by RunCheckpoints, which writes them to model.keras.
-        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve.
+        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve. Under the
+        # cosine schedule not before half the epochs: a plateau at a high learning rate is not convergence,
+        # and stopped there the rate never decays (measured on the real right lung, strided U-Net, 45 epochs:
+        # stopped at epoch 29, test Dice 0.935, below the 0.938 of the 30 epochs that ran their schedule).
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      min_delta=1e-3),
+                                      min_delta=1e-3, start_from_epoch=_first_epoch_to_stop(config)),
         RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
     ]
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Adds `seconds` to every epoch's log (and so to history.csv): the time since training started, so
+    the time a run needed to reach a validation Dice can be read off its history, not only the epoch."""
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["seconds"] = round(time.perf_counter() - self._started, 2)
 
 
 class RunCheckpoints(keras.callbacks.BackupAndRestore):
@@ -227,6 +242,10 @@ class RunCheckpoints(keras.callbacks.BackupAndRestore):
             self.model.save(temporary)
         self.model.set_weights(latest)
         self._best_weights = None
+
+
+def _first_epoch_to_stop(config: RunConfig) -> int:
+    return config.epochs // 2 if config.lr_schedule == "cosine" else 0
 
 
 def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:

@@ -59,8 +59,10 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known failure: under MultiWorkerMirroredStrategy Keras's fit receives "
-                                       "PerReplica values it cannot convert to a tensor; not fixed yet (issue #13)")
+@pytest.mark.xfail(strict=True, reason="Keras 3.15 cannot fit under MultiWorkerMirroredStrategy (keras-team/keras#20585): "
+                                       "fit reduces a whole (x, y) batch with strategy.reduce, which "
+                                       "CollectiveAllReduceStrategy cannot do for a nested structure, and it reduces "
+                                       "each step's scalar logs along axis 0. Strict: it fails loudly once Keras works")
 def test_multi_worker_strategy_over_two_processes(squares, single_device, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []

@@ -29,7 +29,11 @@ def runs(phantom_dataset, tmp_path_factory):
 def test_run_directory_holds_model_config_history_and_split(runs, phantom_dataset):
     run = runs["left_hip"]
     assert {"model.keras", "config.json", "history.csv", "split.csv", "summary.json"} <= {p.name for p in run.iterdir()}
-    assert len(pd.read_csv(run / "history.csv")) == 2
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 2
+    # The training time at each epoch's end: how long the run took to reach a validation Dice.
+    seconds = history["seconds"].tolist()
+    assert 0 < seconds[0] < seconds[1] <= json.loads((run / "summary.json").read_text())["train_seconds"] + 0.1
     config = RunConfig.load(run / "config.json")
     assert config.structures == ("left_hip",) and config.image_size == 64
     split = pd.read_csv(run / "split.csv")
