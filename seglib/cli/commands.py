@@ -364,10 +364,9 @@ def _baseline(args):
 
 
 def _add_bench(commands):
-    p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks.md")
+    p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks/PROFILE.md")
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
-    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"),
-                   help="markdown report to write (replaced; default reports/benchmarks.md)")
+    p.add_argument("--out", type=Path, help="markdown report to write (replaced; default reports/benchmarks/PROFILE.md)")
     p.add_argument("--compare", action="store_true",
                    help="train seglib's default and the bare Keras network of the same architecture one after the "
                         "other; print test Dice, seconds and the ratio (writes no report)")
@@ -383,8 +382,11 @@ def _bench(args):
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
         return
-    run_benchmark(args.profile, out=args.out)
-    print(args.out)
+    from seglib.experiments.bench import default_report_path
+
+    out = args.out or default_report_path(args.profile)
+    run_benchmark(args.profile, out=out)
+    print(out)
 
 
 def _add_split(commands):

@@ -77,10 +77,12 @@ BENCH_SETTINGS = {
 }
 
 
-def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.md", data: str | Path | None = None
+def run_benchmark(profile: str = "smoke", out: str | Path | None = None, data: str | Path | None = None
                   ) -> dict:
     """Measure the input pipeline, training and inference; write the markdown report to `out`
-    (replacing it: it is a regenerated artifact) and return the numbers."""
+    (default reports/benchmarks/<profile>.md; replacing it: it is a regenerated artifact) and return
+    the numbers."""
+    out = out or default_report_path(profile)
     started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
@@ -110,6 +112,11 @@ def run_benchmark(profile: str = "smoke", out: str | Path = "reports/benchmarks.
     results["total_seconds"] = time.perf_counter() - started
     write_text(out, markdown_report(results), overwrite=True)
     return results
+
+
+def default_report_path(profile: str) -> Path:
+    """One generated report per profile, beside the hand-written reports/benchmarks.md it never replaces."""
+    return Path("reports/benchmarks") / f"{profile}.md"
 
 
 def _phantom_dataset(profile: str, folder: Path) -> Path:

@@ -59,7 +59,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Keras 3.15 cannot fit under MultiWorkerMirroredStrategy (keras-team/keras#20585): "
+@pytest.mark.xfail(strict=True, reason="Keras 3.15 cannot fit under MultiWorkerMirroredStrategy (keras/src/backend/tensorflow/trainer.py): "
                                        "fit reduces a whole (x, y) batch with strategy.reduce, which "
                                        "CollectiveAllReduceStrategy cannot do for a nested structure, and it reduces "
                                        "each step's scalar logs along axis 0. Strict: it fails loudly once Keras works")
