@@ -124,7 +124,8 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
         model = compile_model(config)
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir))],
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir),
+                                                         seconds_trained=_seconds_trained(run_dir))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
     _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
@@ -143,17 +144,27 @@ def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str
     return split_records(records, 0, 0, 0, split_file=run_dir / "split.csv")
 
 
-def _best_val_dice(run_dir: Path) -> float | None:
-    """The best validation Dice of the epochs the resume backup holds: a resumed run must not replace
-    a better saved model. Epochs logged after the backup are trained again, so they do not count.
-    None when there is no intact model or backup yet (a kill while writing model.keras truncates the
-    zip): then the next write makes a fresh one."""
+def _history_kept_by_backup(run_dir: Path) -> pd.DataFrame | None:
+    """The history rows of the epochs the resume backup holds; epochs logged after the backup are
+    trained again on resume, so they do not count. None when there is no intact model or backup yet
+    (a kill while writing model.keras truncates the zip): then the run starts afresh."""
     path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
     if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
         return None
     history = pd.read_csv(path)
-    done = history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
-    return float(done["val_dice"].max()) if len(done) else None
+    return history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
+
+
+def _best_val_dice(run_dir: Path) -> float | None:
+    """The best validation Dice kept by the resume backup: a resumed run must not replace a better saved model."""
+    done = _history_kept_by_backup(run_dir)
+    return float(done["val_dice"].max()) if done is not None and len(done) else None
+
+
+def _seconds_trained(run_dir: Path) -> float:
+    """The training time the resume backup holds, so a resumed run's history counts on from it."""
+    done = _history_kept_by_backup(run_dir)
+    return float(done["seconds"].iloc[-1]) if done is not None and len(done) and "seconds" in done else 0.0
 
 
 def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
@@ -177,11 +188,11 @@ def compile_model(config: RunConfig) -> keras.Model:
     return model
 
 
-def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None
-                       ) -> list[keras.callbacks.Callback]:
+def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None,
+                       seconds_trained: float = 0.0) -> list[keras.callbacks.Callback]:
     # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
     return [
-        TrainingClock(),
+        TrainingClock(seconds_trained),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
         learning_rate_callback(config),
         # The best weights are kept by RunCheckpoints, which writes them to model.keras.
@@ -196,11 +207,16 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Adds `seconds` to every epoch's log (and so to history.csv): the time since training started, so
-    the time a run needed to reach a validation Dice can be read off its history, not only the epoch."""
+    """Adds `seconds` to every epoch's log (and so to history.csv): the training time so far (counting on
+    from `seconds_trained` when resumed), so the time a run needed to reach a validation Dice can be read
+    off its history, not only the epoch."""
+
+    def __init__(self, seconds_trained: float = 0.0):
+        super().__init__()
+        self._seconds_trained = seconds_trained
 
     def on_train_begin(self, logs=None):
-        self._started = time.perf_counter()
+        self._started = time.perf_counter() - self._seconds_trained
 
     def on_epoch_end(self, epoch, logs=None):
         logs["seconds"] = round(time.perf_counter() - self._started, 2)
