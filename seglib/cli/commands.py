@@ -377,13 +377,11 @@ def _add_bench(commands):
 
 
 def _bench(args):
-    from seglib.experiments.bench import run_benchmark, run_comparison
+    from seglib.experiments.bench import default_report_path, run_benchmark, run_comparison
 
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
         return
-    from seglib.experiments.bench import default_report_path
-
     out = args.out or default_report_path(args.profile)
     run_benchmark(args.profile, out=out)
     print(out)

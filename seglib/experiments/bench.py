@@ -77,12 +77,9 @@ BENCH_SETTINGS = {
 }
 
 
-def run_benchmark(profile: str = "smoke", out: str | Path | None = None, data: str | Path | None = None
-                  ) -> dict:
+def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None) -> dict:
     """Measure the input pipeline, training and inference; write the markdown report to `out`
-    (default reports/benchmarks/<profile>.md; replacing it: it is a regenerated artifact) and return
-    the numbers."""
-    out = out or default_report_path(profile)
+    (replacing it: it is a regenerated artifact) and return the numbers."""
     started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
@@ -186,7 +183,8 @@ class TrainingProfiler(keras.callbacks.Callback):
     Keras fetches each batch inside the compiled train function, so waiting for input counts as
     step time; `measure_pipeline` shows whether the pipeline keeps up."""
 
-    STAGES = ("first epoch (decode and cache, tracing)", "train steps", "Python between steps", "validation", "epoch-end callbacks")
+    STAGES = ("first epoch (decode and cache, tracing)", "train steps", "Python between steps", "validation",
+              "epoch-end callbacks")
 
     def __init__(self):
         super().__init__()

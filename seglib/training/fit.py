@@ -122,10 +122,11 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     # The policy must be set before the model is built; the context restores it afterwards.
     with mixed_precision(config.mixed_precision), strategy.scope():
         model = compile_model(config)
+    kept = _history_kept_by_backup(run_dir)  # what a resumed run continues from; None on a fresh run
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(run_dir),
-                                                         seconds_trained=_seconds_trained(run_dir))],
+              callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(kept),
+                                                         seconds_trained=_seconds_trained(kept))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
     _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
@@ -155,15 +156,13 @@ def _history_kept_by_backup(run_dir: Path) -> pd.DataFrame | None:
     return history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
 
 
-def _best_val_dice(run_dir: Path) -> float | None:
+def _best_val_dice(done: pd.DataFrame | None) -> float | None:
     """The best validation Dice kept by the resume backup: a resumed run must not replace a better saved model."""
-    done = _history_kept_by_backup(run_dir)
     return float(done["val_dice"].max()) if done is not None and len(done) else None
 
 
-def _seconds_trained(run_dir: Path) -> float:
+def _seconds_trained(done: pd.DataFrame | None) -> float:
     """The training time the resume backup holds, so a resumed run's history counts on from it."""
-    done = _history_kept_by_backup(run_dir)
     return float(done["seconds"].iloc[-1]) if done is not None and len(done) and "seconds" in done else 0.0
 
 
