@@ -32,7 +32,14 @@ class RunConfig:
     profile: str = "demo"
     seed: int = option(0, "random seed of the split, initial weights and augmentation")
     # Input
-    image_size: int = option(128, "input side in pixels")
+    # The working resolution: every film is resampled to image_size x image_size (training and inference).
+    image_size: int = option(128, "working resolution: the side in pixels every film is resampled to")
+    # Patch training (nnU-Net): the network trains on patch_size crops of the working-resolution image and
+    # is applied to the whole image, so the working resolution can grow without the cost of a step growing.
+    patch_size: int = option(0, "side of the crops the network trains on (0: the whole image)")
+    # A share of the crops is centred on a pixel of the structure, so small structures are seen often enough
+    # (nnU-Net oversamples foreground for a third of its patches); the others are drawn uniformly.
+    foreground_crops: float = option(1 / 3, "share of training crops forced to contain the structure")
     augment: bool = option(True, "geometric and intensity augmentation")
     # A horizontal flip turns the image into its mirror twin: the target then becomes the
     # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
@@ -93,6 +100,11 @@ class RunConfig:
             raise ValueError("a run needs at least one structure")
         if self.image_size % 2**self.depth:
             raise ValueError(f"image size {self.image_size} is not divisible by 2**depth = {2**self.depth}")
+        if not 0 <= self.patch_size <= self.image_size or self.crop_size % 2**self.depth:
+            raise ValueError(f"patch size {self.patch_size} must be 0 (the whole image) or at most the image size "
+                             f"{self.image_size} and divisible by 2**depth = {2**self.depth}")
+        if not 0.0 <= self.foreground_crops <= 1.0:
+            raise ValueError(f"foreground_crops {self.foreground_crops} must be a share between 0 and 1")
         if self.consistency_weight:
             from seglib.symmetry.partners import partner_of  # config stays importable without the rest
 
@@ -101,6 +113,15 @@ class RunConfig:
                 raise ValueError(f"consistency_weight needs the mirror partner of {', '.join(missing)} "
                                  "among the structures (one model predicting both sides)")
         return self
+
+    @property
+    def crop_size(self) -> int:
+        """The side of the network's training input: the patch, or the whole working-resolution image."""
+        return self.patch_size or self.image_size
+
+    @property
+    def patch_training(self) -> bool:
+        return self.crop_size < self.image_size
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

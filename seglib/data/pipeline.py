@@ -25,15 +25,39 @@ def load_example(record: Record, structures: tuple[str, ...], image_size: int,
                  side_aware: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Image (S, S, C) and masks (S, S, K) in {0, 1}, float32, resized to S x S. Channel 0 is the
     image in [0, 1]; with `side_aware`, channel 1 is the signed position relative to its midline."""
-    image = to_unit_float(read_image(record.image))
+    image = read_image(record.image)
     masks = [record.masks[s].read() for s in structures]
     for structure, mask in zip(structures, masks):
         if mask.shape != image.shape:
             raise ValueError(f"{record.masks[structure].path}: {structure} mask shape {mask.shape} "
                              f"differs from image {record.image} shape {image.shape}")
-    image = with_side_channel(resize(image[..., None], image_size).numpy(), side_aware)
+    image = with_side_channel(working_image(image, image_size), side_aware)
     masks = resize(np.stack(masks, axis=-1).astype(np.float32), image_size, method="area")
     return image, (masks.numpy() >= 0.5).astype(np.float32)
+
+
+def working_image(image: np.ndarray, image_size: int) -> np.ndarray:
+    """A stored grey image (8 or 16 bit) as float32 (S, S, 1) in [0, 1] at the working resolution S.
+
+    Downsampling averages the film's pixels over each working pixel's area (anti-aliased: thin cortical
+    rims and rami keep their weight), computed as two matrix products over bands of rows, so a large film
+    is never copied as floats: memory follows the working size, not the film's."""
+    if image.shape[0] < image_size or image.shape[1] < image_size:  # an upsampled small image
+        return resize(to_unit_float(image)[..., None], image_size).numpy()
+    rows, columns = _area_weights(image.shape[0], image_size), _area_weights(image.shape[1], image_size)
+    band = max(1, 2**22 // image.shape[1])  # ~16 MB of float32 film at a time
+    narrowed = np.concatenate([image[start:start + band].astype(np.float32) @ columns.T
+                               for start in range(0, image.shape[0], band)])
+    return (rows @ narrowed / float(np.iinfo(image.dtype).max))[..., None].astype(np.float32)
+
+
+def _area_weights(length: int, size: int) -> np.ndarray:
+    """(size, length) matrix: output pixel i is the mean of the input over [i, i + 1) * length / size,
+    each input pixel weighted by how much of it lies in that interval (area interpolation)."""
+    edges = np.arange(size + 1) * (length / size)
+    pixels = np.arange(length)
+    overlap = (np.minimum(pixels[None, :] + 1, edges[1:, None]) - np.maximum(pixels[None, :], edges[:-1, None]))
+    return (np.clip(overlap, 0, None) * (size / length)).astype(np.float32)
 
 
 def with_side_channel(image: np.ndarray, side_aware: bool) -> np.ndarray:
@@ -75,12 +99,15 @@ def cached_examples(records: list[Record], structures: tuple[str, ...], image_si
 
 
 def training_dataset(records: list[Record], structures: tuple[str, ...], image_size: int, batch_size: int,
-                     seed: int, augment: bool = True, mirror_flip: bool = True,
-                     side_aware: bool = False) -> tf.data.Dataset:
+                     seed: int, augment: bool = True, mirror_flip: bool = True, side_aware: bool = False,
+                     patch_size: int = 0, foreground_crops: float = 1 / 3) -> tf.data.Dataset:
     """Batches of (normalised image, target masks) for fit; one pass over the records per epoch.
 
     With `mirror_flip`, half of the examples are mirrored and their targets are the flipped masks
-    of the partner structures, so the model sees each bone twice: once per side."""
+    of the partner structures, so the model sees each bone twice: once per side.
+    With a `patch_size` below `image_size`, each example is a patch_size crop of the mirrored and
+    augmented working-resolution image (`random_crop`); the side channel is cropped with it, so a crop
+    keeps its place relative to the midline."""
     partners = mirror_targets(structures) if mirror_flip else None
     if mirror_flip and partners is None:
         raise ValueError(f"mirror_flip needs a declared mirror partner for every structure in {structures}; "
@@ -97,11 +124,13 @@ def training_dataset(records: list[Record], structures: tuple[str, ...], image_s
         if augment:
             image, target = _random_affine(image, target, seeds[1])
             image = tf.concat([_random_intensity(image[..., :1], seeds[2]), image[..., 1:]], axis=-1)
+        if patch_size and patch_size < image_size:
+            image, target = random_crop(image, target, patch_size, foreground_crops, seeds[3])
         return normalise(image), target
 
     # Stateless random ops fed by a seeded stream: reproducible, and different in every epoch.
-    random_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(6)
-    random_seeds = random_seeds.map(lambda values: tf.reshape(values, (3, 2)))
+    random_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(8)
+    random_seeds = random_seeds.map(lambda values: tf.reshape(values, (4, 2)))
     dataset = cached_examples(records, loaded, image_size, side_aware).shuffle(
         len(records), seed=seed, reshuffle_each_iteration=True)
     dataset = tf.data.Dataset.zip(dataset, random_seeds)
@@ -114,6 +143,33 @@ def evaluation_dataset(records: list[Record], structures: tuple[str, ...], image
     """Batches of (normalised image, masks) in record order, no augmentation."""
     dataset = cached_examples(records, structures, image_size, side_aware)
     return dataset.map(lambda image, masks: (normalise(image), masks)).batch(batch_size).prefetch(AUTOTUNE)
+
+
+def random_crop(image, target, patch_size: int, foreground_share: float, seed):
+    """A patch_size x patch_size crop of image and target alike. With probability `foreground_share`
+    it is centred (as far as the borders allow) on a random pixel of the target, so it contains the
+    structure; otherwise, and when the target is empty, its corner is uniform over the image."""
+    size = tf.shape(image)[:2]
+    room = size - patch_size  # the largest top-left corner
+    u = tf.random.stateless_uniform((4,), seed)
+    foreground = tf.where(tf.reduce_any(target >= 0.5, axis=-1))
+    count = tf.shape(foreground)[0]
+    uniform_corner = tf.cast(u[2:] * tf.cast(room + 1, tf.float32), tf.int32)
+
+    def centred_on_foreground():
+        pixel = tf.cast(foreground[tf.minimum(tf.cast(u[1] * tf.cast(count, tf.float32), tf.int32), count - 1)],
+                        tf.int32)
+        return tf.clip_by_value(pixel - patch_size // 2, 0, room)
+
+    corner = tf.cond((u[0] < foreground_share) & (count > 0), centred_on_foreground, lambda: uniform_corner)
+    corner = tf.minimum(corner, room)  # u may reach 1.0 in float32 rounding
+
+    def crop(array):
+        patch = array[corner[0]:corner[0] + patch_size, corner[1]:corner[1] + patch_size]
+        patch.set_shape((patch_size, patch_size, array.shape[-1]))
+        return patch
+
+    return crop(image), crop(target)
 
 
 def _mirror(image, target, partner_masks, seed):
@@ -167,5 +223,10 @@ def _random_intensity(image, seed, max_brightness=0.1, contrast=(0.75, 1.25), ga
 def preprocess_for_prediction(image: np.ndarray, image_size: int, side_aware: bool = False) -> np.ndarray:
     """A stored grey image as the model input (S, S, C): scaled to [0, 1], resized, standardised,
     with the side channel when the model was trained side-aware."""
-    resized = with_side_channel(resize(to_unit_float(image)[..., None], image_size).numpy(), side_aware)
-    return normalise(resized).numpy()
+    return model_input(working_image(image, image_size), side_aware)
+
+
+def model_input(working: np.ndarray, side_aware: bool = False) -> np.ndarray:
+    """A working-resolution image (S, S, 1) in [0, 1] as the model input: the side channel of its own
+    midline when the model was trained side-aware, then standardised."""
+    return normalise(with_side_channel(working, side_aware)).numpy()

@@ -36,8 +36,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.ndimage import binary_fill_holes
-from skimage.measure import label as label_components
 from skimage.morphology import remove_small_holes, remove_small_objects
 
 STRATEGIES = ("argmax", "priority", "multilabel")
@@ -208,8 +208,8 @@ def _remove_fragments(mask, largest_component, min_pixels):
 
 
 def keep_largest_component(mask):
-    components = label_components(mask, connectivity=2)
-    if components.max() <= 1:
+    components, count = ndimage.label(mask, structure=np.ones((3, 3)), output=np.int32)  # 8-connected
+    if count <= 1:
         return mask
     sizes = np.bincount(components.ravel())
     sizes[0] = 0  # background is not a component
@@ -219,5 +219,5 @@ def keep_largest_component(mask):
 def _label_map(masks, stack):
     """uint8 map: for each pixel, the most probable structure whose mask holds it, else 0."""
     held = np.stack(masks)
-    most_probable = np.argmax(np.where(held, stack, -1.0), axis=0)
+    most_probable = np.argmax(np.where(held, stack, np.float32(-1)), axis=0)
     return np.where(held.any(axis=0), most_probable + 1, 0).astype(np.uint8)

@@ -18,7 +18,7 @@ from seglib.config import RunConfig
 from seglib.data.io import read_image, write_png, write_text
 from seglib.data.layout import list_images
 from seglib.data.outputs import output_folder
-from seglib.data.pipeline import preprocess_for_prediction
+from seglib.data.pipeline import model_input, working_image
 from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
 from seglib.symmetry.partners import partner_of
@@ -46,22 +46,88 @@ class Predictor:
         return partners
 
     def probabilities(self, image: np.ndarray, tta: bool = False) -> dict[str, np.ndarray]:
-        """structure -> float32 probability map with the image's own shape."""
-        direct = self._predict(image)
-        if not tta:
-            return direct
-        mirrored = self._predict(np.ascontiguousarray(image[:, ::-1]))
-        return {s: (direct[s] + mirrored[p][:, ::-1]) / 2.0 for s, p in self.tta_partners().items()}
+        """structure -> float32 probability map with the image's own shape.
 
-    def _predict(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        The film is reduced to the working resolution once, the models (and flip TTA) run there, and each
+        structure's final map alone is resampled (bilinear) to the film's size before any threshold: the
+        outline is drawn at the film's resolution, and memory follows the working size, not the film's."""
+        working = {size: working_image(image, size) for size in {config.image_size for _, config in self.runs}}
+        maps = self._predict(working)
+        if tta:
+            mirrored = self._predict({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
+            maps = {s: (maps[s] + _resized(mirrored[p][:, ::-1], maps[s].shape)) / 2.0
+                    for s, p in self.tta_partners().items()}
+        return {s: _resized(m, image.shape) for s, m in maps.items()}
+
+    def _predict(self, working: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+        """structure -> probability map at its model's working resolution."""
         result = {}
         for model, config in self.runs:
-            batch = preprocess_for_prediction(image, config.image_size, config.side_aware)[None]
-            # predict_on_batch runs the compiled graph: ~3.5x faster per image than an eager call.
-            maps = model.predict_on_batch(batch)[0]
-            maps = tf.image.resize(maps, image.shape, method="bilinear").numpy()
+            inputs = model_input(working[config.image_size], config.side_aware)
+            window = self.window(config)
+            maps = sliding_window(model, inputs, window) if window else whole_image(model, inputs)
             result.update({s: maps[..., i] for i, s in enumerate(config.structures)})
         return result
+
+    def window(self, config: RunConfig) -> int | None:
+        """The side of the sliding windows for a run, None for one pass over the whole working image:
+        a patch-trained network is fully convolutional and sees the whole image while it fits in
+        memory (WHOLE_IMAGE_LIMIT), beyond that windows of its training patch size."""
+        if config.patch_training and config.image_size > WHOLE_IMAGE_LIMIT:
+            return config.crop_size
+        return None
+
+
+# The largest working image one forward pass takes (side in pixels); the full profile's 512 px fits easily.
+WHOLE_IMAGE_LIMIT = 1024
+
+
+def whole_image(model, inputs: np.ndarray) -> np.ndarray:
+    """(S, S, C) model input -> (S, S, K) probabilities in one pass."""
+    # predict_on_batch runs the compiled graph: ~3.5x faster per image than an eager call.
+    return np.asarray(model.predict_on_batch(inputs[None])[0], np.float32)
+
+
+def sliding_window(model, inputs: np.ndarray, window: int, overlap: float = 0.5, batch_size: int = 4
+                   ) -> np.ndarray:
+    """(H, W, C) model input -> (H, W, K) probabilities from window x window tiles that overlap by `overlap`
+    (nnU-Net). Each tile's output is weighted by a Gaussian (sigma = window / 8) before the tiles are
+    averaged: a convolution near a tile's border sees zero padding instead of the image, so the centre
+    of a tile is the better estimate."""
+    height, width = inputs.shape[:2]
+    corners = [(y, x) for y in _tile_starts(height, window, overlap) for x in _tile_starts(width, window, overlap)]
+    weight = _gaussian_weight(window)
+    total, weights = None, np.zeros((height, width, 1), np.float32)
+    for first in range(0, len(corners), batch_size):
+        batch = corners[first:first + batch_size]
+        tiles = model.predict_on_batch(np.stack([inputs[y:y + window, x:x + window] for y, x in batch]))
+        for (y, x), tile in zip(batch, np.asarray(tiles, np.float32)):
+            total = np.zeros((height, width, tile.shape[-1]), np.float32) if total is None else total
+            total[y:y + window, x:x + window] += tile * weight
+            weights[y:y + window, x:x + window] += weight
+    return total / weights
+
+
+def _tile_starts(length: int, window: int, overlap: float) -> list[int]:
+    """Tile offsets along one axis: a step of window * (1 - overlap), the last tile flush with the end."""
+    if window >= length:
+        return [0]
+    step = max(1, int(window * (1 - overlap)))
+    return sorted({*range(0, length - window, step), length - window})
+
+
+def _gaussian_weight(window: int) -> np.ndarray:
+    centre, sigma = (window - 1) / 2, window / 8
+    profile = np.exp(-((np.arange(window) - centre) ** 2) / (2 * sigma**2))
+    weight = np.outer(profile, profile)
+    return np.maximum(weight / weight.max(), 1e-3)[..., None].astype(np.float32)  # no zero weight at the corners
+
+
+def _resized(probability: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A probability map resampled (bilinear) to `shape`; itself when it already has that shape."""
+    if probability.shape[:2] == tuple(shape[:2]):
+        return probability
+    return tf.image.resize(probability[..., None], shape[:2], method="bilinear").numpy()[..., 0]
 
 
 def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str | None) -> dict[str, Path]:

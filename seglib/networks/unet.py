@@ -168,7 +168,8 @@ def build_model(config, channels: int = 1) -> keras.Model:
     if config.architecture not in _BUILDERS:
         raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     return _BUILDERS[config.architecture](
-        image_size=config.image_size, channels=channels, n_outputs=len(config.structures), depth=config.depth,
+        # A patch-trained model takes any size (fully convolutional): whole images for validation and inference.
+        image_size=None if config.patch_training else config.image_size, channels=channels, n_outputs=len(config.structures), depth=config.depth,
         base_filters=config.base_filters, batch_norm=config.batch_norm, dropout=config.dropout,
         upsampling=config.upsampling, downsampling=config.downsampling,
         name=f"{config.architecture}_{'_'.join(config.structures)}")

@@ -116,7 +116,8 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     batch_size = global_batch_size(config.batch_size, strategy)
     train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
                                   augment=config.augment, mirror_flip=config.mirror_flip,
-                                  side_aware=config.side_aware)
+                                  side_aware=config.side_aware, patch_size=config.patch_size,
+                                  foreground_crops=config.foreground_crops)
     val_data = evaluation_dataset(val_records, config.structures, config.image_size, batch_size,
                                   side_aware=config.side_aware)
     # The policy must be set before the model is built; the context restores it afterwards.
