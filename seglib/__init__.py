@@ -9,8 +9,12 @@ Subpackages, one per concern: data, symmetry, networks, losses, training, infere
 evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
 """
 
-from seglib._lazy import lazy_exports
-from seglib.keras_objects import register_when_keras_is_imported
+from seglib.tensorflow_start import quiet_tensorflow_start
+
+quiet_tensorflow_start()  # first: before any seglib module imports TensorFlow
+
+from seglib._lazy import lazy_exports  # noqa: E402
+from seglib.keras_objects import register_when_keras_is_imported  # noqa: E402
 
 __version__ = "0.1.0"
 

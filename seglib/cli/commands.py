@@ -12,15 +12,19 @@ from pathlib import Path
 from seglib.config import PROFILES, RunConfig, profile_config
 from seglib.data.io import DataError
 from seglib.data.names import UnsafeName, checked_name
+from seglib.progress import shown_progress
 
 NOTHING_WRITTEN = "nothing was written"  # commands whose outputs appear only when complete
+# commands that draw a progress bar (seglib.progress) and so take --quiet
+PROGRESS_COMMANDS = ("phantom", "predict", "fuse", "segment", "import", "evaluate", "bench", "ablation")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args) or 0
+        with shown_progress(not getattr(args, "quiet", False)):
+            return args.handler(args) or 0
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -44,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                 _add_check, _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
                 _add_ablation, _add_report):
         add(commands)
+    for name in PROGRESS_COMMANDS:
+        commands.choices[name].add_argument("--quiet", action="store_true",
+                                            help="no progress bar (none is drawn when stderr is not a terminal either)")
     return parser
 
 

@@ -37,6 +37,7 @@ from seglib.data.io import DataError, read_image, read_mask, write_png
 from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
 from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
+from seglib.progress import progress
 
 SIDE_MEANINGS = {"patient": "by the patient's side", "image": "as seen on the image"}
 SIDE_CONVENTIONS = tuple(SIDE_MEANINGS)
@@ -52,10 +53,10 @@ class _Sample:
     info: dict[str, object] = field(default_factory=dict)  # manifest columns besides id, height, width
 
 
-def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path) -> Path:
+def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path, total: int | None = None) -> Path:
     with output_folder(out, "import", [source]) as folder:
         rows = []
-        for sample in samples:
+        for sample in progress(samples, "import", total):
             write_png(folder / "images" / f"{sample.id}.png", sample.image)
             for structure, mask in sample.masks.items():
                 write_png(folder / "masks" / structure / f"{sample.id}.png", mask.astype(np.uint8) * 255)
@@ -138,7 +139,7 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
             require_declared_labels(labels, label_values, label_files[image_id])
             masks = {structure: labels == value for structure, value in label_values.items()}
             yield _Sample(image_id, image, masks, carried(image_id))
-    return _write_dataset(out, samples(), source)
+    return _write_dataset(out, samples(), source, len(images))
 
 
 def _declared_label_values(source: Path) -> dict[str, int]:
@@ -215,7 +216,7 @@ def import_uwmgi(source: str | Path, out: str | Path) -> Path:
             if missing:
                 raise DataError(f"{table_path}: id {image_id} has no row for class {', '.join(missing)}")
             yield _uwmgi_sample(image_id, slices[image_id], rows, table_path)
-    return _write_dataset(out, samples(), source)
+    return _write_dataset(out, samples(), source, len(runs))
 
 
 def _uwmgi_runs(table_path: Path) -> dict[str, dict[str, str]]:
@@ -306,7 +307,7 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
                 masks[name] = _same_size(read_mask(files[image_id]), image.shape, files[image_id])
                 _require_expected_side(masks[name], name, files[image_id], side_convention)
             yield _Sample(image_id, image, masks, carried(image_id))
-    return _write_dataset(out, samples(), source)
+    return _write_dataset(out, samples(), source, len(images))
 
 
 def _one_folder(source: Path, candidates: list[str], what: str) -> Path:
@@ -359,7 +360,7 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
             masks = {name: _same_size(read_mask(files[image_id]), image.shape, files[image_id])
                      for name, files in mask_files.items()}
             yield _Sample(image_id, image, masks, _dicom_info(image_path, image_id))
-    return _write_dataset(out, samples(), source)
+    return _write_dataset(out, samples(), source, len(images))
 
 
 def _dicom_info(path: Path, image_id: str) -> dict[str, object]:
@@ -405,7 +406,7 @@ def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
             masks = {name: _same_size(mask, image.shape, seg_path) for name, mask in masks.items()}
             info = _dicom_info(image_path, image_path.stem) | {"seg_file": str(seg_path.relative_to(source))}
             yield _Sample(image_path.stem, image, masks, info)
-    return _write_dataset(out, samples(), source)
+    return _write_dataset(out, samples(), source, len(segmented))
 
 
 # --- entry point -----------------------------------------------------------------------------

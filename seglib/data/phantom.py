@@ -35,6 +35,7 @@ from seglib.data.meshes import superellipsoid, tube
 from seglib.data.outputs import output_folder
 from seglib.data.projector import Detector, project_meshes
 from seglib.data.radiograph import Appearance, BodyOutline, expose, soft_tissue_path
+from seglib.progress import progress
 
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
@@ -366,10 +367,10 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
         if workers > 1 and n >= 8:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 samples = pool.imap(_render, jobs)  # in order, as they finish: memory stays bounded
-                for index, sample in enumerate(samples):
+                for index, sample in enumerate(progress(samples, "phantom", total=n)):
                     _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
         else:
-            for index, job in enumerate(jobs):
+            for index, job in enumerate(progress(jobs, "phantom")):
                 _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
     return Path(out_dir)
 

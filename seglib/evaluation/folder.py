@@ -12,6 +12,7 @@ from seglib.data.io import DataError, read_mask
 from seglib.data.layout import available_structures, list_images, load_records
 from seglib.data.outputs import covered_ids
 from seglib.evaluation.metrics import DISTANCE_METRICS, segmentation_metrics, uwmgi_score
+from seglib.progress import progress
 
 
 def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
@@ -36,7 +37,7 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
     for structure in structures:
         predictions = list_images(pred_dir / "masks" / structure)
         _check_complete(pred_dir / "masks" / structure, expected - set(predictions), len(expected), allow_missing)
-        for image_id, path in predictions.items():
+        for image_id, path in progress(predictions.items(), f"evaluate {structure}", unit="mask"):
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
             rows.append(_row(read_mask(path), truth[image_id], structure, method, uwmgi))

@@ -14,12 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from seglib.config import RunConfig, profile_config
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
 from seglib.data.splits import split_records, write_split
+from seglib.progress import progress_bar
+from seglib.reporting.display import InlineFigure as Figure  # shows inline in notebooks
 from seglib.reporting.figures import save
 from seglib.reporting.plots import structure_color
 from seglib.reporting.tables import markdown_table
@@ -49,18 +50,21 @@ def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fra
     base = profile_config(profile, data=str(data), structures=tuple(structures), epochs=epochs, seed=seed)
     records = load_records(data, structures)
     split = split_records(records, base.val_fraction, base.test_fraction, seed, root=data, split_file=split_file)
-    rows = []
+    rows, names = [], configurations or CONFIGURATIONS
+    bar = progress_bar(len(fractions) * len(names), "ablation", unit="configuration")
     for fraction in fractions:
         fraction_dir = work_dir / f"fraction_{fraction:g}"
         fraction_dir.mkdir(parents=True, exist_ok=True)
         split_path = fraction_dir / "split.csv"
         subsampled = subsample_split(split, fraction, seed)
         write_split(subsampled, split_path)
-        for name in configurations or CONFIGURATIONS:
+        for name in names:
             rows += _evaluate_configuration(name, replace(base, split_file=str(split_path)), fraction,
                                             list(subsampled.values()).count("train"), fraction_dir, data)
             table = pd.DataFrame(rows)
             write_ablation_outputs(table, out_dir)  # after every configuration: partial results survive
+            bar.update()
+    bar.close()
     return pd.DataFrame(rows)
 
 

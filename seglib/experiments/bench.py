@@ -50,6 +50,7 @@ from seglib.data.splits import records_in, split_records
 from seglib.evaluation.metrics import segmentation_metrics
 from seglib.inference.predictor import Predictor
 from seglib.networks.unet import build_model
+from seglib.progress import progress_bar
 from seglib.reporting.tables import markdown_table
 from seglib.training.fit import compile_model, load_run_model, set_determinism, structures_to_load, train
 from seglib.training.hardware import mixed_precision
@@ -83,7 +84,8 @@ def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None)
     started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
     settings = BENCH_SETTINGS[profile]
-    with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch, \
+            progress_bar(4, "bench", unit="stage") as stages:  # the four measured below
         generation_s = None
         if not data:
             generation_started = time.perf_counter()
@@ -99,9 +101,13 @@ def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None)
         results = {"profile": profile, "measured_at": measured_at,
                    "setup": _setup(config, records, _data_description(profile, data, generation_s))}
         results["pipeline"] = measure_pipeline(dataset, len(records), settings.cached_passes)
+        stages.update()
         results["training"] = measure_training(config, dataset, len(records), settings.training_epochs)
+        stages.update()
         results["breakdown"] = measure_breakdown(config, Path(scratch) / "run", 1 + settings.training_epochs)
+        stages.update()
         results["inference"] = measure_inference(config, Path(scratch) / "runs", settings.prediction_calls)
+        stages.update()
     results["pipeline_over_training"] = (results["pipeline"]["cached_images_per_s"]
                                          / results["training"]["seglib_images_per_s"])
     results["peak_rss_mib"] = peak_rss_mib()

@@ -28,6 +28,7 @@ from seglib.inference.fusion import fuse
 from seglib.inference.measurements import AREA_COLUMNS, area_rows, spacing_pair
 from seglib.inference.predictor import predictions, prepared_inference, run_list
 from seglib.inference.viewer_export import image_spacing, open_exports
+from seglib.progress import progress
 from seglib.reporting.plots import structure_color
 
 OVERLAY_ALPHA = 0.4
@@ -50,7 +51,7 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
             open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=AREA_COLUMNS)
         areas.writeheader()
-        for image_id, image, probabilities in predictions(predictor, images, tta):
+        for image_id, image, probabilities in progress(predictions(predictor, images, tta), "segment", len(images)):
             fused = fuse(probabilities, **options)
             path = images[image_id]
             spacing = given_spacing.get(image_id) or image_spacing(path)

@@ -2,7 +2,8 @@
 predictions against ground truth, fused label maps, metric distributions.
 
 Every function returns a matplotlib Figure (built without pyplot's global state, so it works
-headless) and, given `out`, saves it at 150 dpi through a temporary name."""
+headless; an InlineFigure, so a notebook shows it as a picture) and, given `out`, saves it at 150 dpi
+through a temporary name."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
 
 from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
+from seglib.reporting.display import InlineFigure as Figure  # shows inline in notebooks
 from seglib.reporting.plots import overlay, structure_color
 
 DPI = 150

@@ -32,7 +32,13 @@ from seglib.losses.spec import get_loss
 from seglib.networks.unet import build_model
 from seglib.symmetry.consistency import BilateralConsistencyModel
 from seglib.symmetry.partners import mirror_targets
-from seglib.training.hardware import choose_strategy, global_batch_size, jit_compile_option, mixed_precision
+from seglib.training.hardware import (
+    choose_strategy,
+    devices_line,
+    global_batch_size,
+    jit_compile_option,
+    mixed_precision,
+)
 from seglib.training.metrics import DiceScore
 
 
@@ -86,6 +92,8 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
     # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
     strategy = choose_strategy(config.validate().strategy)
+    if verbose:  # beside Keras's progress
+        print(devices_line(strategy), flush=True)
     records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)

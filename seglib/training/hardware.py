@@ -110,3 +110,26 @@ def jit_compile_option(value: bool | str = "auto") -> bool:
     """model.compile(jit_compile=...): "auto" compiles with XLA only on a GPU, where it pays off.
     Keras itself turns XLA off (with a warning) while TF op determinism is enabled."""
     return _on_gpu(value, "jit_compile")
+
+
+def devices_line(strategy: tf.distribute.Strategy) -> str:
+    """The hardware a training uses, in one line: "devices: CPU (2 threads)", "devices: GPU:0 (Tesla T4)",
+    "devices: GPU:0 (Tesla T4), GPU:1 (Tesla T4); MirroredStrategy, 2 replicas"."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        used = ", ".join(f"GPU:{i} ({tf.config.experimental.get_device_details(gpu).get('device_name', 'GPU')})"
+                         for i, gpu in enumerate(gpus))
+    elif tf.config.list_physical_devices("TPU"):
+        used = f"TPU ({len(tf.config.list_logical_devices('TPU'))} cores)"
+    else:
+        # 0 means TensorFlow's default: every core this process may run on
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or _usable_cores()
+        used = f"CPU ({threads} thread{'s' if threads > 1 else ''})"
+    replicas = strategy.num_replicas_in_sync
+    return f"devices: {used}" + (f"; {type(strategy).__name__}, {replicas} replicas" if replicas > 1 else "")
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use (a container's share)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
