@@ -21,6 +21,7 @@ from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
 from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
+from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
 from seglib.training.fit import load_run_model
 
@@ -172,7 +173,7 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
-        for image_id, _, probabilities in predictions(predictor, images, tta):
+        for image_id, _, probabilities in progress(predictions(predictor, images, tta), "predict", len(images)):
             for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
@@ -199,7 +200,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
     with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
-        for image_id, _, probabilities in predictions(predictor, images, tta):
+        for image_id, _, probabilities in progress(predictions(predictor, images, tta), "fuse", len(images)):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels
             write_png(staging / "labels" / f"{image_id}.png", fused.label_map)
