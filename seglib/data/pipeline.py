@@ -209,15 +209,30 @@ def _affine_about_centre(angle, scale, shift, size):
     return tf.stack([cos, -sin, tx, sin, cos, ty, 0.0, 0.0])
 
 
-def _random_intensity(image, seed, max_brightness=0.1, contrast=(0.75, 1.25), gamma=(0.7, 1.4), max_noise=0.03):
-    """Exposure, contrast, gamma and quantum-noise variation, as between radiographs."""
-    u = tf.random.stateless_uniform((4,), seed)
+def _random_intensity(image, seed, max_brightness=0.1, contrast=(0.75, 1.25), gamma=(0.6, 1.8), max_noise=0.05,
+                      sharpness=(-1.0, 1.0)):
+    """Exposure, contrast, gamma, sharpness and quantum-noise variation, as between radiographs and the
+    machines that take them: a focal spot and detector that blur, or edge enhancement that sharpens."""
+    u = tf.random.stateless_uniform((5,), seed)
     image = tf.clip_by_value(image, 0.0, 1.0) ** (gamma[0] + u[0] * (gamma[1] - gamma[0]))
+    image = _blend_with_blurred(image, sharpness[0] + u[4] * (sharpness[1] - sharpness[0]))
     mean = tf.reduce_mean(image)
     image = (image - mean) * (contrast[0] + u[1] * (contrast[1] - contrast[0])) + mean
     image = image + (u[2] * 2.0 - 1.0) * max_brightness
     noise = tf.random.stateless_normal(tf.shape(image), seed + 1) * u[3] * max_noise
     return tf.clip_by_value(image + noise, 0.0, 1.0)
+
+
+def _blend_with_blurred(image, amount, sigma=1.0):
+    """amount in [0, 1] moves the image towards its Gaussian blur (sigma in pixels); a negative amount moves
+    it away, which is an unsharp mask (edge enhancement)."""
+    taps = tf.range(-2.0, 3.0)
+    kernel = tf.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / tf.reduce_sum(kernel)
+    padded = tf.pad(image[None], [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
+    blurred = tf.nn.conv2d(padded, tf.reshape(kernel, (5, 1, 1, 1)), 1, "VALID")
+    blurred = tf.nn.conv2d(blurred, tf.reshape(kernel, (1, 5, 1, 1)), 1, "VALID")[0]
+    return image + amount * (blurred - image)
 
 
 def preprocess_for_prediction(image: np.ndarray, image_size: int, side_aware: bool = False) -> np.ndarray:

@@ -23,14 +23,17 @@ from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
 from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
+from seglib.training.calibration import calibrated, run_thresholds
 from seglib.training.fit import load_run_model
 
 
 class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
-    def __init__(self, run_dirs: list[str | Path] | str | Path):
+    def __init__(self, run_dirs: list[str | Path] | str | Path, calibrate: bool = True):
+        """calibrate: apply each run's validation-chosen threshold (seglib.inference.calibration)."""
         self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in run_list(run_dirs)]
+        self.thresholds = {s: t for d in run_list(run_dirs) for s, t in run_thresholds(d).items()} if calibrate else {}
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
         if duplicated:
@@ -67,7 +70,8 @@ class Predictor:
             inputs = model_input(working[config.image_size], config.side_aware)
             window = self.window(config)
             maps = sliding_window(model, inputs, window) if window else whole_image(model, inputs)
-            result.update({s: maps[..., i] for i, s in enumerate(config.structures)})
+            result.update({s: calibrated(maps[..., i], self.thresholds.get(s, 0.5))
+                           for i, s in enumerate(config.structures)})
         return result
 
     def window(self, config: RunConfig) -> int | None:

@@ -32,6 +32,7 @@ from seglib.losses.spec import get_loss
 from seglib.networks.unet import build_model
 from seglib.symmetry.consistency import BilateralConsistencyModel
 from seglib.symmetry.partners import mirror_targets
+from seglib.training.calibration import choose_thresholds
 from seglib.training.hardware import (
     choose_strategy,
     devices_line,
@@ -140,6 +141,8 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     seconds = time.perf_counter() - started
     _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
                    replicas=strategy.num_replicas_in_sync)
+    # The outline's threshold, measured at the films' own size with the best weights (those model.keras holds).
+    choose_thresholds(load_run_model(run_dir), config, run_dir, val_records)
     return run_dir
 
 

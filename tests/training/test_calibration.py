@@ -1,0 +1,49 @@
+"""The threshold chosen on the validation split removes an outline drawn too wide, and the predictor applies it."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import write_square_dataset
+from scipy.ndimage import binary_dilation
+
+from seglib.config import profile_config
+from seglib.data.layout import load_records
+from seglib.training.calibration import calibrated, choose_thresholds, run_thresholds
+
+
+class TooWideModel:
+    """Probability 0.9 inside the true mask and 0.6 on a one-pixel band around it: at 0.5 the outline is
+    one pixel too wide everywhere, as a Dice-trained network tends to draw it."""
+
+    def __init__(self, truth):
+        band = binary_dilation(truth) & ~truth
+        self.map = np.where(truth, 0.9, np.where(band, 0.6, 0.05)).astype(np.float32)
+
+    def predict_on_batch(self, batch):
+        return self.map[None, ..., None]
+
+
+def test_the_validation_threshold_trims_a_band_drawn_too_wide(tmp_path):
+    records = load_records(write_square_dataset(tmp_path / "d", n=2), ["left_thing"])
+    truth = records[0].masks["left_thing"].read() > 0
+    config = profile_config("smoke", structures=("left_thing",), image_size=32, side_aware=False)
+    chosen = choose_thresholds(TooWideModel(truth), config, tmp_path, records)
+    assert chosen == {"left_thing": 0.65}  # 0.65 and 0.7 both drop the band; the one nearer 0.5 wins
+    table = json.loads((tmp_path / "calibration.json").read_text())["mean_dice"]["left_thing"]
+    assert table["0.65"] == pytest.approx(1.0) and table["0.5"] < 0.9
+    assert run_thresholds(tmp_path) == chosen
+
+
+def test_calibrated_probabilities_put_the_chosen_threshold_at_one_half():
+    p = np.array([0.0, 0.3, 0.65, 0.8, 1.0], np.float32)
+    np.testing.assert_allclose(calibrated(p, 0.65), [0.0, 0.3 * 0.5 / 0.65, 0.5, 0.5 + 0.15 * 0.5 / 0.35, 1.0],
+                               rtol=1e-6)
+    assert calibrated(p, 0.5) is p  # an uncalibrated run's maps pass unchanged
+
+
+def test_a_run_without_calibration_uses_one_half_and_a_broken_file_is_named(tmp_path):
+    assert run_thresholds(tmp_path) == {}
+    (tmp_path / "calibration.json").write_text("{}")
+    with pytest.raises(ValueError, match="calibration.json: not a seglib calibration file"):
+        run_thresholds(tmp_path)
