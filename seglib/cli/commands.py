@@ -229,17 +229,21 @@ def _add_evaluate(commands):
                    help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
     p.add_argument("--allow-missing", action="store_true",
                    help="score the images that have predictions and list those that have none (default: error)")
-    p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
+    p.add_argument("--force", action="store_true",
+                   help="replace a metrics CSV that evaluate wrote (never any other file, nor one inside a run, "
+                        "a dataset or a prediction folder)")
     p.set_defaults(handler=_evaluate, interrupted=NOTHING_WRITTEN)
 
 
 def _evaluate(args):
     from seglib.data.io import write_text
     from seglib.data.outputs import check_output_file
-    from seglib.evaluation.folder import evaluate_folder
+    from seglib.evaluation.folder import evaluate_folder, is_metrics_table
     from seglib.evaluation.statistics import summarise
 
-    check_output_file(args.out, [args.pred, args.data], args.force)  # before the work, not after
+    # before the work, not after; --force replaces only an earlier metrics table, nothing else
+    check_output_file(args.out, [args.pred, args.data], args.force, kind="metrics table written by evaluate",
+                      written_by_seglib=is_metrics_table)
     table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
                             allow_missing=args.allow_missing)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)

@@ -114,7 +114,7 @@ def _carried_manifest(source: Path, images: dict[str, Path]) -> Callable[[str], 
     def info(image_id: str) -> dict:
         if image_id not in manifest.index:
             return {}
-        return {c: v for c, v in manifest.loc[image_id, columns].items() if not pd.isna(v)}
+        return {c: v for c, v in manifest.loc[image_id, columns].items() if v != ""}
     return info
 
 

@@ -94,6 +94,33 @@ def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     return grey.round().astype(rgb.dtype)
 
 
+def read_table(path: str | Path, required=(), text_columns: tuple[str, ...] | None = None):
+    """A CSV file as a DataFrame whose ids stay text: an id "NA", "null" or "007" is itself, never a
+    missing value or a number (`text_columns`: the columns read as text, default all; the others
+    are parsed, blank meaning missing). DataError naming the file when it is missing, empty, not
+    UTF-8, not a table, or lacks a `required` column."""
+    import pandas as pd  # readers of images alone do not pay for it
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    types = str if text_columns is None else dict.fromkeys(text_columns, str)
+    try:
+        table = pd.read_csv(path, dtype=types, keep_default_na=False, na_values=[] if text_columns is None else [""],
+                            encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file; expected a CSV table with a header line") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); not a CSV table seglib reads") from None
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as CSV: {str(error).strip()}") from None
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: no {missing[0]!r} column (needed: {', '.join(required)}; found: "
+                        f"{', '.join(map(str, table.columns)) or 'none'})")
+    return table
+
+
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """uint8/uint16 pixels as float32 in [0, 1]."""
     return image.astype(np.float32) / float(np.iinfo(image.dtype).max)

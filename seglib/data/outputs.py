@@ -53,15 +53,37 @@ def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) 
     return path
 
 
-def check_output_file(path: str | Path, inputs=(), force: bool = False) -> Path:
-    """A file output (e.g. a metrics CSV): not a folder, not an input, nowhere inside a dataset;
-    an existing file only with `force`."""
+def check_output_file(path: str | Path, inputs=(), force: bool = False, kind: str = "file",
+                      written_by_seglib=None) -> Path:
+    """A file output (e.g. a metrics CSV): not a folder, not an input, nowhere inside a dataset.
+    An existing file is replaced only with `force`, only when `written_by_seglib(path)` recognises it
+    as the `kind` of file this command writes (e.g. a metrics table by its header), and never inside
+    a folder seglib wrote (a run, a prediction folder: their files are not this command's)."""
     path = check_output_path(path, inputs, inside_inputs=True)  # e.g. metrics.csv beside the predictions
     if path.is_dir():
         raise UnsafeOutput(f"{path}: is a folder; give a file name, e.g. {path / 'metrics.csv'}")
-    if path.exists() and not force:
-        raise UnsafeOutput(f"{path}: already exists; refusing to overwrite (pass --force to replace it)")
+    if not path.exists():
+        return path
+    if not force:
+        hint = "" if written_by_seglib is None else " (pass --force to replace it)"
+        raise UnsafeOutput(f"{path}: already exists; refusing to overwrite{hint}")
+    holder = next((folder for folder in path.resolve().parents if (folder / MARKER).is_file()), None)
+    if holder is not None:
+        raise UnsafeOutput(f"{path}: lies inside {holder}, written by seglib {marked_command(holder)}; "
+                           "--force never replaces a file there. Choose another path")
+    if written_by_seglib is None or not written_by_seglib(path):
+        raise UnsafeOutput(f"{path}: is not a {kind}; --force replaces only that. Choose another path, "
+                           "or remove it yourself")
     return path
+
+
+def first_line(path: Path, limit: int = 4096) -> str:
+    """The first line of a text file ('' when it is binary or unreadable), to recognise what wrote it."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(limit).split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def marked_command(folder: Path) -> str | None:
