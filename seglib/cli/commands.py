@@ -370,7 +370,8 @@ def _baseline(args):
 def _add_bench(commands):
     p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks/PROFILE.md")
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
-    p.add_argument("--out", type=Path, help="markdown report to write (replaced; default reports/benchmarks/PROFILE.md)")
+    p.add_argument("--out", type=Path, help="markdown report to write (default reports/benchmarks/PROFILE.md)")
+    p.add_argument("--force", action="store_true", help="replace an earlier benchmark report (never any other file)")
     p.add_argument("--compare", action="store_true",
                    help="train seglib's default and the bare Keras network of the same architecture one after the "
                         "other; print test Dice, seconds and the ratio (writes no report)")
@@ -381,12 +382,15 @@ def _add_bench(commands):
 
 
 def _bench(args):
+    from seglib.data.outputs import check_output_file, first_line
     from seglib.experiments.bench import default_report_path, run_benchmark, run_comparison
 
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
         return
     out = args.out or default_report_path(args.profile)
+    check_output_file(out, force=args.force, kind="benchmark report written by bench",  # before the work
+                      written_by_seglib=lambda path: first_line(path).startswith("# seglib benchmarks: profile "))
     run_benchmark(args.profile, out=out)
     print(out)
 
@@ -428,6 +432,7 @@ def _add_ablation(commands):
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
     p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
                    help="configurations to train (default: all)")
+    p.add_argument("--force", action="store_true", help="replace an earlier ablation output in --out (never anything else)")
     p.set_defaults(handler=_ablation)
 
 
@@ -436,7 +441,7 @@ def _ablation(args):
 
     table = run_ablation(args.data, args.structures, args.out, args.work / args.data.name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
-                         configurations=args.configurations)
+                         configurations=args.configurations, force=args.force)
     print(table.round(3).to_string(index=False))
 
 
@@ -452,8 +457,10 @@ def _add_report(commands):
     p.add_argument("--reference", help="the method the others are measured against (default: the first)")
     p.add_argument("--no-images", dest="show_images", action="store_false",
                    help="leave out the figures that show the images (when their licence forbids sharing them)")
-    p.add_argument("--out", required=True, type=Path, help="folder for report.md, report.html, tables and figures")
-    p.set_defaults(handler=_report)
+    p.add_argument("--out", required=True, type=Path,
+                   help="new folder for report.md, report.html, tables and figures (written complete or not at all)")
+    p.add_argument("--force", action="store_true", help="replace an earlier report folder (never anything else)")
+    p.set_defaults(handler=_report, interrupted=NOTHING_WRITTEN)
 
 
 def _named_path(text: str) -> tuple[str, Path]:
@@ -471,7 +478,7 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
-    from seglib.data.outputs import check_output_path
+    from seglib.data.outputs import check_replaceable
     from seglib.reporting.document import build_report
 
     if not args.pred and not args.eval:
@@ -483,9 +490,16 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
-    # the report replaces its own tables and figures in --out: never where an input lies
     runs = [run for _, method_runs in args.runs for run in method_runs]
-    check_output_path(args.out, [args.data, *dict(args.pred).values(), *runs, *args.eval])
-    extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
+    check_replaceable(args.out, "report", [args.data, *dict(args.pred).values(), *runs, *args.eval], args.force)
+    extra = pd.concat([_metrics_table(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
-                       extra_metrics=extra, show_images=args.show_images))
+                       extra_metrics=extra, show_images=args.show_images, force=args.force))
+
+
+def _metrics_table(path: Path):
+    """A metrics CSV written by evaluate, or an error naming the file (empty, not UTF-8, no dice column...)."""
+    from seglib.data.io import read_table
+    from seglib.evaluation.folder import METRICS_COLUMNS
+
+    return read_table(path, required=METRICS_COLUMNS, text_columns=METRICS_COLUMNS[:3])
