@@ -1,12 +1,15 @@
 """Messages that used to mislead (issue #10, case 7): each is now one line naming the file and what
 is wrong; Ctrl-C during predict says that nothing was written."""
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import untrained_run, write_square_dataset
 
@@ -103,3 +106,63 @@ def test_ctrl_c_during_predict_writes_nothing_and_says_so(tmp_path):
     assert stderr.splitlines()[-1] == "interrupted; nothing was written"
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "run"]
+
+
+# --- issue #19 item 8: one line naming the file ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """What each writing command reads: a dataset, a run, a prediction folder, a metrics CSV, a labels source."""
+    root = tmp_path_factory.mktemp("inputs")
+    data = write_square_dataset(root / "data", n=4)
+    untrained_run(root / "run")
+    shutil.copytree(data / "masks", root / "pred" / "masks")
+    pd.DataFrame({"id": ["case0"], "structure": ["left_thing"], "method": ["m"], "dice": [0.9], "hd95": [1.0]}
+                 ).to_csv(root / "metrics.csv", index=False)
+    write_png(root / "source" / "images" / "a.png", np.zeros((8, 8), np.uint8))
+    write_png(root / "source" / "labels" / "a.png", np.full((8, 8), 5, np.uint8))
+    (root / "source" / "labels.json").write_text('{"left_hip": 5}')
+    return root
+
+
+WRITING_COMMANDS = {
+    "segment": lambda i, out: ["segment", "--runs", str(i / "run"), "--images", str(i / "data" / "images"),
+                               "--out", out],
+    "import": lambda i, out: ["import", "--format", "labels", str(i / "source"), "--out", out],
+    "train": lambda i, out: ["train", "--data", str(i / "data"), "--structure", "left_thing", "--out", out,
+                             "--no-mirror-flip", *TINY_TRAIN],
+    "evaluate": lambda i, out: ["evaluate", "--pred", str(i / "pred"), "--data", str(i / "data"), "--out", out],
+    "phantom": lambda i, out: ["phantom", "--out", out, "--n", "1", "--size", "64", "--workers", "1"],
+    "report": lambda i, out: ["report", "--eval", str(i / "metrics.csv"), "--out", out, "--no-images"],
+    "split": lambda i, out: ["split", str(i / "data"), "--out", out, "--test", "1", "--val", "1"],
+    "export": lambda i, out: ["export", "--run", str(i / "run"), "--out", out],
+}
+
+
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_an_output_under_a_file_is_named_in_one_line(inputs, tmp_path, capsys, command):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")
+    out = blocker / "out"
+    assert main(WRITING_COMMANDS[command](inputs, str(out))) == 2
+    assert error_line(capsys) == f"error: {out}: cannot be written: {blocker} is a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_an_unwritable_output_folder_is_named_in_one_line(inputs, tmp_path, capsys, monkeypatch, command):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdir = os.mkdir
+
+    def refused(path, *args, **kwargs):  # what a read-only folder does (root is exempt from chmod, not from this)
+        if str(path).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    out = locked / "new" / "out"
+    assert main(WRITING_COMMANDS[command](inputs, str(out))) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"error: {locked}") and "Permission denied (no permission to write there" in line
+    assert not any(locked.iterdir())

@@ -270,8 +270,8 @@ def test_a_report_that_fails_midway_leaves_the_earlier_report_whole(tmp_path, ca
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(document.figures, "metric_boxplot", disk_full)
-    with pytest.raises(OSError):
-        report(out, metrics_csv(tmp_path / "other.csv", method="other"), force=True)
+    assert report(out, metrics_csv(tmp_path / "other.csv", method="other"), force=True) == 2
+    assert "No space left on device" in capsys.readouterr().err
     assert file_contents(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "other.csv", "report"]
     monkeypatch.undo()
@@ -325,3 +325,44 @@ def test_ablation_outputs_replace_only_an_earlier_ablation_output(tmp_path):
     with pytest.raises(FileExistsError, match="was not written by seglib"):
         write_ablation_outputs(table, tmp_path / "mine")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.txt"]
+
+
+# --- issue #19 item 2: train --force replaces a finished run only when the new one is complete -------
+
+@pytest.mark.parametrize("failure", [FileNotFoundError("a file vanished"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_forced_training_leaves_the_old_run_intact(run, tmp_path, monkeypatch, failure):
+    from seglib.config import RunConfig
+    from seglib.training.fit import train
+
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    before = file_contents(old)
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    config = RunConfig.load(old / "config.json")
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "fit", fails)
+        with pytest.raises(type(failure)):
+            train(config, old, force=True, verbose=0)
+    assert file_contents(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no half-trained temporary left
+
+    assert train(config, old, force=True, verbose=0) == old
+    assert (old / "summary.json").is_file() and json.loads((old / MARKER).read_text())["command"] == "train"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_train_force_with_an_impossible_option_keeps_the_old_run(run, tmp_path, capsys):
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    before = file_contents(old)
+    data = json.loads((old / "config.json").read_text())["data"]
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--data", data, "--structure", "left_thing", "--out", str(old), "--force",
+              "--no-mirror-flip", *TINY_TRAIN, "--dropout", "2"])
+    assert exit.value.code == 2
+    assert file_contents(old) == before
+    assert "argument --dropout: 2 is not allowed; expected a rate from 0 up to (not including) 1" in \
+        capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections import Counter
@@ -24,9 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable output folder, a full disk: one line naming the file
+        print(f"error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C: say what state the outputs are in, not a traceback
         print(f"interrupted; {getattr(args, 'interrupted', 'stopped')}", file=sys.stderr)
         return 130
+
+
+def _os_error_line(error: OSError) -> str:
+    """'FILE: what went wrong' for an error of the operating system (its own text has no file or a quoted one)."""
+    what = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        what += " (no permission to write there: choose another output or change its permissions)"
+    return f"{error.filename}: {what}" if error.filename else what
 
 
 def _structure(text: str) -> str:
@@ -133,6 +145,38 @@ def _config_options() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(RunConfig) if "help" in f.metadata]
 
 
+# The values each numeric option may take (argparse's int and float accept 0, -1 and nan): checked
+# while parsing, so an impossible value is refused before any file is read or written.
+_OPTION_RULES = {
+    "epochs": (lambda v: v >= 1, "at least 1 (0 epochs would train nothing)"),
+    "image_size": (lambda v: v >= 1, "a positive number of pixels"),
+    "depth": (lambda v: v >= 1, "at least 1"),
+    "base_filters": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "learning_rate": (lambda v: v > 0, "a positive number"),
+    "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
+    "consistency_weight": (lambda v: v >= 0, "0 (off) or a positive weight"),
+    "checkpoint_seconds": (lambda v: v >= 0, "0 (every epoch) or a positive number of seconds"),
+    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "image_count": (lambda v: v >= 0, "a number of images, 0 or more"),
+}
+
+
+def _checked(kind, name: str):
+    """argparse type: `kind`, finite, and within _OPTION_RULES[name] when it has one."""
+    def parse(text: str):
+        value = kind(text)  # ValueError: argparse says "invalid int value"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        valid, expected = _OPTION_RULES.get(name, (lambda v: True, ""))
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; expected {expected}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _add_config_options(p) -> None:
     """--NAME for each offered RunConfig field, typed like its default, with its help and choices.
     Each defaults to None: the profile's value then applies."""
@@ -144,6 +188,7 @@ def _add_config_options(p) -> None:
                            help=f"{f.metadata['help']} ({default})")
         else:
             kind = str if f.default is None else type(f.default)
+            kind = kind if kind is str else _checked(kind, f.name)
             p.add_argument(flag, type=kind, help=f"{f.metadata['help']} ({default})", **extra)
 
 
@@ -399,8 +444,8 @@ def _add_split(commands):
     p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
     p.add_argument("dataset", type=Path, help="dataset folder whose images are split")
     p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
-    p.add_argument("--test", type=int, required=True, help="number of test images (the first after shuffling)")
-    p.add_argument("--val", type=int, required=True, help="number of validation images (the last)")
+    p.add_argument("--test", type=_checked(int, "image_count"), required=True, help="number of test images (the first after shuffling)")
+    p.add_argument("--val", type=_checked(int, "image_count"), required=True, help="number of validation images (the last)")
     p.add_argument("--seed", type=int, default=0, help="random.Random(seed) shuffles the sorted ids")
     p.set_defaults(handler=_split)
 
@@ -426,7 +471,7 @@ def _add_ablation(commands):
     p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
-    p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
+    p.add_argument("--epochs", type=_checked(int, "epochs"), help="the fixed budget (default: the profile's)")
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
                    help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")

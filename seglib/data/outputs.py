@@ -38,6 +38,9 @@ def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) 
     """Refuse an output that is, contains or (unless `inside_inputs`) lies inside an input, or
     lies inside a dataset."""
     path = Path(path)
+    blocking = next((folder for folder in path.absolute().parents if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        raise UnsafeOutput(f"{path}: cannot be written: {blocking} is a file, not a folder")
     target = path.resolve()
     for given in (Path(i) for i in inputs if i is not None):
         source = given.resolve()
@@ -175,12 +178,12 @@ def _swap(path: Path, temporary: Path, replace: bool, command: str) -> None:
     shutil.rmtree(old)
 
 
-def claim_folder(path: str | Path, command: str, inputs=(), force: bool | None = None) -> Path:
+def claim_folder(path: str | Path, command: str, inputs=()) -> Path:
     """An empty marked folder at `path`, written in place (a training run, which must stay
-    resumable after a kill); an earlier `command` output there is removed when `force`."""
+    resumable after a kill); anything already there is refused (an earlier run is replaced through
+    output_folder, only when the new one is complete)."""
     path = Path(path)
-    if check_replaceable(path, command, inputs, force):
-        shutil.rmtree(path)
+    check_replaceable(path, command, inputs, force=False)
     path.mkdir(parents=True, exist_ok=True)
     mark(path, command)
     return path

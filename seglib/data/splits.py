@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seglib.data.io import DataError, read_table
+from seglib.data.io import DataError, read_table, write_text
 from seglib.data.layout import Record, read_manifest
 
 SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
@@ -89,7 +89,9 @@ def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, 
 
 
 def write_split(split: dict[str, str], path: str | Path) -> None:
-    pd.DataFrame({"id": list(split), "split": list(split.values())}).to_csv(path, index=False)
+    """The split file, complete or not at all (callers have checked that `path` may be written)."""
+    table = pd.DataFrame({"id": list(split), "split": list(split.values())})
+    write_text(path, table.to_csv(index=False), overwrite=True)
 
 
 def records_in(records: list[Record], split: dict[str, str], name: str) -> list[Record]:
