@@ -57,7 +57,7 @@ def _read_pixels(path: Path) -> np.ndarray:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
-    if path.suffix.lower() == ".dcm":
+    if path.suffix.lower() == ".dcm" or has_dicom_preamble(path):
         return _read_dicom(path)
     try:
         return skimage.io.imread(path)
@@ -65,11 +65,29 @@ def _read_pixels(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: damaged, or not a PNG, JPEG or TIFF file") from error
 
 
+def has_dicom_preamble(path: str | Path) -> bool:
+    """Whether the file is DICOM by its content (a 128-byte preamble, then 'DICM'), whatever its
+    name, case or extension."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom  # only DICOM users pay for the import
 
+    from seglib.data.dicom_seg import SEGMENTATION_CLASSES  # here: dicom_seg builds on this module
+
     try:
         dataset = pydicom.dcmread(path)
+    except Exception as error:
+        raise DataError(f"{path}: cannot read DICOM: {error}") from error
+    if dataset.get("SOPClassUID") in SEGMENTATION_CLASSES:
+        raise DataError(f"{path}: is a DICOM Segmentation (SEG), not an image; give the film it segments "
+                        "(import --format dicom-seg reads SEGs)")
+    try:
         pixels = dataset.pixel_array.astype(np.float64)
     except Exception as error:
         raise DataError(f"{path}: cannot read DICOM: {error}") from error
