@@ -4,9 +4,11 @@ is wrong; Ctrl-C during predict says that nothing was written."""
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -166,3 +168,74 @@ def test_an_unwritable_output_folder_is_named_in_one_line(inputs, tmp_path, caps
     line = error_line(capsys)
     assert line.startswith(f"error: {locked}") and "Permission denied (no permission to write there" in line
     assert not any(locked.iterdir())
+
+
+def _png_header_only(path, width, height):
+    """A PNG that declares width x height pixels (an image that size would take GBs to build)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_huge_png_is_called_too_large_not_damaged(tmp_path, capsys):
+    huge = _png_header_only(tmp_path / "films" / "huge.png", 20000, 20000)
+    with pytest.raises(DataError, match=r"huge\.png: image too large, not damaged: Image size \(400000000 pixels\) "
+                                        r"exceeds limit of \d+ pixels; reduce it first"):
+        read_image(huge)
+    run = untrained_run(tmp_path / "run")
+    assert main(["segment", "--runs", str(run), "--images", str(huge.parent), "--out", str(tmp_path / "out")]) == 2
+    assert error_line(capsys).startswith(f"error: {huge}: image too large, not damaged")
+
+
+def test_a_symlink_loop_in_images_is_named_by_check_train_and_predict(tmp_path, capsys):
+    data = write_square_dataset(tmp_path / "data", n=4)
+    loop = data / "images" / "case9.png"
+    os.symlink(loop, loop)
+    assert main(["check", str(data)]) == 1
+    assert f"error: {loop}: symbolic link loop" in capsys.readouterr().out.splitlines()
+    assert main(["train", "--data", str(data), "--structure", "left_thing", "--out", str(tmp_path / "run"),
+                 "--no-mirror-flip", *TINY_TRAIN]) == 2
+    assert f"error: {loop}: symbolic link loop" in capsys.readouterr().err
+    run = untrained_run(tmp_path / "tiny")
+    assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(tmp_path / "p")]) == 2
+    assert error_line(capsys) == f"error: {loop}: symbolic link loop"
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty file; expected a CSV table with a header line"),
+    (b"id,structure,method,dice\ncase0,left_thing,caf\xe9,0.9\n", "not UTF-8 text; save it as UTF-8 CSV"),
+    (b"id,structure,method,iou\ncase0,left_thing,m,0.9\n", "no 'dice' column (needed: id, structure, method, dice; "
+                                                           "found: id, structure, method, iou)"),
+    (b"id,structure,dice\ncase0,left_thing,0.9\n", "no 'method' column (needed: id, structure, method, dice; "
+                                                   "found: id, structure, dice)"),
+])
+def test_a_metrics_csv_report_cannot_use_is_named(tmp_path, capsys, content, problem):
+    table = tmp_path / "metrics.csv"
+    table.write_bytes(content)
+    assert main(["report", "--eval", str(table), "--out", str(tmp_path / "report")]) == 2
+    assert error_line(capsys) == f"error: {table}: {problem}"
+    assert not (tmp_path / "report").exists()
+
+
+def test_baseline_subset_without_its_run_says_what_is_missing(tmp_path, capsys):
+    images = write_square_dataset(tmp_path / "data", n=2) / "images"
+    assert main(["baseline", "--method", "otsu", "--images", str(images), "--structure", "left_thing",
+                 "--out", str(tmp_path / "out"), "--subset", "test"]) == 2
+    assert error_line(capsys) == ("error: baseline: --subset test needs --subset-of RUN_DIR, the run whose split.csv "
+                                  "names the images of each subset")
+
+
+def test_an_evaluate_size_mismatch_names_both_files(tmp_path, capsys):
+    data = write_square_dataset(tmp_path / "data", n=2)
+    pred = tmp_path / "pred"
+    shutil.copytree(data / "masks", pred / "masks")
+    small = pred / "masks" / "left_thing" / "case1.png"
+    small.unlink()
+    write_png(small, np.zeros((16, 16), np.uint8))
+    assert main(["evaluate", "--pred", str(pred), "--data", str(data), "--out", str(tmp_path / "m.csv")]) == 2
+    truth = data / "masks" / "left_thing" / "case1.png"
+    assert error_line(capsys) == f"error: {small}: prediction is 16x16 but its ground truth {truth} is 32x32"

@@ -408,6 +408,9 @@ def _baseline(args):
     from seglib.inference.baselines import predict_baseline_folder
     from seglib.inference.predictor import select_ids
 
+    if args.subset and args.subset_of is None:
+        raise ValueError(f"baseline: --subset {args.subset} needs --subset-of RUN_DIR, the run whose split.csv "
+                         "names the images of each subset")
     ids = list(select_ids(list_images(args.images), args.subset_of, args.subset)) if args.subset else None
     print(predict_baseline_folder(args.method, args.images, args.out, args.structure, ids=ids))
 

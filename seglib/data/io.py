@@ -59,8 +59,14 @@ def _read_pixels(path: Path) -> np.ndarray:
         raise DataError(f"{path}: empty file (0 bytes)")
     if path.suffix.lower() == ".dcm" or has_dicom_preamble(path):
         return _read_dicom(path)
+    from PIL import Image  # skimage reads PNG and JPEG through Pillow
+
     try:
         return skimage.io.imread(path)
+    except Image.DecompressionBombError as error:  # refused before decoding: the file may be sound
+        limit = str(error).split(", could be")[0]  # Pillow: "Image size (N pixels) exceeds limit of M pixels"
+        raise DataError(f"{path}: image too large, not damaged: {limit}; reduce it first "
+                        "(e.g. to the working resolution)") from None
     except Exception as error:  # the imaging libraries raise many types; all mean "unreadable"
         raise DataError(f"{path}: cannot read image: damaged, or not a PNG, JPEG or TIFF file") from error
 
@@ -128,8 +134,8 @@ def read_table(path: str | Path, required=(), text_columns: tuple[str, ...] | No
                             encoding="utf-8")
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file; expected a CSV table with a header line") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); not a CSV table seglib reads") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save it as UTF-8 CSV") from None
     except (pd.errors.ParserError, ValueError) as error:
         raise DataError(f"{path}: cannot read as CSV: {str(error).strip()}") from None
     missing = [column for column in required if column not in table.columns]
