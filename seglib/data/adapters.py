@@ -39,8 +39,8 @@ from seglib.data.dicom_seg import (
     read_header,
     read_segmentation,
 )
-from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask, write_png
-from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
+from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask
+from seglib.data.layout import DatasetWriter, list_images, read_label_values, read_manifest, require_declared_labels
 from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
 
@@ -61,10 +61,9 @@ class _Sample:
 def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path) -> Path:
     with output_folder(out, "import", [source]) as folder:
         rows = []
+        dataset = DatasetWriter(folder)
         for sample in samples:
-            write_png(folder / "images" / f"{sample.id}.png", sample.image)
-            for structure, mask in sample.masks.items():
-                write_png(folder / "masks" / structure / f"{sample.id}.png", mask.astype(np.uint8) * 255)
+            dataset.sample(sample.id, sample.image, sample.masks)
             height, width = sample.image.shape
             rows.append({"id": sample.id, "patient_id": sample.id, **sample.info, "height": height, "width": width})
         if not rows:

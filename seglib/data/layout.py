@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table
+from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table, write_png
 from seglib.data.names import checked_name, checked_names
 
 NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
@@ -210,6 +210,30 @@ def _report_unmatched(found: Scan, files: dict[str, Path], folder: Path, structu
         return
     for image_id in sorted(set(found.images) - set(files)):
         found.error(found.images[image_id], f"image without a {what} (none named {image_id}.* in {folder})")
+
+
+class DatasetWriter:
+    """The one writer of dataset-layout files under `root` (phantoms, importers): images/<id>.png,
+    masks/<structure>/<id>.png as 0/255, labels/<id>.png; each file written complete or not at all
+    (seglib.data.io.write_png). The folder itself is the caller's output_folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def image(self, image_id: str, pixels: np.ndarray) -> Path:
+        return write_png(self.root / "images" / f"{image_id}.png", pixels)
+
+    def mask(self, structure: str, image_id: str, mask: np.ndarray) -> Path:
+        folder = self.root / "masks" / checked_name(structure, "structure")
+        return write_png(folder / f"{image_id}.png", np.asarray(mask, bool).astype(np.uint8) * 255)
+
+    def label_map(self, image_id: str, labels: np.ndarray) -> Path:
+        return write_png(self.root / "labels" / f"{image_id}.png", labels)
+
+    def sample(self, image_id: str, image: np.ndarray, masks: dict[str, np.ndarray]) -> None:
+        self.image(image_id, image)
+        for structure, mask in masks.items():
+            self.mask(structure, image_id, mask)
 
 
 def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
