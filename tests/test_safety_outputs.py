@@ -366,3 +366,14 @@ def test_train_force_with_an_impossible_option_keeps_the_old_run(run, tmp_path, 
     assert file_contents(old) == before
     assert "argument --dropout: 2 is not allowed; expected a rate from 0 up to (not including) 1" in \
         capsys.readouterr().err
+
+
+def test_evaluate_force_never_replaces_a_table_inside_its_input_folder(evaluated, tmp_path, capsys):
+    data, pred = evaluated
+    external = tmp_path / "external"  # predictions another tool wrote: no seglib marker
+    shutil.copytree(pred / "masks", external / "masks")
+    table = external / "metrics.csv"
+    table.write_text("id,structure,method,dice\ncase0,left_thing,theirs,0.7\n")
+    assert main(["evaluate", "--pred", str(external), "--data", str(data), "--out", str(table), "--force"]) == 2
+    assert table.read_text() == "id,structure,method,dice\ncase0,left_thing,theirs,0.7\n"
+    assert f"lies inside the input {external}; --force never replaces a file there" in capsys.readouterr().err

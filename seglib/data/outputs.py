@@ -70,10 +70,15 @@ def check_output_file(path: str | Path, inputs=(), force: bool = False, kind: st
     if not force:
         hint = "" if written_by_seglib is None else " (pass --force to replace it)"
         raise UnsafeOutput(f"{path}: already exists; refusing to overwrite{hint}")
-    holder = next((folder for folder in path.resolve().parents if (folder / MARKER).is_file()), None)
+    holder = next((folder for folder in path.resolve().parents if marked_command(folder)), None)
     if holder is not None:
         raise UnsafeOutput(f"{path}: lies inside {holder}, written by seglib {marked_command(holder)}; "
                            "--force never replaces a file there. Choose another path")
+    source = next((Path(given) for given in inputs if given is not None
+                   and Path(given).resolve() in path.resolve().parents), None)
+    if source is not None:
+        raise UnsafeOutput(f"{path}: lies inside the input {source}; --force never replaces a file there. "
+                           "Choose another path")
     if written_by_seglib is None or not written_by_seglib(path):
         raise UnsafeOutput(f"{path}: is not a {kind}; --force replaces only that. Choose another path, "
                            "or remove it yourself")
