@@ -199,6 +199,8 @@ def _train(args):
         from seglib.training.hardware import split_cpu
 
         split_cpu(args.cpu_devices)  # before TensorFlow runs its first op
+    if args.force and args.out.is_dir() and any(args.out.iterdir()):  # the new run is trained beside the old one
+        args.interrupted = f"{args.out} still holds the earlier run; nothing of the new one was kept"
     options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)

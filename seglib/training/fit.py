@@ -82,7 +82,8 @@ def load_checked_records(config: RunConfig):
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
           verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
-    `force` (start again) or `resume` (continue an interrupted run from its last backup).
+    `force` (train anew beside it; the earlier run is replaced only when the new one is complete)
+    or `resume` (continue an interrupted run from its last backup).
     `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
     # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
     strategy = choose_strategy(config.validate().strategy)
