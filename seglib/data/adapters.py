@@ -33,14 +33,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.dicom_seg import (
-    SEGMENTATION_CLASSES,
-    pixel_spacing,
-    read_header,
-    read_segmentation,
-)
+from seglib.data.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
 from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask
-from seglib.data.layout import DatasetWriter, list_images, read_label_values, read_manifest, require_declared_labels
+from seglib.data.layout import (
+    DatasetWriter,
+    list_images,
+    matching_files,
+    read_label_values,
+    read_manifest,
+    require_declared_labels,
+)
 from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
 
@@ -85,19 +87,6 @@ def _spacing_columns(row_mm: float, col_mm: float) -> dict[str, float]:
             "pixel_spacing_row_mm": row_mm, "pixel_spacing_col_mm": col_mm}
 
 
-def _matching_files(images: dict[str, Path], folder: Path, what: str) -> dict[str, Path]:
-    """id -> file in `folder` for every image; a file without an image, or an image without one, is an error."""
-    files = list_images(folder)
-    orphans = sorted(set(files) - set(images))
-    if orphans:
-        raise DataError(f"{files[orphans[0]]}: {what} without an image of the same id "
-                        f"({len(orphans)} such files)")
-    missing = sorted(set(images) - set(files))
-    if missing:
-        raise DataError(f"{images[missing[0]]}: image without a {what} in {folder} ({len(missing)} such images)")
-    return files
-
-
 def _same_size(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
     if array.shape != shape:
         raise DataError(f"{path}: size {array.shape[1]}x{array.shape[0]} differs from its image's "
@@ -119,7 +108,7 @@ def _carried_manifest(source: Path, images: dict[str, Path]) -> Callable[[str], 
     def info(image_id: str) -> dict:
         if image_id not in manifest.index:
             return {}
-        return {c: v for c, v in manifest.loc[image_id, columns].items() if v != ""}
+        return {c: v for c, v in manifest.loc[image_id, columns].items() if not pd.isna(v)}
     return info
 
 
@@ -133,7 +122,7 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
     source = Path(source)
     label_values = _declared_label_values(source)
     images = list_images(source / "images")
-    label_files = _matching_files(images, source / "labels", "label file")
+    label_files = matching_files(images, source / "labels", "label file")
     carried = _carried_manifest(source, images)
 
     def samples() -> Iterator[_Sample]:
@@ -300,7 +289,7 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
         targets = {"leftMask": "right_", "rightMask": "left_"}
     folders = {targets[side] + structure: _one_folder(source, [side, f"ManualMask/{side}"], f"{side} masks")
                for side in targets}
-    mask_files = {name: _matching_files(images, folder, f"{folder.name} mask") for name, folder in folders.items()}
+    mask_files = {name: matching_files(images, folder, f"{folder.name} mask") for name, folder in folders.items()}
     carried = _carried_manifest(source, images)
 
     def samples() -> Iterator[_Sample]:
@@ -355,7 +344,7 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
     not_dicom = [path for path in images.values() if path.suffix.lower() != ".dcm"]
     if not_dicom:
         raise DataError(f"{not_dicom[0]}: the dicom format expects .dcm files in {source / 'images'}")
-    mask_files = {folder.name: _matching_files(images, folder, f"{folder.name} mask")
+    mask_files = {folder.name: matching_files(images, folder, f"{folder.name} mask")
                   for folder in sorted((source / "masks").glob("*")) if folder.is_dir()}
 
     def samples() -> Iterator[_Sample]:

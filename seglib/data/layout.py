@@ -203,13 +203,23 @@ def _scanned_label_values(root: Path, found: Scan) -> dict[str, int]:
 
 def _report_unmatched(found: Scan, files: dict[str, Path], folder: Path, structure: str, what: str) -> None:
     """Masks without an image, then images without a mask (an image folder that could not be read
-    has already been reported)."""
+    has already been reported). The one statement of this rule: importers use it too."""
     for image_id in sorted(set(files) - set(found.images)):
-        found.error(files[image_id], f"{what} without image (no images/{image_id}.*)")
+        found.error(files[image_id], f"{what} without an image (no image named {image_id}.*)")
     if not found.images:
         return
     for image_id in sorted(set(found.images) - set(files)):
         found.error(found.images[image_id], f"image without a {what} (none named {image_id}.* in {folder})")
+
+
+def matching_files(images: dict[str, Path], folder: str | Path, what: str) -> dict[str, Path]:
+    """id -> file in `folder` (masks, label files) for every image, by the dataset's rules (scan);
+    the first file without an image, or image without a file, is raised."""
+    found = Scan(images=images)
+    files = _list_folder(Path(folder), what, None, found)
+    _report_unmatched(found, files, Path(folder), what, what)
+    _raise_first_error(found, report_warnings=True)
+    return files
 
 
 class DatasetWriter:
@@ -261,7 +271,8 @@ def read_manifest(root: str | Path) -> pd.DataFrame | None:
     path = Path(root) / "manifest.csv"
     if not path.exists():
         return None
-    manifest = read_table(path, required=("id",))
+    # ids, patients and splits stay text ("NA" is an id); other columns are parsed, blank = missing
+    manifest = read_table(path, required=("id",), text_columns=("id", "patient_id", "split"))
     duplicated = manifest["id"][manifest["id"].duplicated()].tolist()
     if duplicated:
         raise DataError(f"{path}: duplicate ids {duplicated[:5]}")

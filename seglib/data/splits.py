@@ -36,12 +36,15 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
 def manifest_split(manifest: pd.DataFrame, path: Path) -> dict[str, str] | None:
     """id -> split of a manifest's `split` column, None when it has none (or only blanks). A column
     blank for some ids is an error: half a split is a mistake, not a request for a seeded one."""
-    if "split" not in manifest.columns or not (manifest["split"] != "").any():
+    if "split" not in manifest.columns:
         return None
-    blank = manifest["id"][manifest["split"] == ""].tolist()
+    splits = manifest["split"].fillna("")
+    if not (splits != "").any():
+        return None
+    blank = manifest["id"][splits == ""].tolist()
     if blank:
         raise DataError(f"{path}: split is blank for {len(blank)} ids, e.g. {blank[0]!r}")
-    return dict(zip(manifest["id"], manifest["split"]))
+    return dict(zip(manifest["id"], splits))
 
 
 def read_split(path: str | Path) -> dict[str, str]:

@@ -40,7 +40,7 @@ def test_missing_mask_names_the_image(tmp_path):
 def test_mask_without_image_and_unknown_structure_are_errors(tmp_path):
     root = write_square_dataset(tmp_path / "d", n=2)
     (root / "images" / "case0.png").unlink()
-    with pytest.raises(DataError, match=r"case0\.png: left_thing mask without image"):
+    with pytest.raises(DataError, match=r"case0\.png: left_thing mask without an image"):
         load_records(root, ["left_thing"])
     with pytest.raises(DataError, match="no masks for structure 'heart'.*left_thing, right_thing"):
         load_records(root, ["heart"])
