@@ -473,7 +473,8 @@ def _add_ablation(commands):
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
-    p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
+    p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/DATASET_NAME, "
+                                            "as notebook 03 writes)")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=_checked(int, "epochs"), help="the fixed budget (default: the profile's)")
@@ -489,7 +490,8 @@ def _add_ablation(commands):
 def _ablation(args):
     from seglib.experiments.ablation import run_ablation
 
-    table = run_ablation(args.data, args.structures, args.out, args.work / args.data.name, profile=args.profile,
+    out = args.out or Path("reports/ablation") / args.data.resolve().name
+    table = run_ablation(args.data, args.structures, out, args.work / args.data.name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
                          configurations=args.configurations, force=args.force)
     print(table.round(3).to_string(index=False))
