@@ -26,10 +26,9 @@ from seglib.evaluation.statistics import margins_over, summarise
 from seglib.reporting import figures
 from seglib.reporting.tables import markdown_table, metric_table
 
-# The figures a full report links, in the order it shows them, and the tables beside them.
+# The figures a full report links, in the order it shows them.
 FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_median_worst.png",
            "fused_label_maps.png")
-TABLES = ("metrics.csv", "metrics_summary.csv", "margins.csv", "laterality.csv", "contested.csv")
 
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
