@@ -3,6 +3,7 @@ the same command, never a dataset or an input; interrupted work leaves nothing t
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import file_contents, train_tiny_run, write_square_dataset
 
@@ -192,3 +194,186 @@ def test_the_best_model_is_replaced_only_by_a_complete_file(tmp_path, monkeypatc
     checkpoint.on_epoch_end(1, {"val_dice": 0.6})
     assert keras.saving.load_model(previous).count_params() == 5
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+# --- issue #19 items 1 and 3: evaluate --force, report, bench and ablation outputs -------------------
+
+def test_evaluate_force_replaces_an_earlier_metrics_table(evaluated, tmp_path):
+    data, pred = evaluated
+    out = tmp_path / "metrics.csv"
+    evaluate = ["evaluate", "--pred", str(pred), "--data", str(data), "--out", str(out)]
+    assert main(evaluate) == 0
+    out.write_text(out.read_text().replace("model", "stale"))
+    assert main([*evaluate, "--force"]) == 0
+    assert "stale" not in out.read_text() and out.read_text().startswith("id,structure,method,dice,")
+
+
+@pytest.mark.parametrize("target", ["run/model.keras", "run/split.csv", "pred/masks/left_thing/case0.png",
+                                    "pred/probabilities.csv", "notes.csv", "split.csv"])
+def test_evaluate_force_never_replaces_a_file_that_is_not_its_metrics_table(run, evaluated, tmp_path, capsys,
+                                                                              target):
+    data, pred = evaluated
+    shutil.copytree(run, tmp_path / "run")
+    (tmp_path / "notes.csv").write_text("patient,remark\np0,months of work\n")
+    (tmp_path / "split.csv").write_text("id,split\ncase0,test\ncase1,train\n")
+    # a table with evaluate's header inside a prediction folder is still not evaluate's to replace
+    (pred / "probabilities.csv").write_text("id,structure,method,dice\ncase0,left_thing,x,1.0\n")
+    before = file_contents(tmp_path)
+    out = tmp_path / target
+    assert main(["evaluate", "--pred", str(pred), "--data", str(data), "--out", str(out), "--force"]) == 2
+    assert file_contents(tmp_path) == before
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"error: {out}: ")
+    assert "is not a metrics table written by evaluate" in error or "written by seglib" in error
+
+
+def metrics_csv(path, method="unet", **columns):
+    rows = [{"id": f"case{i}", "structure": "left_thing", "method": method, "dice": 0.8 + i / 100, "iou": 0.7,
+             "precision": 0.9, "recall": 0.8, "hd95": 2.0 + i, "hd": 3.0 + i, "assd": 1.0, "surface_dice": 0.9}
+            for i in range(4)]
+    table = pd.DataFrame(rows).drop(columns=[c for c, keep in columns.items() if not keep])
+    table.to_csv(path, index=False)
+    return path
+
+
+def report(out, *eval_files, force=False) -> int:
+    return main(["report", "--eval", *map(str, eval_files), "--out", str(out), *(["--force"] if force else [])])
+
+
+def test_report_into_a_folder_seglib_did_not_write_is_refused_untouched(tmp_path, capsys):
+    table = metrics_csv(tmp_path / "metrics.csv")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("samples.png", "laterality.csv", "contested.csv", "report.md", "metrics.csv"):
+        (mine / name).write_text(f"the user's own {name}")
+    before = file_contents(mine)
+    assert report(mine, table) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert report(mine, table, force=True) == 2
+    assert "was not written by seglib" in capsys.readouterr().err
+    assert file_contents(mine) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "mine"]  # no temporary left
+
+
+def test_a_report_that_fails_midway_leaves_the_earlier_report_whole(tmp_path, capsys, monkeypatch):
+    table = metrics_csv(tmp_path / "metrics.csv")
+    out = tmp_path / "report"
+    assert report(out, table) == 0
+    assert json.loads((out / MARKER).read_text())["command"] == "report"
+    assert report(out, table) == 2  # no --force: refused
+    assert "exists and is not empty; choose another path or pass --force" in capsys.readouterr().err
+    before = file_contents(out)
+
+    from seglib.reporting import document
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(document.figures, "metric_boxplot", disk_full)
+    assert report(out, metrics_csv(tmp_path / "other.csv", method="other"), force=True) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert file_contents(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "other.csv", "report"]
+    monkeypatch.undo()
+    assert report(out, tmp_path / "other.csv", force=True) == 0
+    assert "| other |" in (out / "report.md").read_text() or "other" in (out / "metrics.csv").read_text()
+
+
+def test_bench_out_replaces_only_its_own_report_and_refuses_before_measuring(tmp_path, capsys, monkeypatch):
+    from seglib.experiments import bench
+
+    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: pytest.fail("measured before checking --out"))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    for options in ([], ["--force"]):
+        assert main(["bench", "--out", str(notes), *options]) == 2
+        assert notes.read_text() == "# my notes\n"
+    assert "is not a benchmark report written by bench" in capsys.readouterr().err
+    earlier = tmp_path / "smoke.md"
+    earlier.write_text("# seglib benchmarks: profile smoke\n\nMeasured ...\n")
+    assert main(["bench", "--out", str(earlier)]) == 2
+    assert "already exists; refusing to overwrite (pass --force to replace it)" in capsys.readouterr().err
+    data = write_square_dataset(tmp_path / "data", n=2)
+    assert main(["bench", "--out", str(data / "bench.md")]) == 2
+    assert "lies inside the dataset" in capsys.readouterr().err
+
+
+def test_ablation_out_into_a_folder_it_did_not_write_is_refused_before_training(tmp_path, capsys):
+    data = write_square_dataset(tmp_path / "data", n=4)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "ablation.csv").write_text("the user's own table")
+    for options in ([], ["--force"]):
+        assert main(["ablation", "--data", str(data), "--structures", "left_thing", "right_thing", "--out", str(mine),
+                     "--work", str(tmp_path / "work"), "--profile", "smoke", *options]) == 2
+    assert (mine / "ablation.csv").read_text() == "the user's own table"
+    assert not (tmp_path / "work").exists()
+    assert "was not written by seglib" in capsys.readouterr().err
+
+
+def test_ablation_outputs_replace_only_an_earlier_ablation_output(tmp_path):
+    from seglib.experiments.ablation import write_ablation_outputs
+
+    table = pd.DataFrame({"configuration": ["full"], "fraction": [1.0], "n_train": [2], "structure": ["left_thing"],
+                          "dice_mean": [0.9], "dice_std": [0.01], "hd95_mean": [2.0], "hd95_std": [0.5],
+                          "n_test": [2], "train_seconds": [10.0]})
+    write_ablation_outputs(table, tmp_path / "ablation")
+    write_ablation_outputs(table.assign(dice_mean=0.5), tmp_path / "ablation")  # after the next configuration
+    assert "0.500" in (tmp_path / "ablation" / "ablation.md").read_text()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("months of work")
+    with pytest.raises(FileExistsError, match="was not written by seglib"):
+        write_ablation_outputs(table, tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.txt"]
+
+
+# --- issue #19 item 2: train --force replaces a finished run only when the new one is complete -------
+
+@pytest.mark.parametrize("failure", [FileNotFoundError("a file vanished"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_forced_training_leaves_the_old_run_intact(run, tmp_path, monkeypatch, failure):
+    from seglib.config import RunConfig
+    from seglib.training.fit import train
+
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    before = file_contents(old)
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    config = RunConfig.load(old / "config.json")
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "fit", fails)
+        with pytest.raises(type(failure)):
+            train(config, old, force=True, verbose=0)
+    assert file_contents(old) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no half-trained temporary left
+
+    assert train(config, old, force=True, verbose=0) == old
+    assert (old / "summary.json").is_file() and json.loads((old / MARKER).read_text())["command"] == "train"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_train_force_with_an_impossible_option_keeps_the_old_run(run, tmp_path, capsys):
+    old = tmp_path / "run"
+    shutil.copytree(run, old)
+    before = file_contents(old)
+    data = json.loads((old / "config.json").read_text())["data"]
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--data", data, "--structure", "left_thing", "--out", str(old), "--force",
+              "--no-mirror-flip", *TINY_TRAIN, "--dropout", "2"])
+    assert exit.value.code == 2
+    assert file_contents(old) == before
+    assert "argument --dropout: 2 is not allowed; expected a rate from 0 up to (not including) 1" in \
+        capsys.readouterr().err
+
+
+def test_evaluate_force_never_replaces_a_table_inside_its_input_folder(evaluated, tmp_path, capsys):
+    data, pred = evaluated
+    external = tmp_path / "external"  # predictions another tool wrote: no seglib marker
+    shutil.copytree(pred / "masks", external / "masks")
+    table = external / "metrics.csv"
+    table.write_text("id,structure,method,dice\ncase0,left_thing,theirs,0.7\n")
+    assert main(["evaluate", "--pred", str(external), "--data", str(data), "--out", str(table), "--force"]) == 2
+    assert table.read_text() == "id,structure,method,dice\ncase0,left_thing,theirs,0.7\n"
+    assert f"lies inside the input {external}; --force never replaces a file there" in capsys.readouterr().err

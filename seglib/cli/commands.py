@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections import Counter
@@ -28,9 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable output folder, a full disk: one line naming the file
+        print(f"error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C: say what state the outputs are in, not a traceback
         print(f"interrupted; {getattr(args, 'interrupted', 'stopped')}", file=sys.stderr)
         return 130
+
+
+def _os_error_line(error: OSError) -> str:
+    """'FILE: what went wrong' for an error of the operating system (its own text has no file or a quoted one)."""
+    what = error.strerror or str(error)
+    if isinstance(error, PermissionError):
+        what += " (no permission to write there: choose another output or change its permissions)"
+    return f"{error.filename}: {what}" if error.filename else what
 
 
 def _structure(text: str) -> str:
@@ -140,6 +152,38 @@ def _config_options() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(RunConfig) if "help" in f.metadata]
 
 
+# The values each numeric option may take (argparse's int and float accept 0, -1 and nan): checked
+# while parsing, so an impossible value is refused before any file is read or written.
+_OPTION_RULES = {
+    "epochs": (lambda v: v >= 1, "at least 1 (0 epochs would train nothing)"),
+    "image_size": (lambda v: v >= 1, "a positive number of pixels"),
+    "depth": (lambda v: v >= 1, "at least 1"),
+    "base_filters": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "learning_rate": (lambda v: v > 0, "a positive number"),
+    "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
+    "consistency_weight": (lambda v: v >= 0, "0 (off) or a positive weight"),
+    "checkpoint_seconds": (lambda v: v >= 0, "0 (every epoch) or a positive number of seconds"),
+    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "image_count": (lambda v: v >= 0, "a number of images, 0 or more"),
+}
+
+
+def _checked(kind, name: str):
+    """argparse type: `kind`, finite, and within _OPTION_RULES[name] when it has one."""
+    def parse(text: str):
+        value = kind(text)  # ValueError: argparse says "invalid int value"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        valid, expected = _OPTION_RULES.get(name, (lambda v: True, ""))
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; expected {expected}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _add_config_options(p) -> None:
     """--NAME for each offered RunConfig field, typed like its default, with its help and choices.
     Each defaults to None: the profile's value then applies."""
@@ -151,6 +195,7 @@ def _add_config_options(p) -> None:
                            help=f"{f.metadata['help']} ({default})")
         else:
             kind = str if f.default is None else type(f.default)
+            kind = kind if kind is str else _checked(kind, f.name)
             p.add_argument(flag, type=kind, help=f"{f.metadata['help']} ({default})", **extra)
 
 
@@ -161,6 +206,8 @@ def _train(args):
         from seglib.training.hardware import split_cpu
 
         split_cpu(args.cpu_devices)  # before TensorFlow runs its first op
+    if args.force and args.out.is_dir() and any(args.out.iterdir()):  # the new run is trained beside the old one
+        args.interrupted = f"{args.out} still holds the earlier run; nothing of the new one was kept"
     options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
@@ -236,17 +283,21 @@ def _add_evaluate(commands):
                    help="add the UW-Madison GI tract score: 0.4*Dice + 0.6*(1 - Hausdorff / image diagonal)")
     p.add_argument("--allow-missing", action="store_true",
                    help="score the images that have predictions and list those that have none (default: error)")
-    p.add_argument("--force", action="store_true", help="replace an existing metrics CSV")
+    p.add_argument("--force", action="store_true",
+                   help="replace a metrics CSV that evaluate wrote (never any other file, nor one inside a run, "
+                        "a dataset or a prediction folder)")
     p.set_defaults(handler=_evaluate, interrupted=NOTHING_WRITTEN)
 
 
 def _evaluate(args):
     from seglib.data.io import write_text
     from seglib.data.outputs import check_output_file
-    from seglib.evaluation.folder import evaluate_folder
+    from seglib.evaluation.folder import evaluate_folder, is_metrics_table
     from seglib.evaluation.statistics import summarise
 
-    check_output_file(args.out, [args.pred, args.data], args.force)  # before the work, not after
+    # before the work, not after; --force replaces only an earlier metrics table, nothing else
+    check_output_file(args.out, [args.pred, args.data], args.force, kind="metrics table written by evaluate",
+                      written_by_seglib=is_metrics_table)
     table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
                             allow_missing=args.allow_missing)
     write_text(args.out, table.to_csv(index=False), overwrite=args.force)
@@ -366,6 +417,9 @@ def _baseline(args):
     from seglib.inference.baselines import predict_baseline_folder
     from seglib.inference.predictor import select_ids
 
+    if args.subset and args.subset_of is None:
+        raise ValueError(f"baseline: --subset {args.subset} needs --subset-of RUN_DIR, the run whose split.csv "
+                         "names the images of each subset")
     ids = list(select_ids(list_images(args.images), args.subset_of, args.subset)) if args.subset else None
     print(predict_baseline_folder(args.method, args.images, args.out, args.structure, ids=ids))
 
@@ -373,7 +427,8 @@ def _baseline(args):
 def _add_bench(commands):
     p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks/PROFILE.md")
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
-    p.add_argument("--out", type=Path, help="markdown report to write (replaced; default reports/benchmarks/PROFILE.md)")
+    p.add_argument("--out", type=Path, help="markdown report to write (default reports/benchmarks/PROFILE.md)")
+    p.add_argument("--force", action="store_true", help="replace an earlier benchmark report (never any other file)")
     p.add_argument("--compare", action="store_true",
                    help="train seglib's default and the bare Keras network of the same architecture one after the "
                         "other; print test Dice, seconds and the ratio (writes no report)")
@@ -384,12 +439,15 @@ def _add_bench(commands):
 
 
 def _bench(args):
+    from seglib.data.outputs import check_output_file, first_line
     from seglib.experiments.bench import default_report_path, run_benchmark, run_comparison
 
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
         return
     out = args.out or default_report_path(args.profile)
+    check_output_file(out, force=args.force, kind="benchmark report written by bench",  # before the work
+                      written_by_seglib=lambda path: first_line(path).startswith("# seglib benchmarks: profile "))
     run_benchmark(args.profile, out=out)
     print(out)
 
@@ -398,8 +456,8 @@ def _add_split(commands):
     p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
     p.add_argument("dataset", type=Path, help="dataset folder whose images are split")
     p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
-    p.add_argument("--test", type=int, required=True, help="number of test images (the first after shuffling)")
-    p.add_argument("--val", type=int, required=True, help="number of validation images (the last)")
+    p.add_argument("--test", type=_checked(int, "image_count"), required=True, help="number of test images (the first after shuffling)")
+    p.add_argument("--val", type=_checked(int, "image_count"), required=True, help="number of validation images (the last)")
     p.add_argument("--seed", type=int, default=0, help="random.Random(seed) shuffles the sorted ids")
     p.set_defaults(handler=_split)
 
@@ -422,24 +480,27 @@ def _add_ablation(commands):
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
-    p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
+    p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/DATASET_NAME, "
+                                            "as notebook 03 writes)")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
-    p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
+    p.add_argument("--epochs", type=_checked(int, "epochs"), help="the fixed budget (default: the profile's)")
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
                    help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
     p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
                    help="configurations to train (default: all)")
+    p.add_argument("--force", action="store_true", help="replace an earlier ablation output in --out (never anything else)")
     p.set_defaults(handler=_ablation)
 
 
 def _ablation(args):
     from seglib.experiments.ablation import run_ablation
 
-    table = run_ablation(args.data, args.structures, args.out, args.work / args.data.name, profile=args.profile,
+    out = args.out or Path("reports/ablation") / args.data.resolve().name
+    table = run_ablation(args.data, args.structures, out, args.work / args.data.name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
-                         configurations=args.configurations)
+                         configurations=args.configurations, force=args.force)
     print(table.round(3).to_string(index=False))
 
 
@@ -455,8 +516,10 @@ def _add_report(commands):
     p.add_argument("--reference", help="the method the others are measured against (default: the first)")
     p.add_argument("--no-images", dest="show_images", action="store_false",
                    help="leave out the figures that show the images (when their licence forbids sharing them)")
-    p.add_argument("--out", required=True, type=Path, help="folder for report.md, report.html, tables and figures")
-    p.set_defaults(handler=_report)
+    p.add_argument("--out", required=True, type=Path,
+                   help="new folder for report.md, report.html, tables and figures (written complete or not at all)")
+    p.add_argument("--force", action="store_true", help="replace an earlier report folder (never anything else)")
+    p.set_defaults(handler=_report, interrupted=NOTHING_WRITTEN)
 
 
 def _named_path(text: str) -> tuple[str, Path]:
@@ -474,7 +537,7 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
-    from seglib.data.outputs import check_output_path
+    from seglib.data.outputs import check_replaceable
     from seglib.reporting.document import build_report
 
     if not args.pred and not args.eval:
@@ -486,9 +549,16 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
-    # the report replaces its own tables and figures in --out: never where an input lies
     runs = [run for _, method_runs in args.runs for run in method_runs]
-    check_output_path(args.out, [args.data, *dict(args.pred).values(), *runs, *args.eval])
-    extra = pd.concat([pd.read_csv(path) for path in args.eval], ignore_index=True) if args.eval else None
+    check_replaceable(args.out, "report", [args.data, *dict(args.pred).values(), *runs, *args.eval], args.force)
+    extra = pd.concat([_metrics_table(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
-                       extra_metrics=extra, show_images=args.show_images))
+                       extra_metrics=extra, show_images=args.show_images, force=args.force))
+
+
+def _metrics_table(path: Path):
+    """A metrics CSV written by evaluate, or an error naming the file (empty, not UTF-8, no dice column...)."""
+    from seglib.data.io import read_table
+    from seglib.evaluation.folder import METRICS_COLUMNS
+
+    return read_table(path, required=METRICS_COLUMNS, text_columns=METRICS_COLUMNS[:3])

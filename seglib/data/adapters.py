@@ -14,7 +14,7 @@ Formats (FORMATS):
     sides   per-side mask folders like Montgomery County: SOURCE/{images,CXR_png}/<id>.png,
             SOURCE/[ManualMask/]leftMask/<id>.png and .../rightMask/<id>.png
     dicom   SOURCE/images/<id>.dcm (+ optional SOURCE/masks/<structure>/<id>.png)
-    dicom-seg  DICOM SEG files + the DICOM images they segment, .dcm anywhere under SOURCE
+    dicom-seg  DICOM SEG files + the DICOM images they segment, anywhere under SOURCE (found by content)
 
 Pixel spacing: `pixel_spacing_mm` is one number per image. When rows and columns are spaced
 differently, the manifest also gets `pixel_spacing_row_mm` (distance between rows) and
@@ -25,6 +25,7 @@ their mean, kept as a summary for readers that want one number.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,15 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
-from seglib.data.io import DataError, read_image, read_mask, write_png
-from seglib.data.layout import list_images, read_label_values, read_manifest, require_declared_labels
+from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask
+from seglib.data.layout import (
+    DatasetWriter,
+    list_images,
+    matching_files,
+    read_label_values,
+    read_manifest,
+    require_declared_labels,
+)
 from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
 from seglib.progress import progress
@@ -56,10 +64,9 @@ class _Sample:
 def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path, total: int | None = None) -> Path:
     with output_folder(out, "import", [source]) as folder:
         rows = []
+        dataset = DatasetWriter(folder)
         for sample in progress(samples, "import", total):
-            write_png(folder / "images" / f"{sample.id}.png", sample.image)
-            for structure, mask in sample.masks.items():
-                write_png(folder / "masks" / structure / f"{sample.id}.png", mask.astype(np.uint8) * 255)
+            dataset.sample(sample.id, sample.image, sample.masks)
             height, width = sample.image.shape
             rows.append({"id": sample.id, "patient_id": sample.id, **sample.info, "height": height, "width": width})
         if not rows:
@@ -79,19 +86,6 @@ def _manifest_table(rows: list[dict]) -> pd.DataFrame:
 def _spacing_columns(row_mm: float, col_mm: float) -> dict[str, float]:
     return {"pixel_spacing_mm": round((row_mm + col_mm) / 2, 6),
             "pixel_spacing_row_mm": row_mm, "pixel_spacing_col_mm": col_mm}
-
-
-def _matching_files(images: dict[str, Path], folder: Path, what: str) -> dict[str, Path]:
-    """id -> file in `folder` for every image; a file without an image, or an image without one, is an error."""
-    files = list_images(folder)
-    orphans = sorted(set(files) - set(images))
-    if orphans:
-        raise DataError(f"{files[orphans[0]]}: {what} without an image of the same id "
-                        f"({len(orphans)} such files)")
-    missing = sorted(set(images) - set(files))
-    if missing:
-        raise DataError(f"{images[missing[0]]}: image without a {what} in {folder} ({len(missing)} such images)")
-    return files
 
 
 def _same_size(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
@@ -129,7 +123,7 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
     source = Path(source)
     label_values = _declared_label_values(source)
     images = list_images(source / "images")
-    label_files = _matching_files(images, source / "labels", "label file")
+    label_files = matching_files(images, source / "labels", "label file")
     carried = _carried_manifest(source, images)
 
     def samples() -> Iterator[_Sample]:
@@ -296,7 +290,7 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
         targets = {"leftMask": "right_", "rightMask": "left_"}
     folders = {targets[side] + structure: _one_folder(source, [side, f"ManualMask/{side}"], f"{side} masks")
                for side in targets}
-    mask_files = {name: _matching_files(images, folder, f"{folder.name} mask") for name, folder in folders.items()}
+    mask_files = {name: matching_files(images, folder, f"{folder.name} mask") for name, folder in folders.items()}
     carried = _carried_manifest(source, images)
 
     def samples() -> Iterator[_Sample]:
@@ -351,7 +345,7 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
     not_dicom = [path for path in images.values() if path.suffix.lower() != ".dcm"]
     if not_dicom:
         raise DataError(f"{not_dicom[0]}: the dicom format expects .dcm files in {source / 'images'}")
-    mask_files = {folder.name: _matching_files(images, folder, f"{folder.name} mask")
+    mask_files = {folder.name: matching_files(images, folder, f"{folder.name} mask")
                   for folder in sorted((source / "masks").glob("*")) if folder.is_dir()}
 
     def samples() -> Iterator[_Sample]:
@@ -374,22 +368,39 @@ def _dicom_info(path: Path, image_id: str) -> dict[str, object]:
 
 # --- dicom-seg ---------------------------------------------------------------------------
 
+def _dicom_files(source: Path) -> list[Path]:
+    """Every DICOM file under SOURCE, recognised by its content (preamble + 'DICM'), whatever its
+    name, case or extension; every other file is named on stderr, so nothing is skipped silently."""
+    if not source.is_dir():
+        raise DataError(f"{source}: source folder not found")
+    found = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if has_dicom_preamble(path):
+            found.append(path)
+        else:
+            print(f"warning: {path}: not a DICOM file (no DICM preamble); skipped", file=sys.stderr)
+    if not found:
+        raise DataError(f"{source}: no DICOM files (a 128-byte preamble, then 'DICM') anywhere under it")
+    return found
+
+
 def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
-    """DICOM SEG files and the DICOM images they reference, as .dcm files anywhere under SOURCE,
+    """DICOM SEG files and the DICOM images they reference, as DICOM files anywhere under SOURCE
+    (found by content, whatever their names),
     -> images/ (as the dicom format reads them) and one mask per segment (seglib.data.dicom_seg.read_segmentation).
 
     An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
     must be segmented by exactly one SEG (else an error names the file): a mask without its image,
     or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
     source = Path(source)
-    headers = {path: read_header(path) for path in sorted(source.rglob("*.dcm"))}
+    headers = {path: read_header(path) for path in _dicom_files(source)}
     segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]
     images = {header.get("SOPInstanceUID"): path for path, header in headers.items() if path not in segs}
     segmented = {}  # image path -> (SEG path, masks)
     for seg_path in segs:
         for uid, masks in read_segmentation(seg_path).items():
             if uid not in images:
-                raise DataError(f"{seg_path}: segments image {uid}, which is not among the .dcm files in {source}")
+                raise DataError(f"{seg_path}: segments image {uid}, which is not among the DICOM files in {source}")
             if images[uid] in segmented:
                 raise DataError(f"{images[uid]}: segmented by both {segmented[images[uid]][0]} and {seg_path}")
             segmented[images[uid]] = seg_path, masks

@@ -30,6 +30,10 @@ def read_header(path: str | Path):
         raise DataError(f"{path}: cannot read DICOM header: {error}") from error
 
 
+# The longest segment label DICOM allows (SegmentLabel is a Long String, LO).
+MAX_LABEL = 64
+
+
 def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """A SEG file -> {referenced SOP instance UID: {structure: bool mask}}.
 
@@ -37,7 +41,10 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     with a frame of reference, so a radiograph's SEG has none). BINARY, FRACTIONAL (a pixel
     belongs at half the maximum value or more) and LABELMAP SEGs are read. Structure names are
     the segment labels made safe (letters, digits, _ and -; other runs of characters become _).
-    Every referenced image gets every segment, empty where the SEG has no frame for it."""
+    Every referenced image gets every segment, empty where the SEG has no frame for it.
+    A SEG that cannot be read exactly (a missing attribute, fewer frame descriptions than frames,
+    a frame naming a segment the SEG does not describe) is refused with its name: guessing would
+    give a wrong mask."""
     import pydicom
 
     path = Path(path)
@@ -48,6 +55,7 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         raise DataError(f"{path}: cannot read DICOM SEG: {error}") from error
     if seg.get("SOPClassUID") not in SEGMENTATION_CLASSES:
         raise DataError(f"{path}: not a DICOM Segmentation (SOP class {seg.get('SOPClassUID')})")
+    _require_readable(seg, len(frames), path)
     names = _segment_names(seg, path)
     referenced = [item.ReferencedSOPInstanceUID for series in seg.get("ReferencedSeriesSequence", [])
                   for item in series.ReferencedInstanceSequence]
@@ -55,21 +63,47 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     for index, (frame, group) in enumerate(zip(frames, seg.PerFrameFunctionalGroupsSequence)):
         masks = result.setdefault(_frame_source(group, referenced, path, index),
                                   {name: np.zeros(frames.shape[1:], bool) for name in names.values()})
-        for name, mask in _frame_masks(seg, frame, group, names).items():
+        for name, mask in _frame_masks(seg, frame, group, names, path, index).items():
             masks[name] |= mask
     return result
+
+
+def _require_readable(seg, n_frames: int, path: Path) -> None:
+    """The attributes reading the frames needs, with values that give one answer."""
+    for attribute in ("SegmentationType", "SegmentSequence", "PerFrameFunctionalGroupsSequence"):
+        if attribute not in seg:
+            raise DataError(f"{path}: DICOM SEG without {attribute}; cannot tell what its frames mean")
+    if seg.SegmentationType not in ("BINARY", "FRACTIONAL", "LABELMAP"):
+        raise DataError(f"{path}: SegmentationType {seg.SegmentationType!r} is not BINARY, FRACTIONAL or LABELMAP")
+    described = len(seg.PerFrameFunctionalGroupsSequence)
+    if described < n_frames:
+        raise DataError(f"{path}: {n_frames} frames but only {described} per-frame functional groups; "
+                        "the other frames' segments and images are unknown")
+    if seg.SegmentationType == "FRACTIONAL" and not int(seg.get("MaximumFractionalValue") or 0) > 0:
+        raise DataError(f"{path}: fractional SEG with MaximumFractionalValue {seg.get('MaximumFractionalValue')!r}; "
+                        "it must be a positive number (the value meaning 'fully inside')")
 
 
 def _segment_names(seg, path: Path) -> dict[int, str]:
     names = {}
     for item in seg.SegmentSequence:
-        if int(item.SegmentNumber) == 0:  # a label map SEG may describe its background; it is no structure
-            continue
-        name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(item.get("SegmentLabel", ""))).strip("_")
+        number = int(item.get("SegmentNumber") or 0)
+        if number == 0:
+            if seg.SegmentationType == "LABELMAP":  # a label map SEG may describe its background; it is no structure
+                continue
+            raise DataError(f"{path}: segment numbers start at 1; a {seg.SegmentationType} SEG has segment number "
+                            f"{item.get('SegmentNumber')!r}")
+        label = str(item.get("SegmentLabel", ""))
+        if len(label) > MAX_LABEL:
+            raise DataError(f"{path}: segment {number} label is {len(label)} characters long; DICOM allows "
+                            f"{MAX_LABEL} ({label[:40]!r}...)")
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")
         if not name or name in names.values():
-            raise DataError(f"{path}: segment {item.SegmentNumber} label {item.get('SegmentLabel')!r} "
+            raise DataError(f"{path}: segment {number} label {item.get('SegmentLabel')!r} "
                             f"is empty or repeats another segment's name")
-        names[int(item.SegmentNumber)] = name
+        names[number] = name
+    if not names:
+        raise DataError(f"{path}: DICOM SEG without segments")
     return names
 
 
@@ -85,13 +119,19 @@ def _frame_source(group, referenced: list[str], path: Path, index: int) -> str:
                     f"images it segments")
 
 
-def _frame_masks(seg, frame: np.ndarray, group, names: dict[int, str]) -> dict[str, np.ndarray]:
+def _frame_masks(seg, frame: np.ndarray, group, names: dict[int, str], path: Path, index: int
+                 ) -> dict[str, np.ndarray]:
     if seg.SegmentationType == "LABELMAP":  # pixel values are segment numbers
         return {name: frame == number for number, name in names.items()}
     # per frame, or shared by all frames (a SEG of one segment)
-    identification = group.get("SegmentIdentificationSequence") or \
-        seg.SharedFunctionalGroupsSequence[0].SegmentIdentificationSequence
-    number = int(identification[0].ReferencedSegmentNumber)
+    shared = seg.get("SharedFunctionalGroupsSequence") or [{}]
+    identification = group.get("SegmentIdentificationSequence") or shared[0].get("SegmentIdentificationSequence")
+    if not identification:
+        raise DataError(f"{path}: frame {index + 1} does not say which segment it holds")
+    number = int(identification[0].get("ReferencedSegmentNumber") or 0)
+    if number not in names:
+        raise DataError(f"{path}: frame {index + 1} holds segment {number}, which no segment of the SEG describes "
+                        f"(segments: {', '.join(map(str, names))})")
     if seg.SegmentationType == "FRACTIONAL":
         return {names[number]: frame.astype(np.int64) * 2 >= int(seg.MaximumFractionalValue)}
     return {names[number]: frame > 0}

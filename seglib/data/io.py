@@ -57,19 +57,43 @@ def _read_pixels(path: Path) -> np.ndarray:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
-    if path.suffix.lower() == ".dcm":
+    if path.suffix.lower() == ".dcm" or has_dicom_preamble(path):
         return _read_dicom(path)
+    from PIL import Image  # skimage reads PNG and JPEG through Pillow
+
     try:
         return skimage.io.imread(path)
+    except Image.DecompressionBombError as error:  # refused before decoding: the file may be sound
+        limit = str(error).split(", could be")[0]  # Pillow: "Image size (N pixels) exceeds limit of M pixels"
+        raise DataError(f"{path}: image too large, not damaged: {limit}; reduce it first "
+                        "(e.g. to the working resolution)") from None
     except Exception as error:  # the imaging libraries raise many types; all mean "unreadable"
         raise DataError(f"{path}: cannot read image: damaged, or not a PNG, JPEG or TIFF file") from error
+
+
+def has_dicom_preamble(path: str | Path) -> bool:
+    """Whether the file is DICOM by its content (a 128-byte preamble, then 'DICM'), whatever its
+    name, case or extension."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom  # only DICOM users pay for the import
 
+    from seglib.data.dicom_seg import SEGMENTATION_CLASSES  # here: dicom_seg builds on this module
+
     try:
         dataset = pydicom.dcmread(path)
+    except Exception as error:
+        raise DataError(f"{path}: cannot read DICOM: {error}") from error
+    if dataset.get("SOPClassUID") in SEGMENTATION_CLASSES:
+        raise DataError(f"{path}: is a DICOM Segmentation (SEG), not an image; give the film it segments "
+                        "(import --format dicom-seg reads SEGs)")
+    try:
         pixels = dataset.pixel_array.astype(np.float64)
     except Exception as error:
         raise DataError(f"{path}: cannot read DICOM: {error}") from error
@@ -92,6 +116,33 @@ def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     # A colour radiograph is unusual (a screenshot, an annotated figure); use luminance.
     grey = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     return grey.round().astype(rgb.dtype)
+
+
+def read_table(path: str | Path, required=(), text_columns: tuple[str, ...] | None = None):
+    """A CSV file as a DataFrame whose ids stay text: an id "NA", "null" or "007" is itself, never a
+    missing value or a number (`text_columns`: the columns read as text, default all; the others
+    are parsed, blank meaning missing). DataError naming the file when it is missing, empty, not
+    UTF-8, not a table, or lacks a `required` column."""
+    import pandas as pd  # readers of images alone do not pay for it
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    types = str if text_columns is None else dict.fromkeys(text_columns, str)
+    try:
+        table = pd.read_csv(path, dtype=types, keep_default_na=False, na_values=[] if text_columns is None else [""],
+                            encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file; expected a CSV table with a header line") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as CSV: {str(error).strip()}") from None
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: no {missing[0]!r} column (needed: {', '.join(required)}; found: "
+                        f"{', '.join(map(str, table.columns)) or 'none'})")
+    return table
 
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ both (non-square pixels), else from `pixel_spacing_mm` for both directions.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask
+from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table, write_png
 from seglib.data.names import checked_name, checked_names
 
 NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
@@ -47,36 +48,231 @@ class Record:
     pixel_spacing_mm: tuple[float, float] | None = None  # (row, col) as DICOM PixelSpacing: row = distance between rows
 
 
-def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
-    """id -> image path for every image file in `folder`; two files with one id is an error.
-    Any other (non-hidden) file or folder is skipped with one line on stderr naming it, unless
-    the caller reports them itself (`report_skipped=False`, as training does through check)."""
-    folder = Path(folder)
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a dataset, with the file it concerns."""
+
+    level: str  # "error" | "warning"
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.path}: {self.message}"
+
+    def as_error(self) -> DataError:
+        return DataError(f"{self.path}: {self.message}")
+
+
+@dataclass
+class Scan:
+    """What `scan` found: the files training reads, and every problem with the files (their pixels
+    are not read here: seglib.data.validation does that)."""
+
+    images: dict[str, Path] = field(default_factory=dict)  # id -> image file
+    masks: dict[str, dict[str, MaskSource]] = field(default_factory=dict)  # structure -> id -> source
+    label_values: dict[str, int] = field(default_factory=dict)  # as labels.json declares them
+    labelled: list[str] = field(default_factory=list)  # the structures read from the label files
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, path: Path | str, message: str) -> None:
+        self.problems.append(Problem("error", str(path), message))
+
+    def warning(self, path: Path | str, message: str) -> None:
+        self.problems.append(Problem("warning", str(path), message))
+
+    def first_error(self) -> Problem | None:
+        return next((problem for problem in self.problems if problem.level == "error"), None)
+
+
+def scan(root: str | Path, structures=None) -> Scan:
+    """The one reading of the dataset files, behind both `load_records` (stops at the first error)
+    and `check_dataset` (lists them all): images/, masks/<structure>/ or labels/ + labels.json, each
+    folder listed by the same rules (`_list_folder`); then masks without images and images without
+    masks. `structures` default to all the dataset has."""
+    root, found = Path(root), Scan()
+    if not root.is_dir():
+        found.error(root, "dataset folder not found")
+        return found
+    if (root / "manifest.csv").exists():
+        _escapes(root / "manifest.csv", root, found)
+    found.images = _list_folder(root / "images", "image", root, found)
+    if not found.images and (root / "images").is_dir():
+        found.error(root / "images", f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
+    binary = _binary_structures(root, found)
+    found.label_values = label_values = _scanned_label_values(root, found)
+    if structures is None:
+        structures = sorted(set(binary) | set(label_values))
+        if not structures:
+            found.error(root, "no structures: neither masks/<structure>/ folders nor labels.json")
+    label_files = None
+    for structure in structures:
+        if structure in binary:  # masks/ wins over labels.json
+            files = _list_folder(root / "masks" / structure, f"{structure} mask", root, found)
+            found.masks[structure] = {image_id: MaskSource(path) for image_id, path in files.items()}
+            _report_unmatched(found, files, root / "masks" / structure, structure, f"{structure} mask")
+        elif structure in label_values:
+            if label_files is None:
+                label_files = _list_folder(root / "labels", "label", root, found)
+                _report_unmatched(found, label_files, root / "labels", structure, "label file")
+            found.masks[structure] = {image_id: MaskSource(path, label_values[structure])
+                                      for image_id, path in label_files.items()}
+            found.labelled.append(structure)
+        else:
+            known = sorted(set(binary) | set(label_values))
+            found.error(root, f"no masks for structure {structure!r} (neither masks/{structure}/ nor labels.json); "
+                              f"structures in this dataset: {', '.join(known) or 'none'}")
+    return found
+
+
+def _list_folder(folder: Path, what: str, root: Path | None, found: Scan) -> dict[str, Path]:
+    """id -> file for the images (or masks) in `folder`. Hidden files (.DS_Store, editors' backups)
+    are not data; anything else that is not an image file seglib reads (other suffixes, folders
+    such as one named extra.png) is a warning; duplicate ids, broken links and files that lead out
+    of the dataset (`root`) are errors."""
     if not folder.is_dir():
-        raise DataError(f"{folder}: image folder not found")
-    images: dict[str, Path] = {}
+        found.error(folder, f"{what} folder not found")
+        return {}
+    folder_escapes = root is not None and _escapes(folder, root, found)
+    files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
-            if report_skipped:
-                print(f"warning: {path}: {NOT_AN_IMAGE}; skipped", file=sys.stderr)
+        target = _resolved(path, found)
+        if target is None:
             continue
-        if path.stem in images:
-            raise DataError(f"{path}: duplicate id {path.stem!r} (also {images[path.stem]})")
-        images[path.stem] = path
+        if path.suffix.lower() not in IMAGE_SUFFIXES or target.is_dir():
+            found.warning(path, f"{NOT_AN_IMAGE}; skipped")
+            continue
+        if root is not None and not folder_escapes:
+            _escapes(path, root, found)  # an error, but the file is still the one for its id
+        if path.stem in files:
+            found.error(path, f"duplicate id {path.stem!r} (also {files[path.stem].name})")
+            continue
+        files[path.stem] = path
+    return files
+
+
+def _resolved(path: Path, found: Scan) -> Path | None:
+    """Where `path` leads, or None after reporting a symlink loop or a link to nothing."""
+    try:
+        return path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop so
+        found.error(path, "symbolic link loop")
+    except OSError as error:
+        found.error(path, "symbolic link loop" if error.errno == errno.ELOOP else "broken symbolic link")
+    return None
+
+
+def _escapes(path: Path, root: Path, found: Scan) -> bool:
+    """A symlink (or a link in its folders) that leads out of the dataset makes it depend on files
+    it does not contain."""
+    target = _resolved(path, found)
+    if target is None or target.is_relative_to(root.resolve()):
+        return target is None
+    found.error(path, f"points outside the dataset folder (to {target})")
+    return True
+
+
+def _binary_structures(root: Path, found: Scan) -> list[str]:
+    """The masks/<structure>/ folders with safe names (an unsafe one is an error)."""
+    structures = []
+    for folder in sorted((root / "masks").glob("*")):
+        if not folder.is_dir():
+            continue
+        try:
+            structures.append(checked_name(folder.name, str(folder)))
+        except DataError as error:
+            found.error(folder, str(error).removeprefix(f"{folder}: "))
+    return structures
+
+
+def _scanned_label_values(root: Path, found: Scan) -> dict[str, int]:
+    path = root / "labels.json"
+    if not path.exists():
+        if (root / "labels").is_dir():
+            found.warning(root / "labels", "label files without labels.json; they are not read")
+        return {}
+    if _escapes(path, root, found):
+        return {}
+    try:
+        return read_label_values(root)
+    except DataError as error:
+        found.error(path, str(error).removeprefix(f"{path}: "))
+        return {}
+
+
+def _report_unmatched(found: Scan, files: dict[str, Path], folder: Path, structure: str, what: str) -> None:
+    """Masks without an image, then images without a mask (an image folder that could not be read
+    has already been reported). The one statement of this rule: importers use it too."""
+    for image_id in sorted(set(files) - set(found.images)):
+        found.error(files[image_id], f"{what} without an image (no image named {image_id}.*)")
+    if not found.images:
+        return
+    for image_id in sorted(set(found.images) - set(files)):
+        found.error(found.images[image_id], f"image without a {what} (none named {image_id}.* in {folder})")
+
+
+def matching_files(images: dict[str, Path], folder: str | Path, what: str) -> dict[str, Path]:
+    """id -> file in `folder` (masks, label files) for every image, by the dataset's rules (scan);
+    the first file without an image, or image without a file, is raised."""
+    found = Scan(images=images)
+    files = _list_folder(Path(folder), what, None, found)
+    _report_unmatched(found, files, Path(folder), what, what)
+    _raise_first_error(found, report_warnings=True)
+    return files
+
+
+class DatasetWriter:
+    """The one writer of dataset-layout files under `root` (phantoms, importers): images/<id>.png,
+    masks/<structure>/<id>.png as 0/255, labels/<id>.png; each file written complete or not at all
+    (seglib.data.io.write_png). The folder itself is the caller's output_folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def image(self, image_id: str, pixels: np.ndarray) -> Path:
+        return write_png(self.root / "images" / f"{image_id}.png", pixels)
+
+    def mask(self, structure: str, image_id: str, mask: np.ndarray) -> Path:
+        folder = self.root / "masks" / checked_name(structure, "structure")
+        return write_png(folder / f"{image_id}.png", np.asarray(mask, bool).astype(np.uint8) * 255)
+
+    def label_map(self, image_id: str, labels: np.ndarray) -> Path:
+        return write_png(self.root / "labels" / f"{image_id}.png", labels)
+
+    def sample(self, image_id: str, image: np.ndarray, masks: dict[str, np.ndarray]) -> None:
+        self.image(image_id, image)
+        for structure, mask in masks.items():
+            self.mask(structure, image_id, mask)
+
+
+def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
+    """id -> image path for every image file in `folder`, by the dataset's listing rules (scan);
+    two files with one id is an error. Any other (non-hidden) file or folder is skipped with one
+    line on stderr naming it, unless the caller reports them itself (`report_skipped=False`)."""
+    folder, found = Path(folder), Scan()
+    images = _list_folder(folder, "image", None, found)
+    _raise_first_error(found, report_skipped)
     if not images:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return images
+
+
+def _raise_first_error(found: Scan, report_warnings: bool) -> None:
+    error = found.first_error()
+    if error is not None:
+        raise error.as_error()
+    if report_warnings:
+        for problem in found.problems:
+            print(problem, file=sys.stderr)
 
 
 def read_manifest(root: str | Path) -> pd.DataFrame | None:
     path = Path(root) / "manifest.csv"
     if not path.exists():
         return None
-    manifest = pd.read_csv(path, dtype={"id": str, "patient_id": str, "split": str})
-    if "id" not in manifest.columns:
-        raise DataError(f"{path}: manifest has no 'id' column")
+    # ids, patients and splits stay text ("NA" is an id); other columns are parsed, blank = missing
+    manifest = read_table(path, required=("id",), text_columns=("id", "patient_id", "split"))
     duplicated = manifest["id"][manifest["id"].duplicated()].tolist()
     if duplicated:
         raise DataError(f"{path}: duplicate ids {duplicated[:5]}")
@@ -127,48 +323,28 @@ def require_structures(root: str | Path, structures) -> None:
 
 def load_records(root: str | Path, structures: tuple[str, ...] | list[str], report_skipped: bool = True
                  ) -> list[Record]:
-    """One record per image with the mask of every requested structure.
-
-    An image without a mask, a mask without an image, or an unknown structure is an error."""
+    """One record per image with the mask of every requested structure, from `scan`: its first
+    error is raised (an image without a mask, a mask without an image, an unknown structure, ...);
+    its warnings go to stderr unless `report_skipped` is False (training reports them through check)."""
     root = Path(root)
-    images = list_images(root / "images", report_skipped)
+    found = scan(root, structures)
+    _raise_first_error(found, report_skipped)
     manifest = read_manifest(root)
-    sources = {structure: _mask_sources(root, structure, images) for structure in structures}
     records = []
-    for image_id, image_path in images.items():
+    for image_id, image_path in found.images.items():
         row = manifest.loc[image_id] if manifest is not None and image_id in manifest.index else None
         records.append(Record(
             id=image_id,
             image=image_path,
-            masks={structure: sources[structure][image_id] for structure in structures},
+            masks={structure: found.masks[structure][image_id] for structure in structures},
             patient_id=_manifest_value(row, "patient_id") or image_id,
             pixel_spacing_mm=_spacing(row, root / "manifest.csv"),
         ))
     return records
 
 
-def _mask_sources(root: Path, structure: str, images: dict[str, Path]) -> dict[str, MaskSource]:
-    folder = root / "masks" / structure
-    if folder.is_dir():
-        masks = {p.stem: MaskSource(p) for p in sorted(folder.iterdir())
-                 if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
-    elif structure in (label_values := read_label_values(root)):
-        masks = {p.stem: MaskSource(p, label_values[structure]) for p in sorted((root / "labels").glob("*.png"))}
-        folder = root / "labels"
-    else:
-        require_structures(root, [structure])
-    orphans = sorted(set(masks) - set(images))
-    if orphans:
-        raise DataError(f"{folder / orphans[0]}.png: mask without image ({len(orphans)} such masks)")
-    missing = sorted(set(images) - set(masks))
-    if missing:
-        raise DataError(f"{images[missing[0]]}: image without a {structure} mask in {folder} "
-                        f"({len(missing)} such images)")
-    return masks
-
-
 def _manifest_value(row, column: str) -> str | None:
-    if row is None or column not in row.index or pd.isna(row[column]):
+    if row is None or column not in row.index or pd.isna(row[column]) or row[column] == "":
         return None
     return str(row[column])
 

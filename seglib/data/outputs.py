@@ -38,6 +38,9 @@ def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) 
     """Refuse an output that is, contains or (unless `inside_inputs`) lies inside an input, or
     lies inside a dataset."""
     path = Path(path)
+    blocking = next((folder for folder in path.absolute().parents if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        raise UnsafeOutput(f"{path}: cannot be written: {blocking} is a file, not a folder")
     target = path.resolve()
     for given in (Path(i) for i in inputs if i is not None):
         source = given.resolve()
@@ -53,15 +56,42 @@ def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) 
     return path
 
 
-def check_output_file(path: str | Path, inputs=(), force: bool = False) -> Path:
-    """A file output (e.g. a metrics CSV): not a folder, not an input, nowhere inside a dataset;
-    an existing file only with `force`."""
+def check_output_file(path: str | Path, inputs=(), force: bool = False, kind: str = "file",
+                      written_by_seglib=None) -> Path:
+    """A file output (e.g. a metrics CSV): not a folder, not an input, nowhere inside a dataset.
+    An existing file is replaced only with `force`, only when `written_by_seglib(path)` recognises it
+    as the `kind` of file this command writes (e.g. a metrics table by its header), and never inside
+    a folder seglib wrote (a run, a prediction folder: their files are not this command's)."""
     path = check_output_path(path, inputs, inside_inputs=True)  # e.g. metrics.csv beside the predictions
     if path.is_dir():
         raise UnsafeOutput(f"{path}: is a folder; give a file name, e.g. {path / 'metrics.csv'}")
-    if path.exists() and not force:
-        raise UnsafeOutput(f"{path}: already exists; refusing to overwrite (pass --force to replace it)")
+    if not path.exists():
+        return path
+    if not force:
+        hint = "" if written_by_seglib is None else " (pass --force to replace it)"
+        raise UnsafeOutput(f"{path}: already exists; refusing to overwrite{hint}")
+    holder = next((folder for folder in path.resolve().parents if marked_command(folder)), None)
+    if holder is not None:
+        raise UnsafeOutput(f"{path}: lies inside {holder}, written by seglib {marked_command(holder)}; "
+                           "--force never replaces a file there. Choose another path")
+    source = next((Path(given) for given in inputs if given is not None
+                   and Path(given).resolve() in path.resolve().parents), None)
+    if source is not None:
+        raise UnsafeOutput(f"{path}: lies inside the input {source}; --force never replaces a file there. "
+                           "Choose another path")
+    if written_by_seglib is None or not written_by_seglib(path):
+        raise UnsafeOutput(f"{path}: is not a {kind}; --force replaces only that. Choose another path, "
+                           "or remove it yourself")
     return path
+
+
+def first_line(path: Path, limit: int = 4096) -> str:
+    """The first line of a text file ('' when it is binary or unreadable), to recognise what wrote it."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(limit).split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def marked_command(folder: Path) -> str | None:
@@ -153,12 +183,12 @@ def _swap(path: Path, temporary: Path, replace: bool, command: str) -> None:
     shutil.rmtree(old)
 
 
-def claim_folder(path: str | Path, command: str, inputs=(), force: bool | None = None) -> Path:
+def claim_folder(path: str | Path, command: str, inputs=()) -> Path:
     """An empty marked folder at `path`, written in place (a training run, which must stay
-    resumable after a kill); an earlier `command` output there is removed when `force`."""
+    resumable after a kill); anything already there is refused (an earlier run is replaced through
+    output_folder, only when the new one is complete)."""
     path = Path(path)
-    if check_replaceable(path, command, inputs, force):
-        shutil.rmtree(path)
+    check_replaceable(path, command, inputs, force=False)
     path.mkdir(parents=True, exist_ok=True)
     mark(path, command)
     return path

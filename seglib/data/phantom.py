@@ -27,10 +27,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from seglib.data import anatomy
+from seglib.data.layout import DatasetWriter
 from seglib.data.meshes import superellipsoid, tube
 from seglib.data.outputs import output_folder
 from seglib.data.projector import Detector, project_meshes
@@ -395,10 +395,9 @@ def _render(job) -> PelvisSample:
 
 
 def _write_sample(root: Path, manifest, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
-    save_png(root / "images" / f"{sample_id}.png", sample.image)
-    for name in STRUCTURES:
-        save_png(root / "masks" / name / f"{sample_id}.png", sample.masks[name].astype(np.uint8) * 255)
-    save_png(root / "labels" / f"{sample_id}.png", label_map(sample))
+    dataset = DatasetWriter(root)
+    dataset.sample(sample_id, sample.image, {name: sample.masks[name] for name in STRUCTURES})
+    dataset.label_map(sample_id, label_map(sample))
     manifest.writerow(manifest_row(sample_id, patient_id, sample))
 
 
@@ -425,10 +424,6 @@ def label_map(sample: PelvisSample) -> np.ndarray:
     for name, value in LABEL_VALUES.items():
         labels[sample.masks[name]] = value
     return labels
-
-
-def save_png(path: Path, array: np.ndarray) -> None:
-    Image.fromarray(array).save(path, format="PNG")
 
 
 def write_atlas_renderings(out_dir, surfaces, ids, poses: int = 6, size: int = 256, seed: int = 0,

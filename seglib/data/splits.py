@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seglib.data.io import DataError
+from seglib.data.io import DataError, read_table, write_text
 from seglib.data.layout import Record, read_manifest
 
 SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
@@ -21,11 +21,9 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
     if split_file is not None:
         return _read_split(Path(split_file), records)
     manifest = read_manifest(root) if root is not None else None
-    if manifest is not None and "split" in manifest.columns and manifest["split"].notna().any():
-        blank = manifest["id"][manifest["split"].isna()].tolist()
-        if blank:  # half a split is a mistake, not a request for a seeded one
-            raise DataError(f"{Path(root) / 'manifest.csv'}: split is blank for {len(blank)} ids, e.g. {blank[0]!r}")
-        return _validated_split(dict(zip(manifest["id"], manifest["split"])), records, Path(root) / "manifest.csv")
+    split = manifest_split(manifest, Path(root) / "manifest.csv") if manifest is not None else None
+    if split is not None:
+        return _validated_split(split, records, Path(root) / "manifest.csv")
     patients = sorted({record.patient_id for record in records})
     random.Random(seed).shuffle(patients)
     n_test = round(len(patients) * test_fraction)
@@ -35,12 +33,30 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
     return {r.id: split_of_patient.get(r.patient_id, "train") for r in records}
 
 
+def manifest_split(manifest: pd.DataFrame, path: Path) -> dict[str, str] | None:
+    """id -> split of a manifest's `split` column, None when it has none (or only blanks). A column
+    blank for some ids is an error: half a split is a mistake, not a request for a seeded one."""
+    if "split" not in manifest.columns:
+        return None
+    splits = manifest["split"].fillna("")
+    if not (splits != "").any():
+        return None
+    blank = manifest["id"][splits == ""].tolist()
+    if blank:
+        raise DataError(f"{path}: split is blank for {len(blank)} ids, e.g. {blank[0]!r}")
+    return dict(zip(manifest["id"], splits))
+
+
 def read_split(path: str | Path) -> dict[str, str]:
-    """id -> split name of a split file (id,split), as write_split and every run's split.csv hold it."""
-    table = pd.read_csv(path, dtype=str)
-    if not {"id", "split"} <= set(table.columns):
-        raise DataError(f"{path}: a split file needs columns id,split")
-    return dict(zip(table["id"], table["split"]))
+    """id -> split name of a split file (id,split), as write_split and every run's split.csv hold it.
+    An id listed twice with different splits is an error (which one would training use?)."""
+    table = read_table(path, required=("id", "split"))
+    split: dict[str, str] = {}
+    for line, (image_id, name) in enumerate(zip(table["id"], table["split"]), start=2):
+        if split.setdefault(image_id, name) != name:
+            raise DataError(f"{path}: line {line}: id {image_id!r} is listed as {split[image_id]!r} and again as "
+                            f"{name!r}; each id belongs to one split")
+    return split
 
 
 def _read_split(path: Path, records: list[Record]) -> dict[str, str]:
@@ -63,6 +79,8 @@ def _validated_split(split: dict[str, str], records: list[Record], source: Path)
 def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, str]:
     """The benchmark protocol: ids sorted, shuffled with Python's random.Random(seed); the first
     n_test are test, the last n_val validation, the rest training."""
+    if n_test < 0 or n_val < 0:
+        raise ValueError(f"the numbers of test ({n_test}) and validation ({n_val}) images cannot be negative")
     ids = sorted(ids)
     random.Random(seed).shuffle(ids)
     if n_test + n_val >= len(ids):
@@ -74,7 +92,9 @@ def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, 
 
 
 def write_split(split: dict[str, str], path: str | Path) -> None:
-    pd.DataFrame({"id": list(split), "split": list(split.values())}).to_csv(path, index=False)
+    """The split file, complete or not at all (callers have checked that `path` may be written)."""
+    table = pd.DataFrame({"id": list(split), "split": list(split.values())})
+    write_text(path, table.to_csv(index=False), overwrite=True)
 
 
 def records_in(records: list[Record], split: dict[str, str], name: str) -> list[Record]:

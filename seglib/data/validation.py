@@ -1,7 +1,8 @@
 """Validate a dataset and list every problem, not just the first.
 
 `seglib.data.layout.load_records` stops at the first structural problem, which is right for
-training; a user fixing a dataset wants the whole list at once. `check_dataset` reads the
+training; a user fixing a dataset wants the whole list at once. Both list the files with the same
+`seglib.data.layout.scan`, so what one accepts the other accepts. `check_dataset` reads the
 standard layout (images/, masks/<structure>/) and the label-value layout (labels/ + labels.json)
 and reports, each with the file it concerns:
 
@@ -17,30 +18,17 @@ warnings  empty masks; files in image or mask folders that seglib does not read
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from seglib.data.io import IMAGE_SUFFIXES, DataError, read_image, read_mask
-from seglib.data.layout import NOT_AN_IMAGE, positive_mm, read_label_values, require_declared_labels
-from seglib.data.names import checked_name
-from seglib.data.splits import SPLITS
+from seglib.data.io import DataError, read_image, read_mask, read_table
+from seglib.data.layout import Problem, positive_mm, require_declared_labels, scan
+from seglib.data.splits import SPLITS, manifest_split
 from seglib.symmetry.partners import partner_of
 
 # Manifest columns that hold file paths (e.g. path, image_path, source_file).
 PATH_COLUMN = re.compile(r"(^|_)(path|file|filename)$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    level: str  # "error" | "warning"
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.path}: {self.message}"
 
 
 def has_errors(problems: list[Problem]) -> bool:
@@ -48,7 +36,8 @@ def has_errors(problems: list[Problem]) -> bool:
 
 
 def check_dataset(root: str | Path, structures: list[str] | tuple[str, ...] | None = None) -> list[Problem]:
-    """Every problem of the dataset at `root` for `structures` (default: all it has)."""
+    """Every problem of the dataset at `root` for `structures` (default: all it has): the files as
+    `scan` lists them for training too, then their pixels and the manifest."""
     checker = _Checker(Path(root))
     checker.run(structures)
     return checker.problems
@@ -58,7 +47,6 @@ class _Checker:
     def __init__(self, root: Path):
         self.root = root
         self.problems: list[Problem] = []
-        self.binary_structures = {p.name for p in (root / "masks").glob("*") if p.is_dir()}
 
     def error(self, path: Path | str, message: str) -> None:
         self.problems.append(Problem("error", str(path), message))
@@ -67,95 +55,17 @@ class _Checker:
         self.problems.append(Problem("warning", str(path), message))
 
     def run(self, structures) -> None:
+        found = scan(self.root, structures)
+        self.problems.extend(found.problems)
         if not self.root.is_dir():
-            self.error(self.root, "dataset folder not found")
             return
-        images = self.listed_files(self.root / "images", "image")
-        if not images and (self.root / "images").is_dir():
-            self.error(self.root / "images", f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
-        self.report_unsafe_mask_folders()
-        label_values = self.label_values()
-        if structures is None:
-            structures = sorted(self.binary_structures | set(label_values))
-        if not structures:
-            self.error(self.root, "no structures: neither masks/<structure>/ folders nor labels.json")
-        mask_files = {}  # structure -> id -> binary mask file
-        labelled = {}  # structure -> its value in the label files
-        for structure in structures:
-            if structure in self.binary_structures:  # masks/ wins, as in seglib.data.layout
-                mask_files[structure] = self.mask_files(structure, images)
-            elif structure in label_values:
-                labelled[structure] = label_values[structure]
-            else:
-                self.error(self.root, f"no masks for structure {structure!r} "
-                                      f"(neither masks/{structure}/ nor labels.json)")
-        label_files = self.label_files(images) if labelled else {}
-        for image_id, image_path in images.items():
-            self.check_sample(image_id, image_path, mask_files, label_files, labelled, label_values)
-        self.check_manifest(images)
-
-    # --- files and folders ------------------------------------------------------------------
-
-    def listed_files(self, folder: Path, what: str) -> dict[str, Path]:
-        """id -> file for the images (or masks) in `folder`, reporting duplicates, escapes and strays."""
-        if not folder.is_dir():
-            self.error(folder, f"{what} folder not found")
-            return {}
-        folder_escapes = self.report_escape(folder)
-        files: dict[str, Path] = {}
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue
-            if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
-                self.warning(path, f"{NOT_AN_IMAGE}; ignored")
-                continue
-            if not folder_escapes:
-                self.report_escape(path)
-            if path.stem in files:
-                self.error(path, f"duplicate id {path.stem!r} (also {files[path.stem].name})")
-                continue
-            files[path.stem] = path
-        return files
-
-    def report_unsafe_mask_folders(self) -> None:
-        for name in sorted(self.binary_structures):
-            if self.read(lambda folder: checked_name(folder.name, str(folder)), self.root / "masks" / name) is None:
-                self.binary_structures.discard(name)
-
-    def report_escape(self, path: Path) -> bool:
-        """A symlink (or a link in its folders) that leads out of the dataset makes it depend on
-        files it does not contain."""
-        if path.resolve().is_relative_to(self.root.resolve()):
-            return False
-        self.error(path, f"points outside the dataset folder (to {path.resolve()})")
-        return True
-
-    def label_values(self) -> dict[str, int]:
-        path = self.root / "labels.json"
-        if not path.exists():
-            if (self.root / "labels").is_dir():
-                self.warning(self.root / "labels", "label files without labels.json; they are not read")
-            return {}
-        self.report_escape(path)
-        try:
-            return read_label_values(self.root)
-        except DataError as error:
-            self.error(path, _without_path(error, path))
-            return {}
-
-    def mask_files(self, structure: str, images: dict[str, Path]) -> dict[str, Path]:
-        files = self.listed_files(self.root / "masks" / structure, f"{structure} mask")
-        self.report_orphans(files, images, f"{structure} mask")
-        return files
-
-    def label_files(self, images: dict[str, Path]) -> dict[str, Path]:
-        files = self.listed_files(self.root / "labels", "label")
-        self.report_orphans(files, images, "label file")
-        return files
-
-    def report_orphans(self, files: dict[str, Path], images: dict[str, Path], what: str) -> None:
-        for image_id in sorted(set(files) - set(images)):
-            self.error(files[image_id], f"{what} without image (no images/{image_id}.*)")
+        labelled = {structure: found.label_values[structure] for structure in found.labelled}
+        label_files = {i: source.path for i, source in found.masks[found.labelled[0]].items()} if labelled else {}
+        mask_files = {structure: {i: source.path for i, source in sources.items()}
+                      for structure, sources in found.masks.items() if structure not in labelled}
+        for image_id, image_path in found.images.items():
+            self.check_sample(image_id, image_path, mask_files, label_files, labelled, found.label_values)
+        self.check_manifest(found.images)
 
     # --- one image and its masks ---------------------------------------------------------
 
@@ -187,8 +97,7 @@ class _Checker:
         return None if image is None else image.shape
 
     def binary_mask(self, image_id, image_path, structure, files, shape) -> tuple[np.ndarray, Path] | None:
-        if image_id not in files:
-            self.error(image_path, f"image without a {structure} mask (no masks/{structure}/{image_id}.png)")
+        if image_id not in files:  # scan has reported it
             return None
         path = files[image_id]
         mask = self.read(read_mask, path)
@@ -198,10 +107,7 @@ class _Checker:
 
     def labels_of(self, image_id, image_path, label_files, label_values, shape) -> tuple[np.ndarray, Path] | None:
         """The label-value array of an image (read once for all its label structures)."""
-        if not label_files:
-            return None
-        if image_id not in label_files:
-            self.error(image_path, f"image without a label file (no labels/{image_id}.png)")
+        if image_id not in label_files:  # scan has reported it
             return None
         path = label_files[image_id]
         labels = self.read(read_image, path)
@@ -233,19 +139,14 @@ class _Checker:
         path = self.root / "manifest.csv"
         if not path.exists():
             return
-        self.report_escape(path)
-        try:
-            manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (ValueError, UnicodeDecodeError) as error:  # pandas parser errors are ValueErrors
-            self.error(path, f"cannot read as CSV: {error}")
-            return
-        if "id" not in manifest.columns:
-            self.error(path, "no 'id' column")
+        manifest = self.read(lambda file: read_table(file, required=("id",)), path)
+        if manifest is None:
             return
         for line, row in enumerate(manifest.to_dict("records"), start=2):
             self.check_manifest_row(path, line, row, images)
         for image_id in sorted(set(manifest["id"][manifest["id"].duplicated()])):
             self.error(path, f"duplicate id {image_id!r} in {int((manifest['id'] == image_id).sum())} rows")
+        self.read(lambda file: manifest_split(manifest, file), path)
 
     def check_manifest_row(self, path: Path, line: int, row: dict[str, str], images: dict[str, Path]) -> None:
         image_id = row["id"]

@@ -10,9 +10,18 @@ import pandas as pd
 
 from seglib.data.io import DataError, read_mask
 from seglib.data.layout import available_structures, list_images, load_records
-from seglib.data.outputs import covered_ids
+from seglib.data.outputs import covered_ids, first_line
 from seglib.evaluation.metrics import DISTANCE_METRICS, segmentation_metrics, uwmgi_score
 from seglib.progress import progress
+
+# The first columns of every table evaluate_folder returns: how `evaluate --force` recognises a
+# metrics table it may replace (and `report --eval` one it can read).
+METRICS_COLUMNS = ("id", "structure", "method", "dice")
+
+
+def is_metrics_table(path: str | Path) -> bool:
+    """Whether `path` is a metrics CSV that `evaluate` wrote (recognised by its header)."""
+    return first_line(Path(path)).split(",")[:len(METRICS_COLUMNS)] == list(METRICS_COLUMNS)
 
 
 def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
@@ -40,7 +49,7 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
         for image_id, path in progress(predictions.items(), f"evaluate {structure}", unit="mask"):
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
-            rows.append(_row(read_mask(path), truth[image_id], structure, method, uwmgi))
+            rows.append(_row(read_mask(path), path, truth[image_id], structure, method, uwmgi))
     return pd.DataFrame(rows)
 
 
@@ -57,10 +66,11 @@ def _check_complete(folder: Path, missing: set[str], expected: int, allow_missin
           file=sys.stderr)
 
 
-def _row(pred: np.ndarray, record, structure: str, method: str, uwmgi: bool = False) -> dict:
+def _row(pred: np.ndarray, pred_path: Path, record, structure: str, method: str, uwmgi: bool = False) -> dict:
     truth = record.masks[structure].read()
     if pred.shape != truth.shape:
-        raise DataError(f"prediction for {record.id} ({structure}) is {pred.shape}, truth {truth.shape}")
+        raise DataError(f"{pred_path}: prediction is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
+                        f"{record.masks[structure].path} is {truth.shape[1]}x{truth.shape[0]}")
     row = {"id": record.id, "structure": structure, "method": method, **segmentation_metrics(pred, truth)}
     if record.pixel_spacing_mm is not None:
         in_mm = segmentation_metrics(pred, truth, spacing=record.pixel_spacing_mm)

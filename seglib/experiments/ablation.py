@@ -18,6 +18,7 @@ import pandas as pd
 from seglib.config import RunConfig, profile_config
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
+from seglib.data.outputs import check_replaceable, output_folder
 from seglib.data.splits import split_records, write_split
 from seglib.progress import progress_bar
 from seglib.reporting.display import InlineFigure as Figure  # shows inline in notebooks
@@ -45,8 +46,13 @@ def subsample_split(split: dict[str, str], fraction: float, seed: int) -> dict[s
 
 
 def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fractions=(1.0, 0.25),
-                 epochs: int | None = None, split_file=None, configurations=None, seed: int = 0) -> pd.DataFrame:
+                 epochs: int | None = None, split_file=None, configurations=None, seed: int = 0,
+                 force: bool = True) -> pd.DataFrame:
+    """The ablation table, also written to OUT_DIR after every configuration. OUT_DIR goes through
+    the output guard: `force` replaces an earlier ablation output (the notebook regenerates its
+    own; the command line asks for --force), never a folder that ablation did not write."""
     data, out_dir, work_dir = Path(data), Path(out_dir), Path(work_dir)
+    check_replaceable(out_dir, "ablation", [data, split_file], force)  # before hours of training
     base = profile_config(profile, data=str(data), structures=tuple(structures), epochs=epochs, seed=seed)
     records = load_records(data, structures)
     split = split_records(records, base.val_fraction, base.test_fraction, seed, root=data, split_file=split_file)
@@ -99,7 +105,13 @@ def _finished_with(run_dir: Path, config) -> bool:
 
 
 def write_ablation_outputs(table: pd.DataFrame, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The table, its markdown and chart into OUT_DIR, each time complete (a temporary folder
+    renamed); it replaces only an earlier ablation output."""
+    with output_folder(out_dir, "ablation", force=True) as folder:
+        _write_ablation_files(table, folder)
+
+
+def _write_ablation_files(table: pd.DataFrame, out_dir: Path) -> None:
     write_text(out_dir / "ablation.csv", table.to_csv(index=False), overwrite=True)
     shown = table.assign(dice=[f"{m:.3f} ± {s:.3f}" for m, s in zip(table["dice_mean"], table["dice_std"])],
                          hd95=[f"{m:.1f} ± {s:.1f}" for m, s in zip(table["hd95_mean"], table["hd95_std"])],

@@ -19,22 +19,22 @@ import pandas as pd
 
 from seglib.data.io import read_image, write_text
 from seglib.data.layout import available_structures, load_records
+from seglib.data.outputs import check_replaceable, output_folder
 from seglib.data.splits import read_split
 from seglib.evaluation.folder import evaluate_folder
 from seglib.evaluation.statistics import margins_over, summarise
 from seglib.reporting import figures
 from seglib.reporting.tables import markdown_table, metric_table
 
-# The figures a full report links, in the order it shows them, and the tables beside them.
+# The figures a full report links, in the order it shows them.
 FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_median_worst.png",
            "fused_label_maps.png")
-TABLES = ("metrics.csv", "metrics_summary.csv", "margins.csv", "laterality.csv", "contested.csv")
 
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
                  runs: dict[str, list[Path]] | None = None, seconds_per_image: dict[str, float] | None = None,
                  postprocessing: pd.DataFrame | None = None, extra_metrics: pd.DataFrame | None = None,
-                 show_images: bool = True) -> Path:
+                 show_images: bool = True, force: bool = True) -> Path:
     """Write OUT/report.md (+ .html, tables, figures) and return its path.
 
     predictions: method -> prediction folder in the dataset layout (needs data_dir);
@@ -43,13 +43,27 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     postprocessing: the validation table of seglib.experiments.comparison.predict_methods;
     extra_metrics: rows of metrics CSVs written by `evaluate`, for methods without a folder here;
     show_images=False leaves out the figures that show the images (samples, overlays, label maps),
-    for data whose licence forbids sharing them."""
+    for data whose licence forbids sharing them.
+
+    OUT goes through the output guard (seglib.data.outputs.output_folder): the report is written
+    into a temporary folder that becomes OUT only when complete, so a failure leaves an earlier
+    report whole. `force` replaces an earlier report (notebook 03 regenerates its own; the command
+    line asks for --force), never a folder that report did not write."""
     out_dir, predictions, runs = Path(out_dir), predictions or {}, runs or {}
     if predictions and data_dir is None:
         raise ValueError("prediction folders need the dataset (data_dir) with the ground truth")
+    inputs = [data_dir, *predictions.values(), *(run for method_runs in runs.values() for run in method_runs)]
+    check_replaceable(out_dir, "report", inputs, force)  # before the work, not after
     table = _metrics(predictions, data_dir, extra_metrics)
     reference = _validated_reference(reference, table, runs)
-    _clear_previous_report(out_dir)
+    with output_folder(out_dir, "report", inputs, force) as folder:
+        _write_report(folder, table, predictions, data_dir, reference, runs, seconds_per_image, postprocessing,
+                      show_images)
+    return out_dir / "report.md"
+
+
+def _write_report(out_dir: Path, table, predictions, data_dir, reference, runs, seconds_per_image, postprocessing,
+                  show_images) -> None:
     _write_csv(table, out_dir / "metrics.csv")
     _write_csv(summarise(table), out_dir / "metrics_summary.csv")
     sections = ["# Segmentation report"]
@@ -69,7 +83,7 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
         sections += _timing_section(seconds_per_image)
     text = "\n\n".join(sections) + "\n"
     write_html(text, out_dir, out_dir / "report.html")
-    return write_text(out_dir / "report.md", text, overwrite=True)
+    write_text(out_dir / "report.md", text, overwrite=True)
 
 
 def _validated_reference(reference, table: pd.DataFrame, runs) -> str:
@@ -80,14 +94,6 @@ def _validated_reference(reference, table: pd.DataFrame, runs) -> str:
     if unknown:
         raise ValueError(f"no metrics for method {unknown[0]!r}; the methods are {', '.join(methods)}")
     return reference
-
-
-def _clear_previous_report(out_dir: Path) -> None:
-    """Remove what an earlier report left here, so no stale table or figure (say, images of
-    licensed data from a run with images) survives into this one."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*FIGURES, *TABLES, "report.md", "report.html"):
-        (out_dir / name).unlink(missing_ok=True)
 
 
 def _postprocessing_section(postprocessing: pd.DataFrame) -> list[str]:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
-from seglib.data.outputs import claim_folder
+from seglib.data.outputs import check_replaceable, claim_folder, output_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
 from seglib.data.splits import records_in, split_records, write_split
 from seglib.data.validation import check_dataset
@@ -89,7 +89,8 @@ def load_checked_records(config: RunConfig):
 def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: bool = False,
           verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
-    `force` (start again) or `resume` (continue an interrupted run from its last backup).
+    `force` (train anew beside it; the earlier run is replaced only when the new one is complete)
+    or `resume` (continue an interrupted run from its last backup).
     `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
     # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
     strategy = choose_strategy(config.validate().strategy)
@@ -108,15 +109,26 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     run_dir = Path(run_dir)
     if resume:
         return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
-    claim_folder(run_dir, "train", [config.data, config.split_file], force)
+    inputs = [config.data, config.split_file]
+    if check_replaceable(run_dir, "train", inputs, force):
+        # --force onto an earlier run: the new run is trained in a temporary sibling and replaces the
+        # old one only when complete; a failed or interrupted new run leaves the old run as it was.
+        with output_folder(run_dir, "train", inputs, force) as new_run:
+            _start(config, new_run, split, train_records, val_records, verbose, strategy, callbacks)
+        return run_dir
+    claim_folder(run_dir, "train", inputs)
     try:
-        write_text(run_dir / "config.json", config.to_json())
-        write_split(split, run_dir / "split.csv")
-        return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
+        return _start(config, run_dir, split, train_records, val_records, verbose, strategy, callbacks)
     except Exception:
         # A failed run must not pass for a result. A kill or Ctrl-C (not an Exception) leaves it to --resume.
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _start(config: RunConfig, run_dir: Path, split, train_records, val_records, verbose, strategy, callbacks) -> Path:
+    write_text(run_dir / "config.json", config.to_json())
+    write_split(split, run_dir / "split.csv")
+    return _fit(config, run_dir, train_records, val_records, False, verbose, strategy, callbacks)
 
 
 def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: bool, verbose, strategy,

@@ -53,3 +53,31 @@ def test_train_options_reach_the_run_config_and_unset_ones_keep_the_profile(monk
     assert (config.epochs, config.augment, config.lr_schedule, config.learning_rate, config.split_file) == (
         3, False, "plateau", 0.01, "split.csv")
     assert (config.image_size, config.depth, config.mirror_flip) == (smoke.image_size, smoke.depth, smoke.mirror_flip)
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--epochs", "0", "argument --epochs: 0 is not allowed; expected at least 1 (0 epochs would train nothing)"),
+    ("--learning-rate", "-1", "argument --learning-rate: -1 is not allowed; expected a positive number"),
+    ("--checkpoint-seconds", "nan", "argument --checkpoint-seconds: 'nan' is not a finite number"),
+    ("--dropout", "1", "argument --dropout: 1 is not allowed; expected a rate from 0 up to (not including) 1"),
+    ("--val-fraction", "inf", "argument --val-fraction: 'inf' is not a finite number"),
+])
+def test_impossible_training_options_are_refused_before_any_work(capsys, option, value, expected):
+    with pytest.raises(SystemExit) as exit:
+        _parser().parse_args([*TRAIN, option, value])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(expected)
+
+
+@pytest.mark.parametrize("option", ["--test", "--val"])
+def test_split_refuses_a_negative_number_of_images(capsys, option):
+    counts = {"--test": "1", "--val": "1", option: "-1"}
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["split", "d", "--out", "s.csv", *[x for pair in counts.items() for x in pair]])
+    assert f"argument {option}: -1 is not allowed; expected a number of images, 0 or more" in capsys.readouterr().err
+
+
+def test_ablation_refuses_zero_epochs(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["ablation", "--data", "d", "--structures", "left_hip", "right_hip", "--epochs", "0"])
+    assert "argument --epochs: 0 is not allowed" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_missing_mask_names_the_image(tmp_path):
 def test_mask_without_image_and_unknown_structure_are_errors(tmp_path):
     root = write_square_dataset(tmp_path / "d", n=2)
     (root / "images" / "case0.png").unlink()
-    with pytest.raises(DataError, match=r"case0\.png: mask without image"):
+    with pytest.raises(DataError, match=r"case0\.png: left_thing mask without an image"):
         load_records(root, ["left_thing"])
     with pytest.raises(DataError, match="no masks for structure 'heart'.*left_thing, right_thing"):
         load_records(root, ["heart"])
@@ -154,3 +155,113 @@ def test_a_spacing_that_is_no_positive_number_names_the_manifest(tmp_path, colum
     with pytest.raises(DataError, match=rf"manifest\.csv: {bad} of id 'case0' is not a positive number"):
         load_records(root, ["left_thing"])
     assert any("manifest.csv" in p.path and "is not a positive number" in p.message for p in check_dataset(root))
+
+
+# --- check and training read a dataset through one scanner (issues #19 item 7, #20 item 1) ---------
+
+def _square_labels(root, suffix: str):
+    """write_square_dataset's masks as label maps labels/<id><suffix> + labels.json."""
+    for mask_path in sorted((root / "masks" / "left_thing").iterdir()):
+        left = read_mask(mask_path)
+        right = read_mask(root / "masks" / "right_thing" / mask_path.name)
+        write_png(root / "labels" / f"{mask_path.stem}{suffix}", (left * 100 + right * 200).astype(np.uint8))
+    (root / "labels.json").write_text(json.dumps({"left_bone": 100, "right_bone": 200}))
+
+
+def _resuffix_masks(root, suffix: str):
+    for path in sorted((root / "masks" / "left_thing").iterdir()):
+        write_png(path.with_suffix(suffix), read_image(path))
+        path.unlink()
+
+
+def _loop(root):
+    os.symlink(root / "images" / "loop.png", root / "images" / "loop.png")
+
+
+def _na_id(root):
+    for folder in ("images", "masks/left_thing", "masks/right_thing"):
+        (root / folder / "case3.png").rename(root / folder / "NA.png")
+    (root / "manifest.csv").write_text("id,patient_id,split\ncase0,p0,train\ncase1,p1,val\ncase2,p2,test\nNA,p3,train\n")
+
+
+VARIANTS = {  # name: (change to write_square_dataset, structures read, whether a user expects it accepted)
+    "label maps .PNG": (lambda root: _square_labels(root, ".PNG"), ["left_bone", "right_bone"], True),
+    "label maps .tif": (lambda root: _square_labels(root, ".tif"), ["left_bone", "right_bone"], True),
+    "masks .tif": (lambda root: _resuffix_masks(root, ".tif"), ["left_thing"], True),
+    "masks .PNG": (lambda root: _resuffix_masks(root, ".PNG"), ["left_thing"], True),
+    "hidden files": (lambda root: [(root / f / ".DS_Store").write_bytes(b"\0") for f in
+                                   ("images", "masks/left_thing")], ["left_thing"], True),
+    "folder extra.png in masks": (lambda root: (root / "masks" / "left_thing" / "extra.png").mkdir(),
+                                  ["left_thing"], True),
+    "nested folder in images": (lambda root: write_png(root / "images" / "more" / "case9.png",
+                                                       np.zeros((32, 32), np.uint8)), ["left_thing"], True),
+    "mask in a nested folder only": (lambda root: (root / "masks" / "left_thing" / "case1.png").rename(
+        (root / "masks" / "left_thing" / "sub").mkdir() or root / "masks" / "left_thing" / "sub" / "case1.png"),
+        ["left_thing"], False),
+    "split blank for some ids": (lambda root: (root / "manifest.csv").write_text(
+        "id,split\ncase0,train\ncase1,val\ncase2,\ncase3,train\n"), ["left_thing"], False),
+    "image id NA": (_na_id, ["left_thing"], True),
+    "symlink loop in images": (_loop, ["left_thing"], False),
+    "label map without image": (lambda root: (_square_labels(root, ".png"), write_png(
+        root / "labels" / "ghost.PNG", np.zeros((32, 32), np.uint8))), ["left_bone"], False),
+}
+
+
+def _training_reads(root, structures):
+    """What training does with a dataset: its records and their split (seglib.training.fit)."""
+    records = load_records(root, structures, report_skipped=False)
+    split = split_records(records, 0.25, 0.25, 0, root=root)
+    return records, split
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_check_and_training_agree_on_every_dataset(tmp_path, variant):
+    change, structures, accepted = VARIANTS[variant]
+    root = write_square_dataset(tmp_path / "d", n=4)
+    change(root)
+    problems = [str(p) for p in check_dataset(root, structures) if p.level == "error"]
+    try:
+        records, split = _training_reads(root, structures)
+    except DataError as error:
+        assert problems, f"training refused ({error}) what check passed"
+        assert str(error) in [p.removeprefix("error: ") for p in problems]  # the same words
+        assert not accepted, f"refused: {error}"
+        return
+    assert not problems, f"check refused what training accepted: {problems}"
+    assert accepted
+    assert sorted(split) == sorted(r.id for r in records) and len(records) == 4
+    for record in records:  # the masks that were meant, whatever their file names
+        assert record.masks[structures[0]].read().any()
+
+
+def test_a_split_file_listing_an_id_twice_with_different_splits_is_refused(tmp_path):
+    root = write_square_dataset(tmp_path / "d", n=4)
+    (tmp_path / "split.csv").write_text("id,split\ncase0,train\ncase1,val\ncase2,test\ncase3,train\ncase2,train\n")
+    with pytest.raises(DataError, match=r"split\.csv: line 6: id 'case2' is listed as 'test' and again as 'train'"):
+        split_records(load_records(root, ["left_thing"]), 0.2, 0.2, 0, split_file=tmp_path / "split.csv")
+
+
+@pytest.mark.parametrize("content, problem", [(b"", "empty file"), (b"id,split\n\xff\xfe,train\n", "not UTF-8 text"),
+                                              (b"id\ncase0\n", "no 'split' column")])
+def test_an_unreadable_split_file_is_named(tmp_path, content, problem):
+    root = write_square_dataset(tmp_path / "d", n=2)
+    (tmp_path / "split.csv").write_bytes(content)
+    with pytest.raises(DataError, match=rf"split\.csv: {problem}"):
+        split_records(load_records(root, ["left_thing"]), 0.2, 0.2, 0, split_file=tmp_path / "split.csv")
+
+
+def test_the_dataset_writer_writes_what_check_and_training_read_back(tmp_path):
+    from seglib.data.layout import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 65535, (12, 10), dtype=np.uint16)
+    left = rng.random((12, 10)) > 0.5
+    writer = DatasetWriter(tmp_path / "d")
+    writer.sample("x1", image, {"left_thing": left, "right_thing": ~left})
+    assert check_dataset(tmp_path / "d") == []
+    record = load_records(tmp_path / "d", ["left_thing", "right_thing"])[0]
+    np.testing.assert_array_equal(read_image(record.image), image)  # 16 bits kept
+    np.testing.assert_array_equal(record.masks["left_thing"].read(), left)
+    assert set(np.unique(read_image(record.masks["right_thing"].path)).tolist()) == {0, 255}
+    with pytest.raises(DataError, match=r"structure: structure name '\.\./x' is not allowed"):
+        writer.mask("../x", "x1", left)

@@ -79,7 +79,7 @@ def plant_one_of_each_problem(root, outside):
     return [
         ("error", "images/case0.png", "cannot read image"),
         ("error", m + "left_thing/case1.png", "cannot read image"),
-        ("error", m + "left_thing/orphan.png", "left_thing mask without image"),
+        ("error", m + "left_thing/orphan.png", "left_thing mask without an image"),
         ("error", "images/case2.png", "image without a right_thing mask"),
         ("error", m + "right_thing/case3.png", "size 8x8 differs from image case3.png (16x16)"),
         ("error", m + "left_thing/case4.png", "a binary mask must hold only 0 and 1 or 0 and 255; found values 0, 7"),

@@ -181,7 +181,8 @@ def test_report_without_images_shows_no_picture_of_the_data(compared, phantom_da
     preds = [f"{name}={folder}" for name, folder in methods.folders.items()]
     args = ["report", "--pred", *preds, "--data", str(phantom_dataset), "--out", str(tmp_path / "rep")]
     assert main(args) == 0 and (tmp_path / "rep" / "samples.png").exists()
-    assert main([*args, "--no-images"]) == 0  # the same folder again: no image may survive from the first run
+    assert main([*args, "--no-images"]) == 2  # an earlier report is replaced only with --force
+    assert main([*args, "--no-images", "--force"]) == 0  # the same folder again: no image may survive from the first run
     written = {p.name for p in (tmp_path / "rep").iterdir()}
     assert not written & {"samples.png", "best_median_worst.png", "fused_label_maps.png"}
     assert "metric_boxplots.png" in written and "## Test metrics" in (tmp_path / "rep" / "report.md").read_text()
