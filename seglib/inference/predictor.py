@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from seglib.config import RunConfig
 from seglib.data.io import read_image, write_png, write_text
-from seglib.data.layout import list_images
+from seglib.data.layout import DatasetWriter, list_images
 from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
 from seglib.data.splits import read_split
@@ -168,19 +168,16 @@ def save_probability(path: Path, probability: np.ndarray) -> None:
     write_png(path, np.round(np.clip(probability, 0, 1) * 65535).astype(np.uint16))
 
 
-def save_mask(path: Path, mask: np.ndarray) -> None:
-    write_png(path, mask.astype(np.uint8) * 255)
-
-
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
+        dataset = DatasetWriter(staging)
         for image_id, _, probabilities in progress(predictions(predictor, images, tta), "predict", len(images)):
             for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
-                save_mask(staging / "masks" / structure / f"{image_id}.png", probability >= threshold)
+                dataset.mask(structure, image_id, probability >= threshold)
         write_text(staging / "predict.json", json.dumps(
             {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))
@@ -204,12 +201,13 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
     with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
+        dataset = DatasetWriter(staging)
         for image_id, _, probabilities in progress(predictions(predictor, images, tta), "fuse", len(images)):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels
-            write_png(staging / "labels" / f"{image_id}.png", fused.label_map)
+            dataset.label_map(image_id, fused.label_map)
             for structure, mask in fused.masks.items():
-                save_mask(staging / "masks" / structure / f"{image_id}.png", mask)
+                dataset.mask(structure, image_id, mask)
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probabilities[structure])
             contested.append({"id": image_id, "contested_pixels": int(fused.contested.sum())})
         write_text(staging / "labels.json", json.dumps(labels, indent=2))
