@@ -15,7 +15,7 @@ SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory) -> Path:
     """16 pelvis phantoms of 64 px in the standard layout."""
-    from seglib.data.phantom import write_phantom_dataset
+    from seglib.phantom.dataset import write_phantom_dataset
 
     return write_phantom_dataset(tmp_path_factory.mktemp("phantom") / "pelvis", n=16, size=64, seed=0)
 

@@ -61,8 +61,8 @@ def _add_phantom(commands):
 
 
 def _phantom(args):
-    from seglib.data.phantom import write_phantom_dataset
-    from seglib.data.radiograph import APPEARANCES
+    from seglib.phantom.dataset import write_phantom_dataset
+    from seglib.phantom.exposure import APPEARANCES
 
     print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers,
                                 appearance=APPEARANCES[args.appearance], model_path=args.model))
@@ -79,13 +79,13 @@ def _add_atlas(commands):
 
 
 def _atlas(args):
-    from seglib.data import anatomy
+    from seglib.phantom import shape_model
 
-    out = args.out or anatomy.DEFAULT_MODEL
+    out = args.out or shape_model.DEFAULT_MODEL
     if out.exists() and not args.force and args.out is not None:
         raise FileExistsError(f"{out}: already exists; pass --force to replace it")
-    model = anatomy.build_shape_model(anatomy.load_atlas(args.surfaces, exclude=args.exclude))
-    anatomy.save_shape_model(model, out)
+    model = shape_model.build_shape_model(shape_model.load_atlas(args.surfaces, exclude=args.exclude))
+    shape_model.save_shape_model(model, out)
     print(f"{out}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
           f"{100 * model.variance_kept:.1f}% of the shape variance")
 
@@ -105,8 +105,8 @@ def _add_render_atlas(commands):
 
 
 def _render_atlas(args):
-    from seglib.data.phantom import write_atlas_renderings
-    from seglib.data.radiograph import APPEARANCES
+    from seglib.phantom.dataset import write_atlas_renderings
+    from seglib.phantom.exposure import APPEARANCES
 
     print(write_atlas_renderings(args.out, args.surfaces, args.ids, poses=args.poses, size=args.size,
                                  seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.model))

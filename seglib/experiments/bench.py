@@ -44,12 +44,13 @@ import tensorflow as tf
 from seglib.config import PHANTOM_SIZES, RunConfig, profile_config
 from seglib.data.io import DataError, write_text
 from seglib.data.layout import load_records
-from seglib.data.phantom import make_pelvis, phantom_rng, write_phantom_dataset
 from seglib.data.pipeline import load_example, normalise, training_dataset
 from seglib.data.splits import records_in, split_records
 from seglib.evaluation.metrics import segmentation_metrics
 from seglib.inference.predictor import Predictor
 from seglib.networks.unet import build_model
+from seglib.phantom.dataset import phantom_rng, write_phantom_dataset
+from seglib.phantom.render import make_pelvis
 from seglib.reporting.tables import markdown_table
 from seglib.training.fit import compile_model, load_run_model, set_determinism, structures_to_load, train
 from seglib.training.hardware import mixed_precision

@@ -160,7 +160,8 @@ def _legend(figure: Figure, structures) -> None:
 
 def write_phantom_samples(path, n: int = 4, size: int = 512, seed: int = 0) -> Path:
     """A figure of n films (top) and the same films with their bone masks outlined (bottom)."""
-    from seglib.data.phantom import make_pelvis, phantom_rng  # rendering is only needed here
+    from seglib.phantom.dataset import phantom_rng  # rendering is only needed here
+    from seglib.phantom.render import make_pelvis
 
     figure = Figure(figsize=(3.2 * n, 6.6), dpi=110)
     axes = figure.subplots(2, n, squeeze=False)
@@ -172,7 +173,7 @@ def write_phantom_samples(path, n: int = 4, size: int = 512, seed: int = 0) -> P
         axes[0, index].set_title(title, fontsize=8)
         axes[0, index].set_axis_off()
         overlay(axes[1, index], sample.image, sample.masks, alpha=0.0)
-    figure.suptitle("Synthetic AP pelvis films rendered from the CT shape model (seglib.data.phantom); "
+    figure.suptitle("Synthetic AP pelvis films rendered from the CT shape model (seglib.phantom); "
                     "masks: left/right hip, sacrum, left/right femur", fontsize=9)
     figure.tight_layout()
     path = Path(path)
