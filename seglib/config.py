@@ -153,3 +153,15 @@ def profile_config(profile: str, **overrides) -> RunConfig:
     values = dict(_PROFILE_SETTINGS[profile], profile=profile)
     values.update({key: value for key, value in overrides.items() if value is not None})
     return RunConfig.from_dict(values)
+
+
+# The command line's choice lists. They live here, in a light module, so `python -m seglib --help`
+# builds its parser without importing what implements them (scikit-image, scipy, pandas,
+# matplotlib); tests/cli/test_help.py checks each against its implementation.
+FUSION_STRATEGIES = ("argmax", "priority", "multilabel")              # seglib.inference.fusion
+SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.viewer_export
+IMPORT_FORMATS = ("labels", "uwmgi", "sides", "dicom", "dicom-seg")    # seglib.data.adapters.FORMATS
+SIDE_CONVENTIONS = ("patient", "image")                                # seglib.data.adapters
+BASELINE_METHODS = ("otsu", "random_walker", "chan_vese")              # seglib.inference.baselines
+ABLATION_CONFIGURATIONS = ("plain", "mirror", "mirror+tta", "mirror+tta+side", "mirror+tta+unified_focal",
+                           "mirror+tta+consistency")                   # seglib.experiments.ablation

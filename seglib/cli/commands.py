@@ -9,7 +9,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from seglib.config import PROFILES, RunConfig, profile_config
+from seglib.config import (
+    ABLATION_CONFIGURATIONS,
+    BASELINE_METHODS,
+    FUSION_STRATEGIES,
+    IMPORT_FORMATS,
+    PROFILES,
+    SEGMENT_FORMATS,
+    SIDE_CONVENTIONS,
+    RunConfig,
+    profile_config,
+)
 from seglib.data.io import DataError
 from seglib.data.names import UnsafeName, checked_name
 
@@ -180,8 +190,6 @@ def _predict(args):
 
 
 def _add_fuse(commands):
-    from seglib.inference.fusion import STRATEGIES as FUSION_STRATEGIES
-
     p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
     _add_folder_inference_options(p, images="folder of images")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
@@ -266,10 +274,8 @@ def _check(args):
 
 
 def _add_import(commands):
-    from seglib.data.adapters import FORMATS, SIDE_CONVENTIONS
-
     p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
-    p.add_argument("--format", required=True, choices=sorted(FORMATS),
+    p.add_argument("--format", required=True, choices=sorted(IMPORT_FORMATS),
                    help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
                         "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images; "
                         "dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under SOURCE")
@@ -309,11 +315,9 @@ def _demo(args):
 
 
 def _add_segment(commands):
-    from seglib.inference.viewer_export import FORMATS
-
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
     _add_folder_inference_options(p, images="folder of images of any sizes")
-    p.add_argument("--format", nargs="+", choices=FORMATS, default=["png"], dest="formats",
+    p.add_argument("--format", nargs="+", choices=SEGMENT_FORMATS, default=["png"], dest="formats",
                    help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
                         "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
                         "input (other inputs are named on stderr and get their other formats; refused when no "
@@ -342,10 +346,8 @@ def _export(args):
 
 
 def _add_baseline(commands):
-    from seglib.inference.baselines import BASELINES
-
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
-    p.add_argument("--method", required=True, choices=sorted(BASELINES), help="classical method")
+    p.add_argument("--method", required=True, choices=sorted(BASELINE_METHODS), help="classical method")
     p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
@@ -377,7 +379,8 @@ def _add_bench(commands):
 
 
 def _bench(args):
-    from seglib.experiments.bench import default_report_path, run_benchmark, run_comparison
+    from seglib.experiments.bare_comparison import run_comparison
+    from seglib.experiments.bench import default_report_path, run_benchmark
 
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
@@ -410,8 +413,6 @@ def _split(args):
 
 
 def _add_ablation(commands):
-    from seglib.experiments.ablation import CONFIGURATIONS
-
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
@@ -422,7 +423,7 @@ def _add_ablation(commands):
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
                    help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
-    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
+    p.add_argument("--configurations", nargs="+", choices=ABLATION_CONFIGURATIONS,
                    help="configurations to train (default: all)")
     p.set_defaults(handler=_ablation)
 

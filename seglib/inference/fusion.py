@@ -40,7 +40,8 @@ from scipy.ndimage import binary_fill_holes
 from skimage.measure import label as label_components
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-STRATEGIES = ("argmax", "priority", "multilabel")
+from seglib.config import FUSION_STRATEGIES
+
 _MAX_STRUCTURES = 255  # labels i+1 must fit into the uint8 label map
 
 
@@ -127,8 +128,8 @@ def _validated_stack(probabilities):
 def _validate_options(threshold, strategy, priority, names, max_hole_area, min_object_fraction):
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if strategy not in FUSION_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(FUSION_STRATEGIES)}")
     if strategy == "priority" and not priority:
         raise ValueError("strategy='priority' needs priority=[structure names, winner first]")
     if strategy != "priority" and priority is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglib.config import PHANTOM_SIZES
 from seglib.data.outputs import output_folder
 from seglib.phantom.exposure import Appearance
 from seglib.phantom.render import STRUCTURES, PelvisSample, cached_shape_model, make_pelvis
@@ -58,6 +59,12 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
             for index, job in enumerate(jobs):
                 _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
     return Path(out_dir)
+
+
+def write_profile_phantoms(out_dir, profile: str, seed: int = 0) -> Path:
+    """The phantom dataset of a profile's size (seglib.config.PHANTOM_SIZES) written to out_dir."""
+    n, size = PHANTOM_SIZES[profile]
+    return write_phantom_dataset(out_dir, n=n, size=size, seed=seed)
 
 
 @contextmanager

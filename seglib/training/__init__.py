@@ -5,6 +5,7 @@ from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "fit": ("train", "compile_model", "load_run_model"),
+    "callbacks": ("training_callbacks", "TrainingClock", "RunCheckpoints", "TrainingProfiler"),
     "metrics": ("DiceScore",),
     "hardware": ("STRATEGIES", "choose_strategy", "mixed_precision"),
 })

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -22,7 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import DataError, atomic_file, write_text
+from seglib.data.io import DataError, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
 from seglib.data.outputs import claim_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
@@ -32,6 +31,7 @@ from seglib.losses.spec import get_loss
 from seglib.networks.unet import build_model
 from seglib.symmetry.consistency import BilateralConsistencyModel
 from seglib.symmetry.partners import mirror_targets
+from seglib.training.callbacks import training_callbacks
 from seglib.training.hardware import choose_strategy, global_batch_size, jit_compile_option, mixed_precision
 from seglib.training.metrics import DiceScore
 
@@ -83,7 +83,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
           verbose: int | str = "auto", callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> Path:
     """Train and return the run directory. An existing non-empty run directory is refused unless
     `force` (start again) or `resume` (continue an interrupted run from its last backup).
-    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
+    `callbacks` run before seglib's own (e.g. the benchmark's seglib.training.callbacks.TrainingProfiler)."""
     # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
     strategy = choose_strategy(config.validate().strategy)
     records = load_checked_records(config)
@@ -185,93 +185,6 @@ def compile_model(config: RunConfig) -> keras.Model:
     model.compile(optimizer=optimizer, loss=get_loss(config.loss), metrics=[DiceScore(name="dice")],
                   jit_compile=jit_compile_option(config.jit_compile) and not config.deterministic)
     return model
-
-
-def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None,
-                       seconds_trained: float = 0.0) -> list[keras.callbacks.Callback]:
-    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
-    return [
-        TrainingClock(seconds_trained),
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        learning_rate_callback(config),
-        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
-        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve. Under the
-        # cosine schedule not before half the epochs: a plateau at a high learning rate is not convergence,
-        # and stopped there the rate never decays (measured on the real right lung, strided U-Net, 45 epochs:
-        # stopped at epoch 29, test Dice 0.935, below the 0.938 of the 30 epochs that ran their schedule).
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      min_delta=1e-3, start_from_epoch=_first_epoch_to_stop(config)),
-        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
-    ]
-
-
-class TrainingClock(keras.callbacks.Callback):
-    """Adds `seconds` to every epoch's log (and so to history.csv): the training time so far (counting on
-    from `seconds_trained` when resumed), so the time a run needed to reach a validation Dice can be read
-    off its history, not only the epoch."""
-
-    def __init__(self, seconds_trained: float = 0.0):
-        super().__init__()
-        self._seconds_trained = seconds_trained
-
-    def on_train_begin(self, logs=None):
-        self._started = time.perf_counter() - self._seconds_trained
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["seconds"] = round(time.perf_counter() - self._started, 2)
-
-
-class RunCheckpoints(keras.callbacks.BackupAndRestore):
-    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
-    weights and optimizer state, with the previous copy kept so a run killed while writing one
-    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
-    since the last write, and at the end. Each write costs more than a short epoch; in between, the
-    best weights wait in memory. The best model is written before the backup, so an epoch the
-    backup counts as done never lacks its model; a killed run repeats at most that much training."""
-
-    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
-        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
-        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
-        self.best = -math.inf if best_val_dice is None else best_val_dice
-        self._best_weights, self._last_write = None, time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs["val_dice"] > self.best:
-            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
-        if time.monotonic() - self._last_write >= self.interval_seconds:
-            self._write_best_model()
-            super().on_epoch_end(epoch, logs)  # the backup
-            self._last_write = time.monotonic()
-
-    def on_train_end(self, logs=None):
-        self._write_best_model()
-        super().on_train_end(logs)  # removes the backup: the run is complete
-
-    def _write_best_model(self) -> None:
-        if self._best_weights is None:
-            return
-        latest = self.model.get_weights()
-        self.model.set_weights(self._best_weights)
-        # Through a temporary name: a kill while saving never leaves a truncated model.keras.
-        with atomic_file(self.model_path, overwrite=True) as temporary:
-            self.model.save(temporary)
-        self.model.set_weights(latest)
-        self._best_weights = None
-
-
-def _first_epoch_to_stop(config: RunConfig) -> int:
-    return config.epochs // 2 if config.lr_schedule == "cosine" else 0
-
-
-def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
-    if config.lr_schedule == "plateau":
-        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                 patience=max(2, config.early_stopping_patience // 3), min_lr=1e-5)
-    if config.lr_schedule == "cosine":
-        def cosine(epoch, _rate):
-            return float(config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs)))
-        return keras.callbacks.LearningRateScheduler(cosine)
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
 
 
 def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
