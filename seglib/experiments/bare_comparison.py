@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from seglib.data.splits import records_in, split_records
 from seglib.evaluation.metrics import segmentation_metrics
 from seglib.networks.unet import build_model
 from seglib.phantom.dataset import write_profile_phantoms
-from seglib.training.fit import load_run_model, structures_to_load, train
+from seglib.training.fit import structures_to_load, train
+from seglib.training.run_dir import RunDir
 
 
 def bare_network(config: RunConfig, channels: int, n_outputs: int) -> keras.Model:
@@ -47,7 +47,7 @@ def compare_with_bare(config: RunConfig, scratch: Path) -> dict:
     started = time.perf_counter()
     run = train(config, scratch / "seglib", verbose=0)
     seglib_seconds = time.perf_counter() - started
-    seglib_dice = mean_test_dice(load_run_model(run), test, config, config.side_aware, standardised=True)
+    seglib_dice = mean_test_dice(RunDir(run).load_model(), test, config, config.side_aware, standardised=True)
 
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def compare_with_bare(config: RunConfig, scratch: Path) -> dict:
     bare_seconds = time.perf_counter() - started
     bare_dice = mean_test_dice(bare, test, config, side_aware=False, standardised=False)
     return {"seglib": {"dice": seglib_dice, "seconds": seglib_seconds,
-                       "epochs": json.loads((run / "summary.json").read_text())["epochs_run"]},
+                       "epochs": RunDir(run).summary()["epochs_run"]},
             "bare": {"dice": bare_dice, "seconds": bare_seconds, "epochs": config.epochs},
             "time_ratio": seglib_seconds / bare_seconds, "n_train": len(images), "n_test": len(test)}
 

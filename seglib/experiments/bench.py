@@ -18,7 +18,7 @@ Method, in short (the report repeats it):
   on arrays, end to end, with the test Dice of both.
 - Inference: single-image `Predictor.probabilities` calls, pre- and post-processing included, on
   phantom images of 256 and 512 px. The predictor holds a left_hip and a right_hip run (flip TTA
-  needs both); those runs are compiled but untrained models saved with their config.json, since
+  needs both); those runs are compiled but untrained models saved with their config, since
   the weights' values do not change the speed.
 """
 

@@ -35,7 +35,7 @@ _METHOD = (
     "Inference: single-image `Predictor.probabilities` calls (pre-processing, model, resize back to the "
     f"image's size) after {WARM_UP_CALLS} warm-up calls. The predictor holds a left_hip and a right_hip run, "
     "so each call segments both; flip TTA doubles the model calls. The runs are compiled, untrained models "
-    "saved with their config.json: the speed does not depend on the weights' values.",
+    "saved with their config: the speed does not depend on the weights' values.",
     "Peak RSS is the whole process's peak, including whatever it did before the benchmark.",
 )
 

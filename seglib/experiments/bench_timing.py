@@ -13,13 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import write_text
 from seglib.experiments.bare_comparison import bare_network
 from seglib.inference.predictor import Predictor
 from seglib.phantom.dataset import phantom_rng
 from seglib.phantom.render import make_pelvis
 from seglib.training.callbacks import EpochTimer, TrainingProfiler
-from seglib.training.fit import compile_model, train
+from seglib.training.fit import compile_model, train, write_untrained_run
 from seglib.training.hardware import mixed_precision
 
 PREDICTION_IMAGE_SIZES = (256, 512)
@@ -95,8 +94,8 @@ def _one_epoch_as_arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarr
 
 def measure_inference(config: RunConfig, runs_folder: Path, calls: int) -> dict:
     """Images/s and latency of single-image predictions, per input size, without and with flip TTA."""
-    predictor = Predictor([untrained_run(config, structure, runs_folder / structure)
-                           for structure in PREDICTED_STRUCTURES])
+    predictor = Predictor([write_untrained_run(dataclasses.replace(config, structures=(structure,)),
+                                               runs_folder / structure) for structure in PREDICTED_STRUCTURES])
     results = {}
     for size in PREDICTION_IMAGE_SIZES:
         image = make_pelvis(phantom_rng(config.seed, 0), size).image
@@ -107,18 +106,6 @@ def measure_inference(config: RunConfig, runs_folder: Path, calls: int) -> dict:
 
 def inference_key(size: int, tta: bool) -> str:
     return f"{size}px_tta" if tta else f"{size}px"
-
-
-def untrained_run(config: RunConfig, structure: str, run_dir: Path) -> Path:
-    """A run directory the Predictor loads (config.json + model.keras) without training for it."""
-    run_config = dataclasses.replace(config, structures=(structure,))
-    write_text(run_dir / "config.json", run_config.to_json())
-    with mixed_precision(run_config.mixed_precision):
-        model = compile_model(run_config)
-    # A trained run's file holds the optimizer's state; without it loading warns of a mismatch.
-    model.optimizer.build(model.trainable_variables)
-    model.save(run_dir / "model.keras")
-    return run_dir
 
 
 def _prediction_latency(predictor: Predictor, image: np.ndarray, tta: bool, calls: int) -> dict:

@@ -22,7 +22,7 @@ from seglib.data.pipeline import preprocess_for_prediction
 from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
 from seglib.symmetry.partners import partner_of
-from seglib.training.fit import load_run_model
+from seglib.training.run_dir import load_run_model
 
 
 class Predictor:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seglib.config import SEGMENT_FORMATS, RunConfig
+from seglib.config import SEGMENT_FORMATS
 from seglib.data.dicom_seg import is_dicom, pixel_spacing, read_header
 from seglib.data.io import DataError
 from seglib.inference.dicom_seg_export import algorithm_identification, source_header, write_segmentation
 from seglib.inference.nifti import write_colour_tables, write_label_map
+from seglib.training.run_dir import RunDir
 
 
 class NiftiExport:
@@ -38,7 +39,7 @@ class DicomSegExport:
             source_header(path)  # a file that cannot be referenced fails now, not after an hour of inference
         self.algorithms = {}  # structure -> the identification of the run that segments it
         for run_dir in map(Path, run_dirs):
-            config = RunConfig.load(run_dir / "config.json")
+            config = RunDir(run_dir).config()
             algorithm = algorithm_identification(run_dir.name, config, segment_options)
             self.algorithms.update(dict.fromkeys(config.structures, algorithm))
 

@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocato
 from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
 from seglib.reporting.plots import overlay, structure_color
+from seglib.training.run_dir import RunDir
 
 DPI = 150
 
@@ -48,7 +49,7 @@ def plot_history(runs, out=None) -> Figure:
     panels = figure.subplots(len(runs), 2, squeeze=False, sharex=True, sharey="col")
     for (method, run_dirs), (loss_ax, dice_ax) in zip(runs.items(), panels):
         for run_dir in run_dirs:
-            history = pd.read_csv(Path(run_dir) / "history.csv")
+            history = RunDir(run_dir).history()
             name = Path(run_dir).name
             color = structure_color(name)
             for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):

@@ -10,15 +10,16 @@ from pathlib import Path
 import keras
 
 from seglib.config import RunConfig
-from seglib.data.io import atomic_file
+from seglib.training.run_dir import RunDir
 
 
-def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None,
+def training_callbacks(config: RunConfig, run_dir: str | Path, best_val_dice: float | None = None,
                        seconds_trained: float = 0.0) -> list[keras.callbacks.Callback]:
     # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
+    run = RunDir(run_dir)
     return [
         TrainingClock(seconds_trained),
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
+        keras.callbacks.CSVLogger(run.history_path, append=True),
         learning_rate_callback(config),
         # The best weights are kept by RunCheckpoints, which writes them to model.keras.
         # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve. Under the
@@ -27,7 +28,7 @@ def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | 
         # stopped at epoch 29, test Dice 0.935, below the 0.938 of the 30 epochs that ran their schedule).
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
                                       min_delta=1e-3, start_from_epoch=_first_epoch_to_stop(config)),
-        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
+        RunCheckpoints(run, config.checkpoint_seconds, best_val_dice),
     ]
 
 
@@ -55,9 +56,10 @@ class RunCheckpoints(keras.callbacks.BackupAndRestore):
     best weights wait in memory. The best model is written before the backup, so an epoch the
     backup counts as done never lacks its model; a killed run repeats at most that much training."""
 
-    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
-        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
-        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
+    def __init__(self, run_dir: str | Path, interval_seconds: float, best_val_dice: float | None = None):
+        self.run = RunDir(run_dir)
+        super().__init__(str(self.run.backup_path), double_checkpoint=True)
+        self.interval_seconds = interval_seconds
         self.best = -math.inf if best_val_dice is None else best_val_dice
         self._best_weights, self._last_write = None, time.monotonic()
 
@@ -78,9 +80,7 @@ class RunCheckpoints(keras.callbacks.BackupAndRestore):
             return
         latest = self.model.get_weights()
         self.model.set_weights(self._best_weights)
-        # Through a temporary name: a kill while saving never leaves a truncated model.keras.
-        with atomic_file(self.model_path, overwrite=True) as temporary:
-            self.model.save(temporary)
+        self.run.save_model(self.model)  # through a temporary name: never a truncated model file
         self.model.set_weights(latest)
         self._best_weights = None
 

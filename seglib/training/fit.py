@@ -1,11 +1,5 @@
-"""Train one model (per bone, or several structures at once) into a run directory:
-
-    RUN_DIR/config.json    the resolved RunConfig
-    RUN_DIR/split.csv      id,split used
-    RUN_DIR/model.keras    best weights by validation Dice
-    RUN_DIR/history.csv    one row per epoch
-    RUN_DIR/summary.json   epochs run, best validation Dice, wall time, images/s
-"""
+"""Train one model (per bone, or several structures at once) into a run directory
+(seglib.training.run_dir.RunDir: config, split, model, history, summary)."""
 
 from __future__ import annotations
 
@@ -25,7 +19,7 @@ from seglib.data.io import DataError, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
 from seglib.data.outputs import claim_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
-from seglib.data.splits import records_in, split_records, write_split
+from seglib.data.splits import records_in, split_records
 from seglib.data.validation import check_dataset
 from seglib.losses.spec import get_loss
 from seglib.networks.unet import build_model
@@ -34,6 +28,7 @@ from seglib.symmetry.partners import mirror_targets
 from seglib.training.callbacks import training_callbacks
 from seglib.training.hardware import choose_strategy, global_batch_size, jit_compile_option, mixed_precision
 from seglib.training.metrics import DiceScore
+from seglib.training.run_dir import RunDir
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -101,8 +96,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
         return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
     claim_folder(run_dir, "train", [config.data, config.split_file], force)
     try:
-        write_text(run_dir / "config.json", config.to_json())
-        write_split(split, run_dir / "split.csv")
+        RunDir(run_dir).write(config, split=split)
         return _fit(config, run_dir, train_records, val_records, resume, verbose, strategy, callbacks)
     except Exception:
         # A failed run must not pass for a result. A kill or Ctrl-C (not an Exception) leaves it to --resume.
@@ -122,37 +116,38 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     # The policy must be set before the model is built; the context restores it afterwards.
     with mixed_precision(config.mixed_precision), strategy.scope():
         model = compile_model(config)
-    kept = _history_kept_by_backup(run_dir)  # what a resumed run continues from; None on a fresh run
+    kept = _history_kept_by_backup(RunDir(run_dir))  # what a resumed run continues from; None on a fresh run
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
               callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(kept),
                                                          seconds_trained=_seconds_trained(kept))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
-    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
+    _write_summary(RunDir(run_dir), _deduplicated_history(RunDir(run_dir)), seconds, len(train_records), resume,
                    replicas=strategy.num_replicas_in_sync)
     return run_dir
 
 
 def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str]:
     """The split of an interrupted run, after checking it is the same run."""
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir}: nothing to resume (no config.json)")
-    if RunConfig.load(run_dir / "config.json") != config:
-        raise ValueError(f"{run_dir}: its config.json differs from this run's settings; cannot resume")
-    if (run_dir / "summary.json").exists():
+    run = RunDir(run_dir)
+    if not run.config_path.exists():
+        raise FileNotFoundError(f"{run_dir}: nothing to resume (no {run.config_path.name})")
+    if run.config() != config:
+        raise ValueError(f"{run_dir}: its {run.config_path.name} differs from this run's settings; cannot resume")
+    if run.is_finished():
         raise ValueError(f"{run_dir}: this run has already finished")
-    return split_records(records, 0, 0, 0, split_file=run_dir / "split.csv")
+    return split_records(records, 0, 0, 0, split_file=run.split_path)
 
 
-def _history_kept_by_backup(run_dir: Path) -> pd.DataFrame | None:
+def _history_kept_by_backup(run: RunDir) -> pd.DataFrame | None:
     """The history rows of the epochs the resume backup holds; epochs logged after the backup are
     trained again on resume, so they do not count. None when there is no intact model or backup yet
     (a kill while writing model.keras truncates the zip): then the run starts afresh."""
-    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
-    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
+    path, backup = run.history_path, run.backup_path / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(run.model_path) or not backup.exists():
         return None
-    history = pd.read_csv(path)
+    history = run.history()
     return history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
 
 
@@ -166,12 +161,11 @@ def _seconds_trained(done: pd.DataFrame | None) -> float:
     return float(done["seconds"].iloc[-1]) if done is not None and len(done) and "seconds" in done else 0.0
 
 
-def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
+def _deduplicated_history(run: RunDir) -> pd.DataFrame:
     """history.csv with one row per epoch: an epoch interrupted after its row was logged but before
     the backup was written is trained again on resume; its second row wins."""
-    path = run_dir / "history.csv"
-    history = pd.read_csv(path).drop_duplicates("epoch", keep="last").reset_index(drop=True)
-    write_text(path, history.to_csv(index=False), overwrite=True)
+    history = run.history().drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    write_text(run.history_path, history.to_csv(index=False), overwrite=True)
     return history
 
 
@@ -187,7 +181,7 @@ def compile_model(config: RunConfig) -> keras.Model:
     return model
 
 
-def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+def _write_summary(run: RunDir, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
                    replicas: int = 1) -> None:
     best = int(history["val_dice"].idxmax())
     summary = {
@@ -199,15 +193,17 @@ def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train
         "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
         "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
     }
-    write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    run.write_summary(summary)
 
 
-def load_run_model(run_dir: str | Path) -> keras.Model:
-    """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registered its objects)."""
-    path = Path(run_dir) / "model.keras"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no model in this run directory")
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path}: truncated or damaged model file (not a complete .keras archive); "
-                        "train again, or continue an interrupted run with train --resume")
-    return keras.saving.load_model(path, safe_mode=True)
+def write_untrained_run(config: RunConfig, run_dir: str | Path) -> RunDir:
+    """A run directory as predict reads it (config and model), its model compiled but untrained, its
+    weights drawn from config.seed: for measuring speed, where the weights' values do not matter, and
+    for tests."""
+    keras.utils.set_random_seed(config.seed)
+    with mixed_precision(config.mixed_precision):
+        model = compile_model(config)
+    # A trained run's file holds the optimizer's state; without it loading warns of a mismatch.
+    model.optimizer.build(model.trainable_variables)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return RunDir(run_dir).write(config, model=model)
