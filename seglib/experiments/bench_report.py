@@ -107,7 +107,7 @@ def _inference_section(results: dict) -> list[str]:
     ]
 
 
-def _inference_row(inference: dict, size: int, tta: bool) -> str:
+def _inference_row(inference: dict, size: int, tta: bool) -> dict:
     measured = inference[inference_key(size, tta)]
     return {"input image": f"{size} px", "flip TTA": "yes" if tta else "no",
             "images/s": f"{measured['images_per_s']:.1f}", "median ms": f"{measured['median_ms']:.1f}",

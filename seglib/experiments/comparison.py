@@ -4,7 +4,7 @@ dataset layout so that evaluation and figures treat them alike:
 - our U-Net: one model per structure, fused (notebooks 01-03);
 - contemporary variants of our own builders (residual U-Net, attention U-Net), trained with
   exactly the U-Net's data, split, budget, seed and options; only the architecture differs;
-- classical scikit-image baselines (seglib.baselines).
+- classical scikit-image baselines (seglib.inference.baselines).
 
 Every deep method gets its own fusion post-processing, chosen on the validation split."""
 

@@ -84,25 +84,6 @@ def fuse(
     )
 
 
-def label_map_to_masks(label_map, labels: dict[str, int]) -> dict[str, np.ndarray]:
-    """Split a label map into ``{structure: bool mask}`` using ``labels`` (structure -> value).
-
-    Every non-zero value in the map must belong to a structure in ``labels``: an unexpected value
-    usually means the wrong mapping (e.g. 0/255 masks read with {"hip": 1}), which would otherwise
-    give plausible-looking empty masks.
-    """
-    label_map = np.asarray(label_map)
-    values = list(labels.values())
-    if len(set(values)) != len(values):
-        raise ValueError(f"labels must give each structure its own value, got {labels}")
-    if 0 in values:
-        raise ValueError(f"label value 0 is the background and cannot name a structure: {labels}")
-    unexpected = sorted(set(np.unique(label_map).tolist()) - set(values) - {0})
-    if unexpected:
-        raise ValueError(f"label map holds values {unexpected} that are not in labels {labels}")
-    return {name: label_map == value for name, value in labels.items()}
-
-
 def _validated_stack(probabilities):
     if not probabilities:
         raise ValueError("fuse needs at least one structure's probability map")

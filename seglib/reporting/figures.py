@@ -157,27 +157,3 @@ def _legend(figure: Figure, structures) -> None:
 
     handles = [Patch(color=structure_color(s), label=s) for s in structures]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-
-
-def write_phantom_samples(path, n: int = 4, size: int = 512, seed: int = 0) -> Path:
-    """A figure of n films (top) and the same films with their bone masks outlined (bottom)."""
-    from seglib.phantom.dataset import phantom_rng  # rendering is only needed here
-    from seglib.phantom.render import make_pelvis
-
-    figure = Figure(figsize=(3.2 * n, 6.6), dpi=110)
-    axes = figure.subplots(2, n, squeeze=False)
-    for index in range(n):
-        sample = make_pelvis(phantom_rng(seed, index), size)
-        pose = sample.pose
-        title = f"tilt {pose.tilt:+.0f}°, rotation {pose.rotation:+.0f}°, obliquity {pose.obliquity:+.0f}°"
-        axes[0, index].imshow(sample.image, cmap="gray", vmin=0, vmax=65535)
-        axes[0, index].set_title(title, fontsize=8)
-        axes[0, index].set_axis_off()
-        overlay(axes[1, index], sample.image, sample.masks, alpha=0.0)
-    figure.suptitle("Synthetic AP pelvis films rendered from the CT shape model (seglib.phantom); "
-                    "masks: left/right hip, sacrum, left/right femur", fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path

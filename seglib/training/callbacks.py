@@ -24,8 +24,7 @@ def training_callbacks(config: RunConfig, run_dir: str | Path, best_val_dice: fl
         # The best weights are kept by RunCheckpoints, which writes them to model.keras.
         # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve. Under the
         # cosine schedule not before half the epochs: a plateau at a high learning rate is not convergence,
-        # and stopped there the rate never decays (measured on the real right lung, strided U-Net, 45 epochs:
-        # stopped at epoch 29, test Dice 0.935, below the 0.938 of the 30 epochs that ran their schedule).
+        # and stopped there the rate never decays (reports/benchmarks.md, "Early stopping").
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
                                       min_delta=1e-3, start_from_epoch=_first_epoch_to_stop(config)),
         RunCheckpoints(run, config.checkpoint_seconds, best_val_dice),
