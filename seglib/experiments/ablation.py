@@ -35,6 +35,12 @@ CONFIGURATIONS = {
 }
 
 
+def ablation_folders(dataset: str, root: str | Path = ".") -> tuple[Path, Path]:
+    """Where the ablation of a dataset named `dataset` writes its table and chart, and its runs:
+    ROOT/reports/ablation/<dataset> and ROOT/runs/ablation/<dataset> (the command line's defaults too)."""
+    return Path(root) / "reports" / "ablation" / dataset, Path(root) / "runs" / "ablation" / dataset
+
+
 def subsample_split(split: dict[str, str], fraction: float, seed: int) -> dict[str, str]:
     """Keep `fraction` of the training images (seeded), the others become 'unused';
     validation and test stay as they are."""

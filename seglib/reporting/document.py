@@ -28,6 +28,8 @@ from seglib.training.run_dir import RunDir
 FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_median_worst.png",
            "fused_label_maps.png")
 TABLES = ("metrics.csv", "metrics_summary.csv", "margins.csv", "laterality.csv", "contested.csv")
+# Everything build_report may write into its folder.
+REPORT_FILES = ("report.md", "report.html", *TABLES, *FIGURES)
 
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
@@ -85,7 +87,7 @@ def _clear_previous_report(out_dir: Path) -> None:
     """Remove what an earlier report left here, so no stale table or figure (say, images of
     licensed data from a run with images) survives into this one."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*FIGURES, *TABLES, "report.md", "report.html"):
+    for name in REPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)
 
 
