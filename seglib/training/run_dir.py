@@ -21,6 +21,11 @@ from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
 
+def _in_run(name: str) -> property:
+    """The path of `name` inside the run folder, as a read-only attribute."""
+    return property(lambda run: run.path / name, doc=f"RUN_DIR/{name}")
+
+
 class RunDir(os.PathLike):
     """One run folder. Passes for its path (os.fspath), so it goes wherever a folder is expected."""
 
@@ -33,39 +38,12 @@ class RunDir(os.PathLike):
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, RunDir) and self.path == other.path
-
-    def __hash__(self) -> int:
-        return hash(self.path)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def split_path(self) -> Path:
-        return self.path / "split.csv"
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.keras"
-
-    @property
-    def history_path(self) -> Path:
-        return self.path / "history.csv"
-
-    @property
-    def summary_path(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def backup_path(self) -> Path:
-        return self.path / "backup"
+    config_path = _in_run("config.json")
+    split_path = _in_run("split.csv")
+    model_path = _in_run("model.keras")
+    history_path = _in_run("history.csv")
+    summary_path = _in_run("summary.json")
+    backup_path = _in_run("backup")
 
     def config(self) -> RunConfig:
         return RunConfig.load(self.config_path)
