@@ -416,8 +416,9 @@ def _add_ablation(commands):
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
-    p.add_argument("--out", type=Path, default=Path("reports/ablation"), help="where the table and chart go")
-    p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
+    p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/<dataset folder name>)")
+    p.add_argument("--work", type=Path, default=Path("runs/ablation"),
+                   help="the runs go to WORK/<dataset folder name>, reused if complete (default runs/ablation)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=int, help="the fixed budget (default: the profile's)")
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
@@ -429,9 +430,11 @@ def _add_ablation(commands):
 
 
 def _ablation(args):
-    from seglib.experiments.ablation import run_ablation
+    from seglib.experiments.ablation import ablation_folders, run_ablation
 
-    table = run_ablation(args.data, args.structures, args.out, args.work / args.data.name, profile=args.profile,
+    name = args.data.absolute().name
+    out = args.out or ablation_folders(name)[0]  # where notebook 03 looks for the results too
+    table = run_ablation(args.data, args.structures, out, args.work / name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
                          configurations=args.configurations)
     print(table.round(3).to_string(index=False))

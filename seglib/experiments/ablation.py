@@ -37,7 +37,7 @@ CONFIGURATIONS = {
 
 def ablation_folders(dataset: str, root: str | Path = ".") -> tuple[Path, Path]:
     """Where the ablation of a dataset named `dataset` writes its table and chart, and its runs:
-    ROOT/reports/ablation/<dataset> and ROOT/runs/ablation/<dataset> (the command line's defaults too)."""
+    ROOT/reports/ablation/<dataset> and ROOT/runs/ablation/<dataset>, as `python -m seglib ablation` does."""
     return Path(root) / "reports" / "ablation" / dataset, Path(root) / "runs" / "ablation" / dataset
 
 
