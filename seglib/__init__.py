@@ -5,7 +5,7 @@ The public API, without knowing file names (each name is imported on first use, 
 
     from seglib import train, Predictor, fuse, evaluate_folder, build_report
 
-Subpackages, one per concern: data, symmetry, networks, losses, training, inference,
+Subpackages, one per concern: data, phantom, symmetry, networks, losses, training, inference,
 evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
 """
 
@@ -25,12 +25,13 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "data.splits": ("split_records", "read_split"),
     "data.validation": ("check_dataset",),
     "data.adapters": ("import_dataset",),
-    "data.phantom": ("write_phantom_dataset",),
+    "phantom.dataset": ("write_phantom_dataset",),
     "symmetry.partners": ("partner_of",),
     "symmetry.midline": ("estimate_midline",),
     "networks.unet": ("build_model",),
     "losses.spec": ("get_loss",),
-    "training.fit": ("train", "load_run_model"),
+    "training.fit": ("train",),
+    "training.run_dir": ("RunDir", "load_run_model"),
     "inference.predictor": ("Predictor", "predict_folder", "fuse_folder"),
     "inference.fusion": ("fuse",),
     "inference.segment": ("segment_folder",),

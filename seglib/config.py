@@ -57,8 +57,8 @@ class RunConfig:
     batch_norm: bool = True
     dropout: float = option(0.1, "dropout rate in the bottleneck and decoder")
     upsampling: str = "transpose"
-    # maxpool: the classic U-Net; strided: MONAI-style stride-2 convolutions (seglib.networks.unet), the
-    # smoke and demo profiles' choice. maxpool here, so a config.json written before the option reads right.
+    # maxpool: the classic U-Net (the full profile's); strided: MONAI-style stride-2 convolutions
+    # (seglib.networks.unet), the smoke and demo profiles' choice.
     downsampling: str = option("maxpool", "strided: MONAI-style stride-2 convolutions, about 3x fewer operations",
                                choices=DOWNSAMPLINGS)
     # Optimisation
@@ -86,7 +86,6 @@ class RunConfig:
     jit_compile: bool | str = "auto"
     # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.
     deterministic: bool = True
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> RunConfig:
         """Refuse option combinations that cannot work, before any file is written."""
@@ -128,11 +127,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
+        values = dict(values)
+        if values.get("extra") == {}:  # runs saved by seglib 0.1 carry an empty, unused "extra"
+            del values["extra"]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(values)
         if "structures" in values:  # they become folder names: one rule for every source (seglib.data.names)
             values["structures"] = checked_names(values["structures"], "structures")
         return cls(**values)
@@ -151,14 +152,13 @@ class RunConfig:
 _PROFILE_SETTINGS = {
     "smoke": dict(image_size=64, depth=3, base_filters=8, epochs=2, batch_size=8,
                   early_stopping_patience=2, downsampling="strided"),
-    # Strided with 24 base filters (reports/benchmarks.md, real lungs, fused test Dice with TTA): 0.935 / 0.948
-    # against the max-pool U-Net's 0.932 / 0.943 with 16, in 0.7x its training time; with 16 it was 2.2x
-    # faster but 0.006 below. Budget by time to accuracy: at 12 epochs the lungs reach only 0.921 / 0.929, so
-    # 30, and early stopping ends a run whose second half is flat (patience 8).
+    # Strided with 24 base filters: on the real lungs as accurate as the max-pool U-Net in less time, where
+    # 16 filters lose accuracy; 30 epochs, since 12 stop short of it; early stopping ends a run whose second
+    # half is flat (patience 8). The measurements: reports/benchmarks.md.
     "demo": dict(image_size=128, depth=4, base_filters=24, downsampling="strided", epochs=30, batch_size=8,
                  early_stopping_patience=8),
     # full keeps the max-pool U-Net: a GPU runs its extra full-resolution operations cheaply, and on the
-    # rendered pelves it was a little ahead of the strided one (Dice 0.970 / 0.968 vs 0.967 / 0.965).
+    # rendered pelves it was a little ahead of the strided one (reports/benchmarks.md).
     "full": dict(image_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
                  early_stopping_patience=30, deterministic=False),
 }
@@ -174,3 +174,15 @@ def profile_config(profile: str, **overrides) -> RunConfig:
     values = dict(_PROFILE_SETTINGS[profile], profile=profile)
     values.update({key: value for key, value in overrides.items() if value is not None})
     return RunConfig.from_dict(values)
+
+
+# The command line's choice lists. They live here, in a light module, so `python -m seglib --help`
+# builds its parser without importing what implements them (scikit-image, scipy, pandas,
+# matplotlib); tests/cli/test_help.py checks each against its implementation.
+FUSION_STRATEGIES = ("argmax", "priority", "multilabel")              # seglib.inference.fusion
+SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.viewer_export
+IMPORT_FORMATS = ("labels", "uwmgi", "sides", "dicom", "dicom-seg")    # seglib.data.adapters.FORMATS
+SIDE_CONVENTIONS = ("patient", "image")                                # seglib.data.adapters
+BASELINE_METHODS = ("otsu", "random_walker", "chan_vese")              # seglib.inference.baselines
+ABLATION_CONFIGURATIONS = ("plain", "mirror", "mirror+tta", "mirror+tta+side", "mirror+tta+unified_focal",
+                           "mirror+tta+consistency")                   # seglib.experiments.ablation

@@ -3,8 +3,10 @@ as soon as both seglib and Keras are imported, in whichever order, so that
 `import seglib, keras; keras.saving.load_model(path, safe_mode=True)` works.
 
 Registering means importing the modules that define them, which imports TensorFlow; `import seglib`
-alone must stay cheap (`python -m seglib --help` answers in a second), so when Keras is not loaded
-yet, the registration waits for its import.
+alone must stay cheap (`python -m seglib --help` answers in a second). seglib's own loading
+(seglib.training.run_dir.RunDir.load_model) registers explicitly before it loads. A user's plain
+`keras.saving.load_model` gets no such call: when Keras is imported after seglib, the hook below
+registers right after Keras's import (Python has no post-import callback without one).
 """
 
 from __future__ import annotations

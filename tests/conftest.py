@@ -15,7 +15,7 @@ SHARED_LUNGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 @pytest.fixture(scope="session")
 def phantom_dataset(tmp_path_factory) -> Path:
     """16 pelvis phantoms of 64 px in the standard layout."""
-    from seglib.data.phantom import write_phantom_dataset
+    from seglib.phantom.dataset import write_phantom_dataset
 
     return write_phantom_dataset(tmp_path_factory.mktemp("phantom") / "pelvis", n=16, size=64, seed=0)
 
@@ -57,43 +57,19 @@ def file_contents(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def untrained_run(folder, structures=("left_thing",)):
-    """A run folder as predict reads it: config.json and a (here untrained) model.keras."""
+def untrained_run(folder, structures=("left_thing",), side_aware: bool = True, seed: int = 0) -> Path:
+    """A run folder as predict reads it (config and a compiled, untrained model), without the cost of training."""
     from seglib.config import profile_config
-    from seglib.data.io import write_text
-    from seglib.training.fit import compile_model
+    from seglib.training.fit import write_untrained_run
 
-    config = profile_config("smoke", data="unused", structures=structures, image_size=32, depth=2, base_filters=4,
-                            mirror_flip=False)
-    folder.mkdir(parents=True)
-    compile_model(config).save(folder / "model.keras")
-    write_text(folder / "config.json", config.to_json())
-    return folder
-
-
-def write_tiny_run(run_dir, structure: str, seed: int = 0):
-    """A run directory as `train` leaves it (model + config), without the cost of training."""
-    import keras  # here, not at the top: collecting the tests needs no TensorFlow
-
-    from seglib.config import profile_config
-    from seglib.data.io import write_text
-    from seglib.losses.dice import BCEDiceLoss
-    from seglib.networks.unet import build_unet
-
-    keras.utils.set_random_seed(seed)
-    model = build_unet(32, depth=2, base_filters=4, name=f"unet_{structure}")
-    model.compile(optimizer="adam", loss=BCEDiceLoss())
-    model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
-    run_dir.mkdir(parents=True)
-    model.save(run_dir / "model.keras")
-    config = profile_config("smoke", structures=(structure,), image_size=32, depth=2, base_filters=4,
-                            side_aware=False)  # the hand-built model above takes one channel
-    write_text(run_dir / "config.json", config.to_json())
-    return run_dir
+    config = profile_config("smoke", data="unused", structures=tuple(structures), image_size=32, depth=2,
+                            base_filters=4, mirror_flip=False, side_aware=side_aware, seed=seed)
+    return write_untrained_run(config, folder).path
 
 
 @pytest.fixture(scope="module")
 def hip_runs(tmp_path_factory):
     """A left_hip and a right_hip run of tiny untrained models (mirror partners, so flip TTA works)."""
     root = tmp_path_factory.mktemp("runs")
-    return [write_tiny_run(root / "left", "left_hip", seed=0), write_tiny_run(root / "right", "right_hip", seed=1)]
+    return [untrained_run(root / "left", ("left_hip",), side_aware=False, seed=0),
+            untrained_run(root / "right", ("right_hip",), side_aware=False, seed=1)]

@@ -26,7 +26,7 @@ def test_public_names_are_the_objects_of_their_subpackages():
 
 
 def test_every_listed_name_of_every_subpackage_resolves():
-    for package in ("seglib", "seglib.data", "seglib.symmetry", "seglib.networks", "seglib.losses",
+    for package in ("seglib", "seglib.data", "seglib.phantom", "seglib.symmetry", "seglib.networks", "seglib.losses",
                     "seglib.training", "seglib.inference", "seglib.evaluation", "seglib.reporting",
                     "seglib.experiments", "seglib.workflow"):
         module = __import__(package, fromlist=["_"])

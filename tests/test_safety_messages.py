@@ -17,6 +17,7 @@ from conftest import untrained_run, write_square_dataset
 
 from seglib.cli import main
 from seglib.data.io import DataError, read_image, read_mask, write_png
+from seglib.training.run_dir import RunDir
 
 TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--epochs", "1"]
 
@@ -30,7 +31,7 @@ def error_line(capsys) -> str:
 
 def test_a_truncated_model_is_named_as_truncated_not_missing(tmp_path, capsys):
     run = untrained_run(tmp_path / "run")
-    model = run / "model.keras"
+    model = RunDir(run).model_path
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a kill -9 while saving
     images = write_square_dataset(tmp_path / "data", n=2) / "images"
     assert main(["predict", "--run", str(run), "--images", str(images), "--out", str(tmp_path / "pred")]) == 2

@@ -11,21 +11,22 @@ from seglib.cli import main
 from seglib.data.io import DataError, write_png
 from seglib.data.layout import load_records
 from seglib.data.validation import check_dataset
+from seglib.training.run_dir import RunDir
 
 ESCAPE = "../../../escape_hip"
 
 
 def test_a_run_config_naming_a_path_as_structure_writes_nothing(tmp_path, capsys):
     run = untrained_run(tmp_path / "run")
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "structures": [ESCAPE]}))
+    config_path = RunDir(run).config_path
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "structures": [ESCAPE]}))
     work = tmp_path / "a" / "b" / "c"
     images = write_square_dataset(work / "data", n=2) / "images"
     code = main(["predict", "--run", str(run), "--images", str(images), "--out", str(work / "out")])
     assert code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
-    assert f"{run / 'config.json'}: cannot read run config: structures: structure name '{ESCAPE}' is not allowed" in error
+    assert f"{config_path}: cannot read run config: structures: structure name '{ESCAPE}' is not allowed" in error
     assert not list(tmp_path.rglob("*escape*")) and not (work / "out").exists()
 
 

@@ -18,7 +18,7 @@ from conftest import file_contents, train_tiny_run, write_square_dataset
 from seglib.cli import main
 from seglib.data.io import write_png
 from seglib.data.outputs import MARKER
-from seglib.training.fit import RunCheckpoints
+from seglib.training.callbacks import RunCheckpoints
 
 TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--base-filters", "4", "--epochs", "1"]
 

@@ -12,6 +12,7 @@ from conftest import write_square_dataset
 from PIL import Image
 
 from seglib.cli import main
+from seglib.training.run_dir import RunDir
 
 TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--base-filters", "4", "--epochs", "1",
               "--no-mirror-flip"]
@@ -87,7 +88,7 @@ def test_predictions_of_a_subset_are_complete_when_every_selected_image_has_one(
     assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(pred),
                  "--subset", "test"]) == 0
     assert main(["evaluate", "--pred", str(pred), "--data", str(data), "--out", str(tmp_path / "m.csv")]) == 0
-    test_ids = pd.read_csv(run / "split.csv").query("split == 'test'")["id"].tolist()
+    test_ids = [i for i, name in RunDir(run).split().items() if name == "test"]
     assert pd.read_csv(tmp_path / "m.csv")["id"].tolist() == test_ids
 
 

@@ -25,17 +25,15 @@ for lung in left_lung right_lung; do
     $PY -m seglib train --data "$DATA" --structure $lung --split-file "$WORK/split.csv" --out "$run" \
         $([ "$epochs" = default ] || echo --epochs $epochs) ${SEGLIB_OPTIONS:-} > "$run.log" 2>&1
     $PY - "$run" <<'EOF'
-import json, sys
-from pathlib import Path
-from seglib.config import RunConfig
+import sys
 from seglib.data.layout import load_records
-from seglib.data.splits import records_in, split_records
-from seglib.experiments.bench import test_dice
-from seglib.training.fit import load_run_model
-run = Path(sys.argv[1]); config = RunConfig.load(run / "config.json"); summary = json.loads((run / "summary.json").read_text())
+from seglib.data.splits import records_in
+from seglib.experiments.bare_comparison import mean_test_dice
+from seglib.training.run_dir import RunDir
+run = RunDir(sys.argv[1]); config, summary = run.config(), run.summary()
 records = load_records(config.data, config.structures)
-test = records_in(records, split_records(records, 0, 0, 0, split_file=run / "split.csv"), "test")
-dice = test_dice(load_run_model(run), test, config, config.side_aware, standardised=True)
+test = records_in(records, run.split(), "test")
+dice = mean_test_dice(run.load_model(), test, config, config.side_aware, standardised=True)
 print(f"seglib {config.structures[0]} {config.downsampling} epochs {summary['epochs_run']}/{config.epochs}: "
       f"test dice mean {dice:.4f}; train {summary['train_seconds']:.0f}s")
 EOF

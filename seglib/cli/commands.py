@@ -10,7 +10,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from seglib.config import PROFILES, RunConfig, profile_config
+from seglib.config import (
+    ABLATION_CONFIGURATIONS,
+    BASELINE_METHODS,
+    FUSION_STRATEGIES,
+    IMPORT_FORMATS,
+    PROFILES,
+    SEGMENT_FORMATS,
+    SIDE_CONVENTIONS,
+    RunConfig,
+    profile_config,
+)
 from seglib.data.io import DataError
 from seglib.data.names import UnsafeName, checked_name
 from seglib.progress import shown_progress
@@ -80,8 +90,8 @@ def _add_phantom(commands):
 
 
 def _phantom(args):
-    from seglib.data.phantom import write_phantom_dataset
-    from seglib.data.radiograph import APPEARANCES
+    from seglib.phantom.dataset import write_phantom_dataset
+    from seglib.phantom.exposure import APPEARANCES
 
     print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers,
                                 appearance=APPEARANCES[args.appearance], model_path=args.model))
@@ -98,13 +108,13 @@ def _add_atlas(commands):
 
 
 def _atlas(args):
-    from seglib.data import anatomy
+    from seglib.phantom import shape_model
 
-    out = args.out or anatomy.DEFAULT_MODEL
+    out = args.out or shape_model.DEFAULT_MODEL
     if out.exists() and not args.force and args.out is not None:
         raise FileExistsError(f"{out}: already exists; pass --force to replace it")
-    model = anatomy.build_shape_model(anatomy.load_atlas(args.surfaces, exclude=args.exclude))
-    anatomy.save_shape_model(model, out)
+    model = shape_model.build_shape_model(shape_model.load_atlas(args.surfaces, exclude=args.exclude))
+    shape_model.save_shape_model(model, out)
     print(f"{out}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
           f"{100 * model.variance_kept:.1f}% of the shape variance")
 
@@ -124,8 +134,8 @@ def _add_render_atlas(commands):
 
 
 def _render_atlas(args):
-    from seglib.data.phantom import write_atlas_renderings
-    from seglib.data.radiograph import APPEARANCES
+    from seglib.phantom.dataset import write_atlas_renderings
+    from seglib.phantom.exposure import APPEARANCES
 
     print(write_atlas_renderings(args.out, args.surfaces, args.ids, poses=args.poses, size=args.size,
                                  seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.model))
@@ -234,8 +244,6 @@ def _predict(args):
 
 
 def _add_fuse(commands):
-    from seglib.inference.fusion import STRATEGIES as FUSION_STRATEGIES
-
     p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
     _add_folder_inference_options(p, images="folder of images")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
@@ -324,10 +332,8 @@ def _check(args):
 
 
 def _add_import(commands):
-    from seglib.data.adapters import FORMATS, SIDE_CONVENTIONS
-
     p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
-    p.add_argument("--format", required=True, choices=sorted(FORMATS),
+    p.add_argument("--format", required=True, choices=sorted(IMPORT_FORMATS),
                    help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
                         "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images; "
                         "dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under SOURCE")
@@ -367,11 +373,9 @@ def _demo(args):
 
 
 def _add_segment(commands):
-    from seglib.inference.viewer_export import FORMATS
-
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
     _add_folder_inference_options(p, images="folder of images of any sizes")
-    p.add_argument("--format", nargs="+", choices=FORMATS, default=["png"], dest="formats",
+    p.add_argument("--format", nargs="+", choices=SEGMENT_FORMATS, default=["png"], dest="formats",
                    help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
                         "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
                         "input (other inputs are named on stderr and get their other formats; refused when no "
@@ -400,10 +404,8 @@ def _export(args):
 
 
 def _add_baseline(commands):
-    from seglib.inference.baselines import BASELINES
-
     p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
-    p.add_argument("--method", required=True, choices=sorted(BASELINES), help="classical method")
+    p.add_argument("--method", required=True, choices=sorted(BASELINE_METHODS), help="classical method")
     p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
@@ -440,7 +442,8 @@ def _add_bench(commands):
 
 def _bench(args):
     from seglib.data.outputs import check_output_file, first_line
-    from seglib.experiments.bench import default_report_path, run_benchmark, run_comparison
+    from seglib.experiments.bare_comparison import run_comparison
+    from seglib.experiments.bench import default_report_path, run_benchmark
 
     if args.compare:
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
@@ -475,30 +478,29 @@ def _split(args):
 
 
 def _add_ablation(commands):
-    from seglib.experiments.ablation import CONFIGURATIONS
-
     p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
-    p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/DATASET_NAME, "
-                                            "as notebook 03 writes)")
-    p.add_argument("--work", type=Path, default=Path("runs/ablation"), help="where the runs go (reused if complete)")
+    p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/<dataset folder name>)")
+    p.add_argument("--work", type=Path, default=Path("runs/ablation"),
+                   help="the runs go to WORK/<dataset folder name>, reused if complete (default runs/ablation)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=_checked(int, "epochs"), help="the fixed budget (default: the profile's)")
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
                    help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
-    p.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS),
+    p.add_argument("--configurations", nargs="+", choices=ABLATION_CONFIGURATIONS,
                    help="configurations to train (default: all)")
     p.add_argument("--force", action="store_true", help="replace an earlier ablation output in --out (never anything else)")
     p.set_defaults(handler=_ablation)
 
 
 def _ablation(args):
-    from seglib.experiments.ablation import run_ablation
+    from seglib.experiments.ablation import ablation_folders, run_ablation
 
-    out = args.out or Path("reports/ablation") / args.data.resolve().name
-    table = run_ablation(args.data, args.structures, out, args.work / args.data.name, profile=args.profile,
+    name = args.data.absolute().name
+    out = args.out or ablation_folders(name)[0]  # where notebook 03 looks for the results too
+    table = run_ablation(args.data, args.structures, out, args.work / name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
                          configurations=args.configurations, force=args.force)
     print(table.round(3).to_string(index=False))

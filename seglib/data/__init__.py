@@ -1,6 +1,5 @@
 """Datasets in the standard layout: reading and writing files, records, splits, validation,
-importers from other formats, the generated phantom data, and the tf.data input pipeline.
-Knows nothing of models."""
+importers from other formats, and the tf.data input pipeline. Knows nothing of models."""
 
 from seglib._lazy import lazy_exports
 
@@ -11,6 +10,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "validation": ("Problem", "check_dataset", "has_errors"),
     "adapters": ("import_dataset",),
     "dicom_seg": ("read_segmentation",),
-    "phantom": ("make_pelvis", "write_phantom_dataset"),
     "pipeline": ("training_dataset", "evaluation_dataset", "preprocess_for_prediction"),
 })

@@ -175,14 +175,6 @@ def _rle_numbers(rle: str) -> np.ndarray:
     return np.array(tokens, dtype=np.int64)
 
 
-def rle_encode(mask: np.ndarray) -> str:
-    """A 2D mask -> the competition's run-length string (the inverse of rle_decode; "" when empty)."""
-    flat = np.concatenate([[False], np.asarray(mask, dtype=bool).ravel(), [False]])
-    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # 1-based start of each run, then 1 past its end
-    edges[1::2] -= edges[0::2]
-    return " ".join(str(number) for number in edges)
-
-
 def parse_uwmgi_slice_name(name: str | Path) -> dict[str, float | int]:
     """slice_SSSS_W_H_PW_PH.png -> slice, width, height (pixels), pixel_width_mm, pixel_height_mm."""
     match = UWMGI_SLICE.fullmatch(Path(name).stem)

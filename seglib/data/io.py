@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import skimage.io
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")  # JPEG: a common X-ray export
 
@@ -59,6 +58,7 @@ def _read_pixels(path: Path) -> np.ndarray:
         raise DataError(f"{path}: empty file (0 bytes)")
     if path.suffix.lower() == ".dcm" or has_dicom_preamble(path):
         return _read_dicom(path)
+    import skimage.io  # here: DataError's importers (config, the CLI's --help) stay free of scikit-image
     from PIL import Image  # skimage reads PNG and JPEG through Pillow
 
     try:
@@ -152,6 +152,8 @@ def to_unit_float(image: np.ndarray) -> np.ndarray:
 
 def write_png(path: str | Path, array: np.ndarray) -> Path:
     """Write a PNG through a temporary name, so a crash never leaves a truncated file."""
+    import skimage.io
+
     with atomic_file(path) as temporary:
         skimage.io.imsave(temporary, array, check_contrast=False)
     return Path(path)

@@ -22,10 +22,6 @@ from pathlib import Path
 
 MARKER = ".seglib-output"
 
-# Folders written by seglib before the marker existed, recognised by the record each command wrote.
-_UNMARKED_RECORDS = {"train": "config.json", "predict": "predict.json", "fuse": "fusion.json", "segment": "areas.csv"}
-
-
 class UnsafeOutput(FileExistsError):
     """An output path that would overwrite or delete something seglib must not touch."""
 
@@ -95,10 +91,8 @@ def first_line(path: Path, limit: int = 4096) -> str:
 
 
 def marked_command(folder: Path) -> str | None:
-    """The command that created `folder`, from its marker (or the record an older seglib wrote)."""
-    if (folder / MARKER).is_file():
-        return _marker(folder).get("command")
-    return next((command for command, record in _UNMARKED_RECORDS.items() if (folder / record).is_file()), None)
+    """The command that created `folder`, from its marker (None: seglib did not create it)."""
+    return _marker(folder).get("command") if (folder / MARKER).is_file() else None
 
 
 def check_replaceable(path: Path, command: str, inputs=(), force: bool | None = None) -> bool:

@@ -5,6 +5,7 @@ from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "comparison": ("OURS", "contemporary_runs", "predict_methods"),
-    "ablation": ("CONFIGURATIONS", "run_ablation"),
+    "ablation": ("CONFIGURATIONS", "ablation_folders", "run_ablation"),
     "bench": ("run_benchmark",),
+    "bare_comparison": ("bare_network", "run_comparison"),
 })

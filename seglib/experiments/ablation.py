@@ -8,14 +8,13 @@ and ablation.png (Dice bars with their spread)."""
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from seglib.config import RunConfig, profile_config
+from seglib.config import profile_config
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
 from seglib.data.outputs import check_replaceable, output_folder
@@ -25,6 +24,7 @@ from seglib.reporting.display import InlineFigure as Figure  # shows inline in n
 from seglib.reporting.figures import save
 from seglib.reporting.plots import structure_color
 from seglib.reporting.tables import markdown_table
+from seglib.training.run_dir import RunDir
 
 # name -> (config changes, one model for both partners?, flip TTA at test time?)
 CONFIGURATIONS = {
@@ -35,6 +35,12 @@ CONFIGURATIONS = {
     "mirror+tta+unified_focal": (dict(mirror_flip=True, side_aware=False, loss="unified_focal_asym"), False, True),
     "mirror+tta+consistency": (dict(mirror_flip=True, side_aware=False, consistency_weight=1.0), True, True),
 }
+
+
+def ablation_folders(dataset: str, root: str | Path = ".") -> tuple[Path, Path]:
+    """Where the ablation of a dataset named `dataset` writes its table and chart, and its runs:
+    ROOT/reports/ablation/<dataset> and ROOT/runs/ablation/<dataset>, as `python -m seglib ablation` does."""
+    return Path(root) / "reports" / "ablation" / dataset, Path(root) / "runs" / "ablation" / dataset
 
 
 def subsample_split(split: dict[str, str], fraction: float, seed: int) -> dict[str, str]:
@@ -91,7 +97,7 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
         runs.append(run_dir if _finished_with(run_dir, config) else train(config, run_dir, force=True, verbose=0))
     fused = fuse_folder(runs, data / "images", fraction_dir / name / "fused_test", tta=tta, subset="test", force=True)
     table = evaluate_folder(fused, data, list(base.structures))
-    seconds = sum(json.loads((r / "summary.json").read_text())["train_seconds"] for r in runs)
+    seconds = sum(RunDir(r).summary()["train_seconds"] for r in runs)
     return [{"configuration": name, "fraction": fraction, "n_train": n_train, "structure": structure,
              "dice_mean": group["dice"].mean(), "dice_std": group["dice"].std(),
              "hd95_mean": group["hd95"].mean(), "hd95_std": group["hd95"].std(),
@@ -101,7 +107,8 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
 
 def _finished_with(run_dir: Path, config) -> bool:
     """A finished run of exactly this config can be reused (an interrupted ablation goes on where it stopped)."""
-    return (run_dir / "summary.json").exists() and RunConfig.load(run_dir / "config.json") == config
+    run = RunDir(run_dir)
+    return run.is_finished() and run.config() == config
 
 
 def write_ablation_outputs(table: pd.DataFrame, out_dir: Path) -> None:

@@ -4,7 +4,7 @@ dataset layout so that evaluation and figures treat them alike:
 - our U-Net: one model per structure, fused (notebooks 01-03);
 - contemporary variants of our own builders (residual U-Net, attention U-Net), trained with
   exactly the U-Net's data, split, budget, seed and options; only the architecture differs;
-- classical scikit-image baselines (seglib.baselines).
+- classical scikit-image baselines (seglib.inference.baselines).
 
 Every deep method gets its own fusion post-processing, chosen on the validation split."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from seglib.config import RunConfig
-from seglib.data.splits import read_split
+from seglib.training.run_dir import RunDir
 
 OURS = "U-Net"
 VARIANTS = {"resunet": "residual U-Net", "attention_unet": "attention U-Net"}
@@ -41,22 +41,21 @@ def variant_runs(reference_runs, architecture: str, runs_root: str | Path) -> li
 
 def variant_config(reference_run: str | Path, architecture: str) -> RunConfig:
     """The reference run's config with another architecture, pinned to the reference's split."""
-    reference_run = Path(reference_run)
-    config = RunConfig.load(reference_run / "config.json")
-    return dataclasses.replace(config, architecture=architecture, split_file=str(reference_run / "split.csv"))
+    reference = RunDir(reference_run)
+    return dataclasses.replace(reference.config(), architecture=architecture, split_file=str(reference.split_path))
 
 
 def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
     """True if run_dir is a finished run trained like reference_run apart from the architecture:
     same options and the very same split (a U-Net retrained with another budget or split makes an
     older variant an unfair comparison, or one that trained on the U-Net's test images)."""
-    run_dir, reference_run = Path(run_dir), Path(reference_run)
-    if not (run_dir / "summary.json").is_file():  # written last, when training finished
+    run, reference = RunDir(run_dir), RunDir(reference_run)
+    if not run.is_finished():
         return False
-    trained, reference = RunConfig.load(run_dir / "config.json"), RunConfig.load(reference_run / "config.json")
-    same_options = all(getattr(trained, f.name) == getattr(reference, f.name)
+    trained, wanted = run.config(), reference.config()
+    same_options = all(getattr(trained, f.name) == getattr(wanted, f.name)
                        for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
-    return same_options and read_split(run_dir / "split.csv") == read_split(reference_run / "split.csv")
+    return same_options and run.split() == reference.split()
 
 
 def contemporary_runs(reference_runs, architectures, runs_root, train_missing: bool = False,
@@ -95,7 +94,7 @@ def predict_methods(data_dir, runs: dict[str, list[Path]], baselines, out_root, 
 
     data_dir, out_root = Path(data_dir), Path(out_root)
     first_runs = next(iter(runs.values()))
-    structures = [s for run in first_runs for s in RunConfig.load(Path(run) / "config.json").structures]
+    structures = [s for run in first_runs for s in RunDir(run).config().structures]
     ids = list(select_ids(list_images(data_dir / "images"), first_runs[0], subset))
     fusion = {"strategy": strategy, "threshold": threshold,
               "priority": structures if strategy == "priority" else None}

@@ -5,7 +5,7 @@ from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "predictor": ("Predictor", "predict_folder", "fuse_folder", "select_ids"),
-    "fusion": ("STRATEGIES", "FusionResult", "fuse", "keep_largest_component"),
+    "fusion": ("FusionResult", "fuse", "keep_largest_component"),
     "postprocessing": ("select_postprocessing",),
     "segment": ("segment_folder",),
     "dicom_seg_export": ("write_segmentation",),

@@ -14,15 +14,15 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.data.io import write_text
 from seglib.data.outputs import output_folder
-from seglib.training.fit import load_run_model
+from seglib.training.run_dir import RunDir
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write the SavedModel (default RUN_DIR/saved_model) and return its path; never overwrites."""
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "saved_model"
-    config = RunConfig.load(run_dir / "config.json")
-    model = load_run_model(run_dir)
+    run = RunDir(run_dir)
+    config, model = run.config(), run.load_model()
     model = getattr(model, "segmenter", model)  # a consistency-trained wrapper serves its plain segmenter
     # Export into a temporary sibling, renamed at the end: a failed export leaves nothing behind.
     with output_folder(out_dir, "export") as temporary:  # by default inside the run: not an input to guard

@@ -40,7 +40,8 @@ from scipy import ndimage
 from scipy.ndimage import binary_fill_holes
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-STRATEGIES = ("argmax", "priority", "multilabel")
+from seglib.config import FUSION_STRATEGIES
+
 _MAX_STRUCTURES = 255  # labels i+1 must fit into the uint8 label map
 
 
@@ -83,25 +84,6 @@ def fuse(
     )
 
 
-def label_map_to_masks(label_map, labels: dict[str, int]) -> dict[str, np.ndarray]:
-    """Split a label map into ``{structure: bool mask}`` using ``labels`` (structure -> value).
-
-    Every non-zero value in the map must belong to a structure in ``labels``: an unexpected value
-    usually means the wrong mapping (e.g. 0/255 masks read with {"hip": 1}), which would otherwise
-    give plausible-looking empty masks.
-    """
-    label_map = np.asarray(label_map)
-    values = list(labels.values())
-    if len(set(values)) != len(values):
-        raise ValueError(f"labels must give each structure its own value, got {labels}")
-    if 0 in values:
-        raise ValueError(f"label value 0 is the background and cannot name a structure: {labels}")
-    unexpected = sorted(set(np.unique(label_map).tolist()) - set(values) - {0})
-    if unexpected:
-        raise ValueError(f"label map holds values {unexpected} that are not in labels {labels}")
-    return {name: label_map == value for name, value in labels.items()}
-
-
 def _validated_stack(probabilities):
     if not probabilities:
         raise ValueError("fuse needs at least one structure's probability map")
@@ -127,8 +109,8 @@ def _validated_stack(probabilities):
 def _validate_options(threshold, strategy, priority, names, max_hole_area, min_object_fraction):
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if strategy not in FUSION_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(FUSION_STRATEGIES)}")
     if strategy == "priority" and not priority:
         raise ValueError("strategy='priority' needs priority=[structure names, winner first]")
     if strategy != "priority" and priority is not None:

@@ -19,12 +19,11 @@ from seglib.data.io import read_image, write_png, write_text
 from seglib.data.layout import DatasetWriter, list_images
 from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
-from seglib.data.splits import read_split
 from seglib.inference.fusion import fuse
 from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
 from seglib.training.calibration import calibrated, run_thresholds
-from seglib.training.fit import load_run_model
+from seglib.training.run_dir import RunDir
 
 
 class Predictor:
@@ -32,7 +31,7 @@ class Predictor:
 
     def __init__(self, run_dirs: list[str | Path] | str | Path, calibrate: bool = True):
         """calibrate: apply each run's validation-chosen threshold (seglib.inference.calibration)."""
-        self.runs = [(load_run_model(d), RunConfig.load(Path(d) / "config.json")) for d in run_list(run_dirs)]
+        self.runs = [(RunDir(d).load_model(), RunDir(d).config()) for d in run_list(run_dirs)]
         self.thresholds = {s: t for d in run_list(run_dirs) for s, t in run_thresholds(d).items()} if calibrate else {}
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
@@ -139,7 +138,7 @@ def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str 
     """The images to predict: all, or those the run's split.csv puts in `subset` (e.g. test)."""
     if subset is None:
         return images
-    wanted = {i for i, name in read_split(Path(run_dir) / "split.csv").items() if name == subset}
+    wanted = {i for i, name in RunDir(run_dir).split().items() if name == subset}
     missing = sorted(wanted - set(images))
     if missing:
         raise FileNotFoundError(f"{len(missing)} {subset} image(s) of {run_dir} not in the image folder, e.g. {missing[0]}")

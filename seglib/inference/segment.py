@@ -37,7 +37,7 @@ OVERLAY_ALPHA = 0.4
 def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: float = 0.5,
                    fuse_options: dict | None = None, spacing_mm: dict | None = None,
                    force: bool = False, formats=("png",)) -> Path:
-    """Predict, fuse and write OUT (see module doc) in `formats` (seglib.inference.viewer_export.FORMATS).
+    """Predict, fuse and write OUT (see module doc) in `formats` (seglib.config.SEGMENT_FORMATS).
     Pixel spacing, for area_mm2 and the NIfTI header: `spacing_mm` (id -> mm per pixel, or a
     (row, column) pair) where given, else a DICOM input's header. An existing OUT is replaced only
     with `force`, and only when it is an earlier segment output (seglib.data.outputs)."""

@@ -13,13 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seglib.config import RunConfig
+from seglib.config import SEGMENT_FORMATS
 from seglib.data.dicom_seg import is_dicom, pixel_spacing, read_header
 from seglib.data.io import DataError
 from seglib.inference.dicom_seg_export import algorithm_identification, source_header, write_segmentation
 from seglib.inference.nifti import write_colour_tables, write_label_map
-
-FORMATS = ("png", "nifti", "dicom-seg")
+from seglib.training.run_dir import RunDir
 
 
 class NiftiExport:
@@ -40,7 +39,7 @@ class DicomSegExport:
             source_header(path)  # a file that cannot be referenced fails now, not after an hour of inference
         self.algorithms = {}  # structure -> the identification of the run that segments it
         for run_dir in map(Path, run_dirs):
-            config = RunConfig.load(run_dir / "config.json")
+            config = RunDir(run_dir).config()
             algorithm = algorithm_identification(run_dir.name, config, segment_options)
             self.algorithms.update(dict.fromkeys(config.structures, algorithm))
 
@@ -58,9 +57,9 @@ class DicomSegExport:
 
 def open_exports(formats, run_dirs, images: dict[str, Path], segment_options: dict) -> list:
     """The exporters of `formats` other than png, each checked against the inputs before any work."""
-    unknown = sorted(set(formats) - set(FORMATS))
+    unknown = sorted(set(formats) - set(SEGMENT_FORMATS))
     if unknown or not formats:
-        raise ValueError(f"unknown output format(s) {unknown}; choose from {', '.join(FORMATS)}")
+        raise ValueError(f"unknown output format(s) {unknown}; choose from {', '.join(SEGMENT_FORMATS)}")
     exports = [NiftiExport()] if "nifti" in formats else []
     if "dicom-seg" in formats:
         exports.append(DicomSegExport(run_dirs, images, segment_options))

@@ -6,5 +6,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "plots": ("structure_color", "overlay"),
     "figures": ("show_samples", "plot_history", "show_predictions", "compare_methods", "metric_boxplot"),
     "tables": ("markdown_table", "metric_table"),
-    "document": ("FIGURES", "build_report"),
+    "document": ("FIGURES", "REPORT_FILES", "build_report"),
 })

@@ -9,7 +9,6 @@ section; metrics CSVs alone (`extra_metrics`) give the metric tables and box plo
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from pathlib import Path
@@ -20,15 +19,18 @@ import pandas as pd
 from seglib.data.io import read_image, write_text
 from seglib.data.layout import available_structures, load_records
 from seglib.data.outputs import check_replaceable, output_folder
-from seglib.data.splits import read_split
 from seglib.evaluation.folder import evaluate_folder
 from seglib.evaluation.statistics import margins_over, summarise
 from seglib.reporting import figures
 from seglib.reporting.tables import markdown_table, metric_table
+from seglib.training.run_dir import RunDir
 
 # The figures a full report links, in the order it shows them.
 FIGURES = ("samples.png", "training_curves.png", "metric_boxplots.png", "best_median_worst.png",
            "fused_label_maps.png")
+TABLES = ("metrics.csv", "metrics_summary.csv", "margins.csv", "laterality.csv", "contested.csv")
+# Everything build_report may write into its folder.
+REPORT_FILES = ("report.md", "report.html", *TABLES, *FIGURES)
 
 
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
@@ -131,7 +133,7 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
         "pixel spacing known": f"{len(spacing)} of {len(records)} images",
     }
     if runs:
-        split = pd.Series(read_split(Path(next(iter(runs.values()))[0]) / "split.csv")).value_counts()
+        split = pd.Series(RunDir(next(iter(runs.values()))[0]).split()).value_counts()
         facts["split"] = ", ".join(f"{split[name]} {name}" for name in ("train", "val", "test", "unused") if name in split)
     sections = [f"## Dataset `{data_dir.name}`", markdown_table(pd.DataFrame([facts]))]
     if show_images:
@@ -141,7 +143,7 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
 
 
 def _training_section(runs, out_dir) -> list[str]:
-    rows = [{"method": method, "run": Path(run).name, **json.loads((Path(run) / "summary.json").read_text())}
+    rows = [{"method": method, "run": Path(run).name, **RunDir(run).summary()}
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
     return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "

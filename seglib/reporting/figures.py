@@ -18,6 +18,7 @@ from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
 from seglib.reporting.display import InlineFigure as Figure  # shows inline in notebooks
 from seglib.reporting.plots import overlay, structure_color
+from seglib.training.run_dir import RunDir
 
 DPI = 150
 
@@ -49,7 +50,7 @@ def plot_history(runs, out=None) -> Figure:
     panels = figure.subplots(len(runs), 2, squeeze=False, sharex=True, sharey="col")
     for (method, run_dirs), (loss_ax, dice_ax) in zip(runs.items(), panels):
         for run_dir in run_dirs:
-            history = pd.read_csv(Path(run_dir) / "history.csv")
+            history = RunDir(run_dir).history()
             name = Path(run_dir).name
             color = structure_color(name)
             for ax, metric in ((loss_ax, "loss"), (dice_ax, "dice")):
@@ -157,26 +158,3 @@ def _legend(figure: Figure, structures) -> None:
 
     handles = [Patch(color=structure_color(s), label=s) for s in structures]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-
-
-def write_phantom_samples(path, n: int = 4, size: int = 512, seed: int = 0) -> Path:
-    """A figure of n films (top) and the same films with their bone masks outlined (bottom)."""
-    from seglib.data.phantom import make_pelvis, phantom_rng  # rendering is only needed here
-
-    figure = Figure(figsize=(3.2 * n, 6.6), dpi=110)
-    axes = figure.subplots(2, n, squeeze=False)
-    for index in range(n):
-        sample = make_pelvis(phantom_rng(seed, index), size)
-        pose = sample.pose
-        title = f"tilt {pose.tilt:+.0f}°, rotation {pose.rotation:+.0f}°, obliquity {pose.obliquity:+.0f}°"
-        axes[0, index].imshow(sample.image, cmap="gray", vmin=0, vmax=65535)
-        axes[0, index].set_title(title, fontsize=8)
-        axes[0, index].set_axis_off()
-        overlay(axes[1, index], sample.image, sample.masks, alpha=0.0)
-    figure.suptitle("Synthetic AP pelvis films rendered from the CT shape model (seglib.data.phantom); "
-                    "masks: left/right hip, sacrum, left/right femur", fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path

@@ -1,6 +1,6 @@
 """The left-right symmetry axis (midline) of a frontal radiograph, and a side-aware input channel.
 
-Conventions (the same as seglib.data.phantom.PelvisSample): pixel centres sit at integer coordinates;
+Conventions (the same as seglib.phantom.render.PelvisSample): pixel centres sit at integer coordinates;
 `Midline.x` is the column where the axis crosses the image's vertical centre row, row
 (H - 1) / 2; `Midline.tilt_deg` is the axis's angle from vertical, positive when its upper end
 leans towards the image's right (the anatomy turned clockwise on screen). So the axis passes

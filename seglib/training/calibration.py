@@ -5,7 +5,7 @@ probabilities above 0.5 although the truth leaves them out (precision below reca
 `choose_thresholds` measures, after training, which threshold gives the best mean validation Dice per
 structure, and `calibrated` maps the probabilities so that this threshold becomes 0.5. Everything downstream
 (masks at 0.5, fusion's argmax, flip TTA averaging, reports) then works unchanged on calibrated maps; a run
-without `calibration.json` (older runs) keeps its raw probabilities.
+without RUN_DIR/calibration.json (older runs) keeps its raw probabilities.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from seglib.data.io import read_image, write_text
 from seglib.data.pipeline import model_input, working_image
+from seglib.training.run_dir import RunDir
 
-CALIBRATION_FILE = "calibration.json"
 CANDIDATE_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.71, 0.05), 2))
 
 
@@ -38,7 +38,7 @@ def choose_thresholds(model, config, run_dir: str | Path, records) -> dict[str, 
                 scores[structure][column] += _dice(maps[..., index] >= threshold, truth) / len(records)
     distance = np.abs(np.array(CANDIDATE_THRESHOLDS) - 0.5)
     chosen = {s: float(CANDIDATE_THRESHOLDS[np.lexsort((distance, -np.round(d, 6)))[0]]) for s, d in scores.items()}
-    write_text(Path(run_dir) / CALIBRATION_FILE, json.dumps(
+    write_text(RunDir(run_dir).calibration_path, json.dumps(
         {"threshold": chosen, "chosen_on": f"{len(records)} validation images at their own size",
          "mean_dice": {s: dict(zip(map(str, CANDIDATE_THRESHOLDS), np.round(d, 5).tolist()))
                        for s, d in scores.items()}}, indent=2), overwrite=True)
@@ -47,7 +47,7 @@ def choose_thresholds(model, config, run_dir: str | Path, records) -> dict[str, 
 
 def run_thresholds(run_dir: str | Path) -> dict[str, float]:
     """structure -> the run's chosen threshold; empty for a run without calibration (0.5 then applies)."""
-    path = Path(run_dir) / CALIBRATION_FILE
+    path = RunDir(run_dir).calibration_path
     if not path.exists():
         return {}
     try:

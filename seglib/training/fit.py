@@ -1,16 +1,9 @@
-"""Train one model (per bone, or several structures at once) into a run directory:
-
-    RUN_DIR/config.json    the resolved RunConfig
-    RUN_DIR/split.csv      id,split used
-    RUN_DIR/model.keras    best weights by validation Dice
-    RUN_DIR/history.csv    one row per epoch
-    RUN_DIR/summary.json   epochs run, best validation Dice, wall time, images/s
-"""
+"""Train one model (per bone, or several structures at once) into a run directory
+(seglib.training.run_dir.RunDir: config, split, model, history, summary)."""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -22,17 +15,18 @@ import pandas as pd
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.data.io import DataError, atomic_file, write_text
+from seglib.data.io import DataError, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
 from seglib.data.outputs import check_replaceable, claim_folder, output_folder
 from seglib.data.pipeline import evaluation_dataset, training_dataset
-from seglib.data.splits import records_in, split_records, write_split
+from seglib.data.splits import records_in, split_records
 from seglib.data.validation import check_dataset
 from seglib.losses.spec import get_loss
 from seglib.networks.unet import build_model
 from seglib.symmetry.consistency import BilateralConsistencyModel
 from seglib.symmetry.partners import mirror_targets
 from seglib.training.calibration import choose_thresholds
+from seglib.training.callbacks import training_callbacks
 from seglib.training.hardware import (
     choose_strategy,
     devices_line,
@@ -41,6 +35,7 @@ from seglib.training.hardware import (
     mixed_precision,
 )
 from seglib.training.metrics import DiceScore
+from seglib.training.run_dir import RunDir
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -91,7 +86,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     """Train and return the run directory. An existing non-empty run directory is refused unless
     `force` (train anew beside it; the earlier run is replaced only when the new one is complete)
     or `resume` (continue an interrupted run from its last backup).
-    `callbacks` run before seglib's own (e.g. seglib.bench's profiler)."""
+    `callbacks` run before seglib's own (e.g. the benchmark's seglib.training.callbacks.TrainingProfiler)."""
     # First: MultiWorkerMirroredStrategy must configure TensorFlow before it runs any op.
     strategy = choose_strategy(config.validate().strategy)
     if verbose:  # beside Keras's progress
@@ -126,8 +121,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
 
 
 def _start(config: RunConfig, run_dir: Path, split, train_records, val_records, verbose, strategy, callbacks) -> Path:
-    write_text(run_dir / "config.json", config.to_json())
-    write_split(split, run_dir / "split.csv")
+    RunDir(run_dir).write(config, split=split)
     return _fit(config, run_dir, train_records, val_records, False, verbose, strategy, callbacks)
 
 
@@ -144,39 +138,40 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     # The policy must be set before the model is built; the context restores it afterwards.
     with mixed_precision(config.mixed_precision), strategy.scope():
         model = compile_model(config)
-    kept = _history_kept_by_backup(run_dir)  # what a resumed run continues from; None on a fresh run
+    kept = _history_kept_by_backup(RunDir(run_dir))  # what a resumed run continues from; None on a fresh run
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
               callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(kept),
                                                          seconds_trained=_seconds_trained(kept))],
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
-    _write_summary(run_dir, _deduplicated_history(run_dir), seconds, len(train_records), resume,
-                   replicas=strategy.num_replicas_in_sync)
     # The outline's threshold, measured at the films' own size with the best weights (those model.keras holds).
-    choose_thresholds(load_run_model(run_dir), config, run_dir, val_records)
+    choose_thresholds(RunDir(run_dir).load_model(), config, run_dir, val_records)
+    _write_summary(RunDir(run_dir), _deduplicated_history(RunDir(run_dir)), seconds, len(train_records), resume,
+                   replicas=strategy.num_replicas_in_sync)
     return run_dir
 
 
 def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str]:
     """The split of an interrupted run, after checking it is the same run."""
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir}: nothing to resume (no config.json)")
-    if RunConfig.load(run_dir / "config.json") != config:
-        raise ValueError(f"{run_dir}: its config.json differs from this run's settings; cannot resume")
-    if (run_dir / "summary.json").exists():
+    run = RunDir(run_dir)
+    if not run.config_path.exists():
+        raise FileNotFoundError(f"{run_dir}: nothing to resume (no {run.config_path.name})")
+    if run.config() != config:
+        raise ValueError(f"{run_dir}: its {run.config_path.name} differs from this run's settings; cannot resume")
+    if run.is_finished():
         raise ValueError(f"{run_dir}: this run has already finished")
-    return split_records(records, 0, 0, 0, split_file=run_dir / "split.csv")
+    return split_records(records, 0, 0, 0, split_file=run.split_path)
 
 
-def _history_kept_by_backup(run_dir: Path) -> pd.DataFrame | None:
+def _history_kept_by_backup(run: RunDir) -> pd.DataFrame | None:
     """The history rows of the epochs the resume backup holds; epochs logged after the backup are
     trained again on resume, so they do not count. None when there is no intact model or backup yet
     (a kill while writing model.keras truncates the zip): then the run starts afresh."""
-    path, model, backup = run_dir / "history.csv", run_dir / "model.keras", run_dir / "backup" / "training_metadata.json"
-    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(model) or not backup.exists():
+    path, backup = run.history_path, run.backup_path / "training_metadata.json"
+    if not path.exists() or path.stat().st_size == 0 or not zipfile.is_zipfile(run.model_path) or not backup.exists():
         return None
-    history = pd.read_csv(path)
+    history = run.history()
     return history[history["epoch"] < json.loads(backup.read_text())["epoch"]]
 
 
@@ -190,12 +185,11 @@ def _seconds_trained(done: pd.DataFrame | None) -> float:
     return float(done["seconds"].iloc[-1]) if done is not None and len(done) and "seconds" in done else 0.0
 
 
-def _deduplicated_history(run_dir: Path) -> pd.DataFrame:
+def _deduplicated_history(run: RunDir) -> pd.DataFrame:
     """history.csv with one row per epoch: an epoch interrupted after its row was logged but before
     the backup was written is trained again on resume; its second row wins."""
-    path = run_dir / "history.csv"
-    history = pd.read_csv(path).drop_duplicates("epoch", keep="last").reset_index(drop=True)
-    write_text(path, history.to_csv(index=False), overwrite=True)
+    history = run.history().drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    write_text(run.history_path, history.to_csv(index=False), overwrite=True)
     return history
 
 
@@ -211,94 +205,7 @@ def compile_model(config: RunConfig) -> keras.Model:
     return model
 
 
-def training_callbacks(config: RunConfig, run_dir: Path, best_val_dice: float | None = None,
-                       seconds_trained: float = 0.0) -> list[keras.callbacks.Callback]:
-    # Callbacks run in list order at each epoch end: the log row is written before the checkpoints.
-    return [
-        TrainingClock(seconds_trained),
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        learning_rate_callback(config),
-        # The best weights are kept by RunCheckpoints, which writes them to model.keras.
-        # Stop when `patience` epochs in a row gain less than 0.001 validation Dice: a flat curve. Under the
-        # cosine schedule not before half the epochs: a plateau at a high learning rate is not convergence,
-        # and stopped there the rate never decays (measured on the real right lung, strided U-Net, 45 epochs:
-        # stopped at epoch 29, test Dice 0.935, below the 0.938 of the 30 epochs that ran their schedule).
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=config.early_stopping_patience,
-                                      min_delta=1e-3, start_from_epoch=_first_epoch_to_stop(config)),
-        RunCheckpoints(run_dir, config.checkpoint_seconds, best_val_dice),
-    ]
-
-
-class TrainingClock(keras.callbacks.Callback):
-    """Adds `seconds` to every epoch's log (and so to history.csv): the training time so far (counting on
-    from `seconds_trained` when resumed), so the time a run needed to reach a validation Dice can be read
-    off its history, not only the epoch."""
-
-    def __init__(self, seconds_trained: float = 0.0):
-        super().__init__()
-        self._seconds_trained = seconds_trained
-
-    def on_train_begin(self, logs=None):
-        self._started = time.perf_counter() - self._seconds_trained
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["seconds"] = round(time.perf_counter() - self._started, 2)
-
-
-class RunCheckpoints(keras.callbacks.BackupAndRestore):
-    """model.keras (the weights of the best validation Dice) and the resume backup (the latest
-    weights and optimizer state, with the previous copy kept so a run killed while writing one
-    resumes from the other), both written at an epoch end only when `interval_seconds` have passed
-    since the last write, and at the end. Each write costs more than a short epoch; in between, the
-    best weights wait in memory. The best model is written before the backup, so an epoch the
-    backup counts as done never lacks its model; a killed run repeats at most that much training."""
-
-    def __init__(self, run_dir: Path, interval_seconds: float, best_val_dice: float | None = None):
-        super().__init__(str(run_dir / "backup"), double_checkpoint=True)
-        self.model_path, self.interval_seconds = run_dir / "model.keras", interval_seconds
-        self.best = -math.inf if best_val_dice is None else best_val_dice
-        self._best_weights, self._last_write = None, time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs["val_dice"] > self.best:
-            self.best, self._best_weights = logs["val_dice"], self.model.get_weights()
-        if time.monotonic() - self._last_write >= self.interval_seconds:
-            self._write_best_model()
-            super().on_epoch_end(epoch, logs)  # the backup
-            self._last_write = time.monotonic()
-
-    def on_train_end(self, logs=None):
-        self._write_best_model()
-        super().on_train_end(logs)  # removes the backup: the run is complete
-
-    def _write_best_model(self) -> None:
-        if self._best_weights is None:
-            return
-        latest = self.model.get_weights()
-        self.model.set_weights(self._best_weights)
-        # Through a temporary name: a kill while saving never leaves a truncated model.keras.
-        with atomic_file(self.model_path, overwrite=True) as temporary:
-            self.model.save(temporary)
-        self.model.set_weights(latest)
-        self._best_weights = None
-
-
-def _first_epoch_to_stop(config: RunConfig) -> int:
-    return config.epochs // 2 if config.lr_schedule == "cosine" else 0
-
-
-def learning_rate_callback(config: RunConfig) -> keras.callbacks.Callback:
-    if config.lr_schedule == "plateau":
-        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                 patience=max(2, config.early_stopping_patience // 3), min_lr=1e-5)
-    if config.lr_schedule == "cosine":
-        def cosine(epoch, _rate):
-            return float(config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs)))
-        return keras.callbacks.LearningRateScheduler(cosine)
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")
-
-
-def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
+def _write_summary(run: RunDir, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
                    replicas: int = 1) -> None:
     best = int(history["val_dice"].idxmax())
     summary = {
@@ -310,15 +217,17 @@ def _write_summary(run_dir: Path, history: pd.DataFrame, seconds: float, n_train
         "train_seconds": round(seconds, 1),  # of this call (the resumed part, when resumed)
         "train_images_per_second": round(len(history) * n_train / seconds, 1) if not resumed else None,
     }
-    write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    run.write_summary(summary)
 
 
-def load_run_model(run_dir: str | Path) -> keras.Model:
-    """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registered its objects)."""
-    path = Path(run_dir) / "model.keras"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no model in this run directory")
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path}: truncated or damaged model file (not a complete .keras archive); "
-                        "train again, or continue an interrupted run with train --resume")
-    return keras.saving.load_model(path, safe_mode=True)
+def write_untrained_run(config: RunConfig, run_dir: str | Path) -> RunDir:
+    """A run directory as predict reads it (config and model), its model compiled but untrained, its
+    weights drawn from config.seed: for measuring speed, where the weights' values do not matter, and
+    for tests."""
+    keras.utils.set_random_seed(config.seed)
+    with mixed_precision(config.mixed_precision):
+        model = compile_model(config)
+    # A trained run's file holds the optimizer's state; without it loading warns of a mismatch.
+    model.optimizer.build(model.trainable_variables)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return RunDir(run_dir).write(config, model=model)

@@ -1,5 +1,5 @@
-"""The notebooks' plumbing: where the code runs, notebook parameters, the embedded demo data,
-and running the notebooks in sequence."""
+"""The notebooks' plumbing: where the code runs, notebook parameters, the embedded demo data, the
+bodies of the per-bone notebooks and of the fuse-and-report notebook, and running them in sequence."""
 
 from seglib._lazy import lazy_exports
 
@@ -9,4 +9,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "demo_data": ("ensure_dataset",),
     "notebooks": ("NOTEBOOKS", "run_notebooks"),
     "per_bone": ("BoneTraining",),
+    "fuse_report": ("FuseAndReport",),
 })

@@ -15,7 +15,7 @@ def default_data(profile: str) -> Path:
 def ensure_dataset(data_dir: str | Path, profile: str, seed: int = 0) -> Path:
     """The dataset to use. The embedded default (pelvis phantoms) is generated on first use,
     deterministically, and reused afterwards; any other folder must already exist."""
-    from seglib.data.phantom import write_phantom_dataset
+    from seglib.phantom.dataset import write_phantom_dataset
 
     data_dir = Path(data_dir)
     if (data_dir / "images").is_dir():

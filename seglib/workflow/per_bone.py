@@ -4,17 +4,16 @@ sequence — data, training, curves, validation predictions, the run directory."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
 from matplotlib.figure import Figure
 
 from seglib.config import profile_config
 from seglib.data.layout import available_structures
 from seglib.inference.predictor import predict_folder
 from seglib.reporting.figures import plot_history, show_predictions, show_samples
-from seglib.training.fit import load_run_model, train
+from seglib.training.fit import train
+from seglib.training.run_dir import RunDir
 from seglib.workflow.demo_data import ensure_dataset
 
 
@@ -49,11 +48,11 @@ class BoneTraining:
 
     def describe_run(self) -> None:
         """Prints what the run directory holds; the model loads with safe_mode on, no custom objects."""
-        model = load_run_model(self.run_dir)  # keras.saving.load_model with safe_mode=True
-        config = json.loads((self.run_dir / "config.json").read_text())
+        run = RunDir(self.run_dir)
+        model = run.load_model()  # keras.saving.load_model with safe_mode=True
         print(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith(".")))  # not the output marker
-        print(sorted(pd.read_csv(self.run_dir / "split.csv")["split"].unique()))
-        print(type(model).__name__, "outputs:", model.output_shape[-1], config["structures"])
+        print(sorted(set(run.split().values())))
+        print(type(model).__name__, "outputs:", model.output_shape[-1], list(run.config().structures))
 
     def summary(self) -> dict:
-        return json.loads((self.run_dir / "summary.json").read_text())
+        return RunDir(self.run_dir).summary()

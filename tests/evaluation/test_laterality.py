@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from seglib.data.io import read_mask, write_png
-from seglib.data.phantom import write_phantom_dataset
 from seglib.evaluation.laterality import laterality_confusion, laterality_table
+from seglib.phantom.dataset import write_phantom_dataset
 from seglib.symmetry.midline import Midline
 
 VERTICAL = Midline(x=9.5, tilt_deg=0.0)  # between columns 9 and 10 of a 20-pixel-wide image

@@ -8,8 +8,9 @@ from conftest import write_square_dataset
 
 from seglib.cli import main
 from seglib.config import profile_config
-from seglib.experiments import bench
-from seglib.experiments.bench import bare_network, run_benchmark
+from seglib.experiments import bench_report, bench_timing
+from seglib.experiments.bare_comparison import bare_network
+from seglib.experiments.bench import run_benchmark
 from seglib.training.fit import compile_model
 
 
@@ -55,10 +56,10 @@ class ScheduledPredictor:
 
 def test_latency_is_the_median_and_95th_percentile_of_the_timed_calls(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench_timing.time, "perf_counter", lambda: clock[0])
     # The warm-up calls are slow (graph tracing) and must not count; one timed call of 20 is an outlier.
-    schedule = [5.0] * bench.WARM_UP_CALLS + [0.010] * 19 + [0.500]
-    latency = bench._prediction_latency(ScheduledPredictor(schedule, clock), image=None, tta=False, calls=20)
+    schedule = [5.0] * bench_timing.WARM_UP_CALLS + [0.010] * 19 + [0.500]
+    latency = bench_timing._prediction_latency(ScheduledPredictor(schedule, clock), image=None, tta=False, calls=20)
     assert latency["median_ms"] == pytest.approx(10.0)
     assert latency["p95_ms"] == pytest.approx(10.0 + 0.05 * 490.0)  # numpy's linear interpolation
     assert latency["images_per_s"] == pytest.approx(20 / (19 * 0.010 + 0.500))
@@ -79,7 +80,7 @@ def test_report_has_every_section_and_replaces_the_old_one(benchmark):
                                             (0.5, "The input pipeline is slower than training consumes (0.50×)")])
 def test_report_says_whether_the_pipeline_keeps_up_with_training(benchmark, ratio, verdict):
     results, _ = benchmark
-    assert verdict in bench.markdown_report({**results, "pipeline_over_training": ratio})
+    assert verdict in bench_report.markdown_report({**results, "pipeline_over_training": ratio})
 
 
 def test_training_breakdown_accounts_for_the_whole_run(benchmark):

@@ -1,7 +1,7 @@
 """Methods compared on one test split, and the report built from them: paired margins, the
 contemporary variants trained like the U-Net, report.md / report.html and the CLI."""
 
-import json
+import dataclasses
 import re
 
 import numpy as np
@@ -10,11 +10,12 @@ import pytest
 from scipy.stats import wilcoxon
 
 from seglib.cli.commands import main
-from seglib.config import RunConfig, profile_config
+from seglib.config import profile_config
 from seglib.evaluation.statistics import margins_over
 from seglib.experiments.comparison import OURS, contemporary_runs, matches_reference, predict_methods
 from seglib.reporting.document import FIGURES, build_report, write_html
 from seglib.training.fit import train
+from seglib.training.run_dir import RunDir
 
 
 def test_margins_are_paired_per_image_and_positive_when_the_reference_is_better():
@@ -81,11 +82,11 @@ def compared(phantom_dataset, tmp_path_factory):
 def test_variants_are_trained_exactly_like_the_unet_except_the_architecture(compared):
     runs, _ = compared
     for unet, variant in zip(runs[OURS], runs["residual U-Net"]):
-        ours, theirs = RunConfig.load(unet / "config.json"), RunConfig.load(variant / "config.json")
+        ours, theirs = RunDir(unet).config(), RunDir(variant).config()
         assert theirs.architecture == "resunet" and ours.architecture == "unet"
         assert {k: v for k, v in vars(theirs).items() if k not in ("architecture", "split_file")} == \
                {k: v for k, v in vars(ours).items() if k not in ("architecture", "split_file")}
-        assert (variant / "split.csv").read_text() == (unet / "split.csv").read_text()
+        assert RunDir(variant).split() == RunDir(unet).split()
         assert matches_reference(variant, unet)
 
 
@@ -95,19 +96,17 @@ def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared
     unet = runs[OURS][0]
     stale = tmp_path / "resunet" / unet.name
     stale.mkdir(parents=True)
-    config = RunConfig.load(unet / "config.json")
-    (stale / "config.json").write_text(json.dumps({**json.loads(config.to_json()), "architecture": "resunet",
-                                                   "epochs": config.epochs + 5}))
-    (stale / "summary.json").write_text("{}")
+    config, stale_run = RunDir(unet).config(), RunDir(stale)
+    stale_run.write(dataclasses.replace(config, architecture="resunet", epochs=config.epochs + 5))
+    stale_run.write_summary({})
     assert contemporary_runs([unet], ["resunet"], tmp_path, train_missing=False) == {}
     assert "residual U-Net left out" in capsys.readouterr().out
     # same options, but another split: it may have trained on the U-Net's test images
-    (stale / "config.json").write_text(json.dumps({**json.loads(config.to_json()), "architecture": "resunet"}))
-    split = pd.read_csv(unet / "split.csv")
-    split["split"] = split["split"].iloc[::-1].to_numpy()
-    split.to_csv(stale / "split.csv", index=False)
+    stale_run.config_path.unlink()
+    split = RunDir(unet).split()
+    stale_run.write(dataclasses.replace(config, architecture="resunet"), split=dict(zip(split, reversed(split.values()))))
     assert not matches_reference(stale, unet)
-    (stale / "split.csv").write_text((unet / "split.csv").read_text())
+    stale_run.split_path.write_text(RunDir(unet).split_path.read_text())
     assert matches_reference(stale, unet)
     with pytest.raises(ValueError, match="unknown architecture 'transformer'"):
         contemporary_runs([unet], ["transformer"], tmp_path)
@@ -116,7 +115,7 @@ def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared
 @pytest.mark.slow
 def test_every_method_predicts_the_same_test_images(compared, phantom_dataset):
     runs, methods = compared
-    test_ids = set(pd.read_csv(runs[OURS][0] / "split.csv").query("split == 'test'")["id"])
+    test_ids = {i for i, name in RunDir(runs[OURS][0]).split().items() if name == "test"}
     assert list(methods.folders) == [OURS, "residual U-Net", "otsu"]
     for folder in methods.folders.values():
         for structure in ("left_hip", "right_hip"):

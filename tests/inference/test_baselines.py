@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from seglib.data.io import DataError
-from seglib.data.phantom import make_pelvis, write_phantom_dataset
 from seglib.evaluation.folder import evaluate_folder
 from seglib.inference.baselines import (
     BASELINES,
@@ -11,6 +10,8 @@ from seglib.inference.baselines import (
     random_walker_baseline,
     structure_polarity,
 )
+from seglib.phantom.dataset import write_phantom_dataset
+from seglib.phantom.render import make_pelvis
 
 HIPS = ["left_hip", "right_hip"]
 

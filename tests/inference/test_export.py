@@ -4,15 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_tiny_run
+from conftest import untrained_run
 
 from seglib.inference.export import export_run, load_exported
-from seglib.training.fit import load_run_model
+from seglib.training.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return write_tiny_run(tmp_path_factory.mktemp("runs") / "left", "left_hip")
+    return untrained_run(tmp_path_factory.mktemp("runs") / "left", ("left_hip",), side_aware=False)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_export_goes_into_the_run_directory(run, exported):
 
 def test_exported_model_predicts_like_the_keras_model(run, exported):
     images = np.random.default_rng(1).normal(size=(3, 32, 32, 1)).astype(np.float32)
-    expected = load_run_model(run)(images, training=False)
+    expected = RunDir(run).load_model()(images, training=False)
     served = load_exported(exported)(images)
     np.testing.assert_allclose(np.asarray(served), np.asarray(expected), atol=1e-5)
 

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from seglib.config import profile_config
-from seglib.data.io import write_text
 from seglib.inference import predictor as predictor_module
 from seglib.inference.predictor import Predictor, sliding_window, whole_image
-from seglib.training.fit import compile_model
+from seglib.training.fit import write_untrained_run
 
 
 def film(shape=(90, 70), seed=0):
@@ -43,17 +42,11 @@ def test_one_window_as_large_as_the_image_is_the_whole_image_pass():
 @pytest.fixture(scope="module")
 def patch_runs(tmp_path_factory):
     """left_hip and right_hip runs configured for patch training (64 px working size, 32 px patches)."""
-    root, runs = tmp_path_factory.mktemp("patch_runs"), []
-    for seed, structure in enumerate(("left_hip", "right_hip")):
-        keras.utils.set_random_seed(seed)
-        config = profile_config("smoke", data="unused", structures=(structure,), image_size=64, patch_size=32,
-                                depth=2, base_filters=4, mirror_flip=False)
-        folder = root / structure
-        folder.mkdir()
-        compile_model(config).save(folder / "model.keras")
-        write_text(folder / "config.json", config.to_json())
-        runs.append(folder)
-    return runs
+    root = tmp_path_factory.mktemp("patch_runs")
+    return [write_untrained_run(profile_config("smoke", data="unused", structures=(structure,), image_size=64,
+                                               patch_size=32, depth=2, base_filters=4, mirror_flip=False, seed=seed),
+                                root / structure)
+            for seed, structure in enumerate(("left_hip", "right_hip"))]
 
 
 def test_a_patch_trained_model_segments_the_whole_film_at_its_own_size(patch_runs):

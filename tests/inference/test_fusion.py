@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seglib.inference.fusion import fuse, label_map_to_masks
+from seglib.inference.fusion import fuse
 
 SHAPE = (20, 20)
 
@@ -147,17 +147,10 @@ def test_pixels_removed_by_cleaning_become_background_not_the_runner_up():
     assert np.all(result.label_map[15:17, 15:17] == 0)
 
 
-def test_label_map_to_masks_recovers_the_fused_masks():
+def test_the_label_map_holds_exactly_the_fused_masks():
     result = raw(overlapping_hips())
-    masks = label_map_to_masks(result.label_map, result.labels)
     for name, mask in result.masks.items():
-        assert np.array_equal(masks[name], mask)
-
-
-def test_label_map_to_masks_rejects_values_missing_from_labels():
-    label_map = np.array([[0, 255], [0, 0]], dtype=np.uint8)
-    with pytest.raises(ValueError, match=r"\[255\]"):
-        label_map_to_masks(label_map, {"left_hip": 1})
+        assert np.array_equal(result.label_map == result.labels[name], mask)
 
 
 def test_shape_mismatch_names_the_structure_and_shapes():

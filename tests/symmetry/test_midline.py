@@ -3,8 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from seglib.data.phantom import make_pelvis
-from seglib.data.radiograph import Appearance
+from seglib.phantom.exposure import Appearance
+from seglib.phantom.render import make_pelvis
 from seglib.symmetry.midline import Midline, estimate_midline, side_channel
 
 

@@ -11,6 +11,8 @@ import sys
 import pytest
 from conftest import write_square_dataset
 
+from seglib.training.run_dir import RunDir
+
 RUN_FILES = {"model.keras", "config.json", "history.csv", "split.csv", "summary.json"}
 SMALL = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--base-filters", "4", "--epochs", "6",
          "--batch-size", "2", "--val-fraction", "0.25", "--test-fraction", "0"]
@@ -23,7 +25,7 @@ def _train_command(data, out, *options):
 
 def _finished_run(run) -> dict:
     assert RUN_FILES <= {path.name for path in run.iterdir()}
-    return json.loads((run / "summary.json").read_text())
+    return RunDir(run).summary()
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
 """Early stopping ends a run whose validation Dice is flat, but under the cosine schedule not before half
 its epochs: a plateau at a high learning rate is not convergence."""
 
-import json
 
 import pytest
 from conftest import write_square_dataset
 
 from seglib.config import profile_config
 from seglib.training.fit import train
+from seglib.training.run_dir import RunDir
 
 EPOCHS = 8
 
@@ -17,7 +17,7 @@ def _epochs_run(data, run, lr_schedule):
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2,
                             base_filters=4, epochs=EPOCHS, learning_rate=0.0, early_stopping_patience=1,
                             lr_schedule=lr_schedule, val_fraction=0.25, test_fraction=0.0)
-    return json.loads((train(config, run, verbose=0) / "summary.json").read_text())["epochs_run"]
+    return RunDir(train(config, run, verbose=0)).summary()["epochs_run"]
 
 
 @pytest.mark.slow

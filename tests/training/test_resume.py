@@ -5,12 +5,12 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
 from conftest import write_square_dataset
 
 from seglib.config import profile_config
 from seglib.training.fit import train
+from seglib.training.run_dir import RunDir
 
 EPOCHS = 8
 
@@ -29,22 +29,22 @@ def test_a_killed_run_resumes_and_logs_every_epoch_once(tmp_path):
                "--checkpoint-seconds", "0"]  # a backup at every epoch, so the kill lands after one
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while _history_rows(run / "history.csv") < 2 and process.poll() is None and time.monotonic() < deadline:
+    while _history_rows(RunDir(run).history_path) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = _history_rows(run / "history.csv")
+    done_before = _history_rows(RunDir(run).history_path)
     assert 2 <= done_before < EPOCHS, "the run should have been killed mid-way"
-    assert not (run / "summary.json").exists()
+    assert not RunDir(run).is_finished()
 
     config = profile_config("demo", data=str(data), structures=("left_thing",), image_size=32, depth=2,
                             base_filters=4, epochs=EPOCHS, checkpoint_seconds=0)
     train(config, run, resume=True, verbose=0)
-    history = pd.read_csv(run / "history.csv")
+    history = RunDir(run).history()
     assert history["epoch"].tolist() == list(range(EPOCHS))
     # The training time counts on from the epochs kept, not from zero: time to accuracy stays readable.
     assert history["seconds"].is_monotonic_increasing
-    assert (run / "model.keras").exists() and not (run / "backup").exists()
+    assert RunDir(run).model_path.exists() and not RunDir(run).backup_path.exists()
 
 
 @pytest.mark.slow

@@ -9,12 +9,13 @@ import pytest
 from conftest import write_square_dataset
 
 from seglib.cli.commands import main
-from seglib.config import RunConfig, profile_config
+from seglib.config import profile_config
 from seglib.data.io import read_image, write_png
 from seglib.evaluation.folder import evaluate_folder
 from seglib.evaluation.statistics import summarise
 from seglib.inference.predictor import Predictor, fuse_folder, predict_folder
 from seglib.training.fit import train
+from seglib.training.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +30,16 @@ def runs(phantom_dataset, tmp_path_factory):
 def test_run_directory_holds_model_config_history_and_split(runs, phantom_dataset):
     run = runs["left_hip"]
     assert {"model.keras", "config.json", "history.csv", "split.csv", "summary.json"} <= {p.name for p in run.iterdir()}
-    history = pd.read_csv(run / "history.csv")
+    history = RunDir(run).history()
     assert len(history) == 2
     # The training time at each epoch's end: how long the run took to reach a validation Dice.
     seconds = history["seconds"].tolist()
-    assert 0 < seconds[0] < seconds[1] <= json.loads((run / "summary.json").read_text())["train_seconds"] + 0.1
-    config = RunConfig.load(run / "config.json")
+    assert 0 < seconds[0] < seconds[1] <= RunDir(run).summary()["train_seconds"] + 0.1
+    config = RunDir(run).config()
     assert config.structures == ("left_hip",) and config.image_size == 64
-    split = pd.read_csv(run / "split.csv")
-    assert len(split) == 16 and set(split["split"]) == {"train", "val", "test"}
-    model = keras.saving.load_model(run / "model.keras")  # safe_mode on by default, no custom_objects
+    split = RunDir(run).split()
+    assert len(split) == 16 and set(split.values()) == {"train", "val", "test"}
+    model = keras.saving.load_model(RunDir(run).model_path)  # safe_mode on by default, no custom_objects
     assert model.output_shape == (None, 64, 64, 1)
 
 
@@ -53,7 +54,7 @@ def test_existing_run_directory_is_never_overwritten(runs, phantom_dataset):
 def test_same_seed_gives_identical_weights(tmp_path):
     data = write_square_dataset(tmp_path / "d", n=8, size=32)
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2, epochs=1)
-    weights = [keras.saving.load_model(train(config, tmp_path / f"run{i}", verbose=0) / "model.keras").get_weights()
+    weights = [RunDir(train(config, tmp_path / f"run{i}", verbose=0)).load_model().get_weights()
                for i in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
@@ -87,7 +88,7 @@ def test_predictions_have_the_original_size_and_flip_tta_uses_the_partner(runs, 
 def test_fuse_then_evaluate_the_test_split(runs, phantom_dataset, tmp_path):
     out = fuse_folder([runs["left_hip"], runs["right_hip"]], phantom_dataset / "images", tmp_path / "fused",
                       tta=True, subset="test")
-    test_ids = set(pd.read_csv(runs["left_hip"] / "split.csv").query("split == 'test'")["id"])
+    test_ids = {i for i, name in RunDir(runs["left_hip"]).split().items() if name == "test"}
     assert {p.stem for p in (out / "labels").glob("*.png")} == test_ids
     assert json.loads((out / "labels.json").read_text()) == {"left_hip": 1, "right_hip": 2}
     label_map = read_image(out / "labels" / f"{sorted(test_ids)[0]}.png")
@@ -138,12 +139,12 @@ def test_large_16_bit_images_are_predicted_at_their_original_size(runs, tmp_path
 def test_side_aware_and_consistency_runs_train_predict_and_load(phantom_dataset, tmp_path):
     side = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip",), epochs=1),
                  tmp_path / "side", verbose=0)  # side-aware by default
-    assert keras.saving.load_model(side / "model.keras").input_shape == (None, 64, 64, 2)
+    assert RunDir(side).load_model().input_shape == (None, 64, 64, 2)
     image = read_image(next((phantom_dataset / "images").glob("*.png")))
     assert Predictor(side).probabilities(image)["left_hip"].shape == image.shape
     both = train(profile_config("smoke", data=str(phantom_dataset), structures=("left_hip", "right_hip"), epochs=1,
                                 consistency_weight=0.5, side_aware=False), tmp_path / "both", verbose=0)
-    assert "consistency" in pd.read_csv(both / "history.csv").columns
+    assert "consistency" in RunDir(both).history().columns
     tta = Predictor(both).probabilities(image, tta=True)  # one model predicts both partners
     assert set(tta) == {"left_hip", "right_hip"}
     with pytest.raises(ValueError, match="cannot be combined"):

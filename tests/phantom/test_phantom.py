@@ -12,18 +12,17 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from seglib.data import anatomy, phantom
 from seglib.data.io import DataError
-from seglib.data.phantom import (
+from seglib.phantom import shape_model
+from seglib.phantom.dataset import (
     LABEL_VALUES,
     MANIFEST_COLUMNS,
-    STRUCTURES,
-    Pose,
-    make_pelvis,
     phantom_rng,
+    write_atlas_renderings,
     write_phantom_dataset,
 )
-from seglib.data.radiograph import Appearance
+from seglib.phantom.exposure import Appearance
+from seglib.phantom.render import STRUCTURES, Pose, make_pelvis, separate_hips
 from seglib.symmetry.partners import partner_of
 
 SIZE = 96
@@ -45,7 +44,7 @@ def dataset(tmp_path_factory):
 def atlas():
     if not (ATLAS / "left").is_dir():
         pytest.skip(f"pelvis atlas not found at {ATLAS.resolve()} (only in the team's workspace)")
-    return anatomy.load_atlas(ATLAS)
+    return shape_model.load_atlas(ATLAS)
 
 
 def read_png(path) -> np.ndarray:
@@ -53,7 +52,7 @@ def read_png(path) -> np.ndarray:
         return np.array(image)
 
 
-def inter_acetabular_mm(pelvis: anatomy.Pelvis) -> float:
+def inter_acetabular_mm(pelvis: shape_model.Pelvis) -> float:
     return float(np.linalg.norm(pelvis.cups["left_hip"][0] - pelvis.cups["right_hip"][0]))
 
 
@@ -122,7 +121,7 @@ def test_obturator_foramen_is_a_hole_in_each_hip_mask(samples):
 def test_masks_are_the_projection_of_the_bone_surface():
     """The mask area equals the area of the mesh's projected triangles, rasterised independently
     (pinhole formula written out here, PIL polygons on a 4x finer grid)."""
-    model = anatomy.load_shape_model()
+    model = shape_model.load_shape_model()
     pelvis = model.shape([1.0, -0.5])
     pose = Pose(tilt=6, rotation=-5, obliquity=3, hip_height=190, source_distance=1100, field_of_view=420,
                 centre_offset=(5.0, 30.0))
@@ -165,7 +164,7 @@ def test_hip_masks_never_share_a_pixel(samples):
 def test_a_pixel_both_hips_project_onto_goes_to_the_longer_path():
     both = np.ones((1, 2), bool)
     paths = {"left_hip": np.array([[5.0, 1.0]]), "right_hip": np.array([[1.0, 5.0]])}
-    separated = phantom.separate_hips({"left_hip": both, "right_hip": both}, paths)
+    separated = separate_hips({"left_hip": both, "right_hip": both}, paths)
     assert separated["left_hip"].tolist() == [[True, False]] and separated["right_hip"].tolist() == [[False, True]]
 
 
@@ -173,16 +172,16 @@ def test_a_pixel_both_hips_project_onto_goes_to_the_longer_path():
 
 
 def test_sampled_pelves_are_plausible_and_deterministic():
-    model = anatomy.load_shape_model()
+    model = shape_model.load_shape_model()
     distances = [inter_acetabular_mm(model.sample(phantom_rng(1, i))) for i in range(30)]
     assert 130 < min(distances) and max(distances) < 210, distances  # adult hip-centre distances
     assert np.ptp(distances) > 10, "shapes vary"
     first, second = (model.sample(phantom_rng(2, 0)) for _ in range(2))
-    assert all(np.array_equal(first.vertices[b], second.vertices[b]) for b in anatomy.BONES)
+    assert all(np.array_equal(first.vertices[b], second.vertices[b]) for b in shape_model.BONES)
 
 
 def test_samples_stay_within_the_atlas_population(atlas):
-    model = anatomy.load_shape_model()
+    model = shape_model.load_shape_model()
     subjects = [inter_acetabular_mm(model.pelvis(model.align(v))) for v in atlas.vertices]
     low, high = min(subjects), max(subjects)
     sampled = [inter_acetabular_mm(model.sample(phantom_rng(3, i))) for i in range(50)]
@@ -190,27 +189,27 @@ def test_samples_stay_within_the_atlas_population(atlas):
 
 
 def test_shipped_model_is_small_attributed_and_rebuilt_by_the_atlas_command(atlas, tmp_path):
-    shipped = anatomy.DEFAULT_MODEL
+    shipped = shape_model.DEFAULT_MODEL
     assert shipped.stat().st_size < 4e6
     notice = (shipped.parent / "ATTRIBUTION.md").read_text()
     assert "CC BY 4.0" in notice and "not for clinical use" in notice and "10.1088/1361-6560/ab1456" in notice
     from seglib.cli import main
 
     assert main(["atlas", "--surfaces", str(ATLAS), "--out", str(tmp_path / "model.npz")]) == 0
-    rebuilt, model = anatomy.load_shape_model(tmp_path / "model.npz"), anatomy.load_shape_model()
+    rebuilt, model = shape_model.load_shape_model(tmp_path / "model.npz"), shape_model.load_shape_model()
     assert np.allclose(rebuilt.mean, model.mean, atol=1e-3) and rebuilt.subjects == model.subjects
     assert main(["atlas", "--surfaces", str(ATLAS), "--out", str(tmp_path / "25.npz"), "--exclude", "3", "4", "5",
                  "6", "8"]) == 0
-    assert len(anatomy.load_shape_model(tmp_path / "25.npz").subjects) == 25
+    assert len(shape_model.load_shape_model(tmp_path / "25.npz").subjects) == 25
 
 
 def test_missing_or_corrupt_model_file_gives_one_clear_error(tmp_path):
     with pytest.raises(DataError, match="nowhere.npz.*not found"):
-        anatomy.load_shape_model(tmp_path / "nowhere.npz")
+        shape_model.load_shape_model(tmp_path / "nowhere.npz")
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip archive")
     with pytest.raises(DataError, match="broken.npz"):
-        anatomy.load_shape_model(broken)
+        shape_model.load_shape_model(broken)
     with pytest.raises(DataError, match="broken.npz"):
         write_phantom_dataset(tmp_path / "out", n=1, size=32, model_path=broken)
     assert not (tmp_path / "out").exists()
@@ -221,7 +220,7 @@ def test_a_malformed_vtk_file_is_named(tmp_path):
     path.write_text("# vtk DataFile Version 4.0\nvtk output\nASCII\nDATASET POLYDATA\nPOINTS 3 float\n0 0 0 1 0 0\n"
                     "POLYGONS 1 4\n3 0 1 2\n")
     with pytest.raises(DataError, match="LeftHip1_cpd.vtk"):
-        anatomy.read_vtk_polydata(path)
+        shape_model.read_vtk_polydata(path)
 
 
 # --- write_phantom_dataset -----------------------------------------------------------------------
@@ -279,7 +278,7 @@ def test_a_failure_leaves_no_partial_dataset(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer failed")
 
-    monkeypatch.setattr(phantom, "make_pelvis", broken)
+    monkeypatch.setattr("seglib.phantom.dataset.make_pelvis", broken)
     with pytest.raises(RuntimeError, match="renderer failed"):
         write_phantom_dataset(tmp_path / "out", n=2, size=32)
     assert list(tmp_path.iterdir()) == []
@@ -295,7 +294,7 @@ def test_parallel_rendering_gives_the_same_files_as_one_process(tmp_path):
 
 
 def test_real_atlas_pelves_are_rendered_in_the_same_layout(atlas, tmp_path):
-    out = phantom.write_atlas_renderings(tmp_path / "real", ATLAS, ids=["65"], poses=2, size=48, seed=0)
+    out = write_atlas_renderings(tmp_path / "real", ATLAS, ids=["65"], poses=2, size=48, seed=0)
     with open(out / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["id"], r["patient_id"]) for r in rows] == [("atlas65_0", "atlas65"), ("atlas65_1", "atlas65")]

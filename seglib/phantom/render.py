@@ -1,46 +1,35 @@
-"""Synthetic AP pelvis radiographs rendered from real pelvic anatomy: the embedded default dataset.
+"""One synthetic AP pelvis radiograph rendered from real pelvic anatomy, with its bone masks.
 
-Each image is a random pelvis from the statistical shape model of 30 CT pelves (seglib.data.anatomy,
+Each image is a random pelvis from the statistical shape model of 30 CT pelves (seglib.phantom.shape_model,
 I-STAR atlas, CC BY 4.0, research and education only, not for clinical use), completed with
 proximal femurs seated in the fitted acetabula, lumbar vertebrae L3-L5, soft tissue and bowel gas,
-put into a random supine pose and projected by a divergent beam onto a detector (seglib.data.projector).
+put into a random supine pose and projected by a divergent beam onto a detector (seglib.phantom.projector).
 Bone is a trabecular interior plus a cortical shell, so the lines of a real film (pelvic brim,
 acetabular roof, teardrop, obturator ring) appear where rays graze the cortex. The detector model
-(seglib.data.radiograph) turns line integrals into a processed 16-bit film.
+(seglib.phantom.exposure) turns line integrals into a processed 16-bit film.
 
 Masks are the projections of each bone (pixel centres covered by the projected surface, judged on a
 finer grid below 512 px). Bones overlap in projection (femoral head over the acetabulum, sacral ala
 over the ilium) and each mask keeps those pixels, except between the partners left_hip and
 right_hip: where both project (at the symphysis), the pixel goes to the bone with the longer path
-through it, so the label-value image labels/<id>.png (the two hips) is exactly their masks.
+through it, so a label-value image of the two hips (seglib.phantom.dataset) is exactly their masks.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import multiprocessing
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from seglib.data import anatomy
-from seglib.data.layout import DatasetWriter
-from seglib.data.meshes import superellipsoid, tube
-from seglib.data.outputs import output_folder
-from seglib.data.projector import Detector, project_meshes
-from seglib.data.radiograph import Appearance, BodyOutline, expose, soft_tissue_path
-from seglib.progress import progress
+from seglib.phantom.exposure import Appearance, BodyOutline, expose, soft_tissue_path
+from seglib.phantom.meshes import superellipsoid, tube
+from seglib.phantom.projector import Detector, project_meshes
+from seglib.phantom.shape_model import BONES, Pelvis, ShapeModel, load_shape_model
 
 STRUCTURES = ("left_hip", "right_hip", "sacrum", "left_femur", "right_femur")
-LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
-POSE_COLUMNS = ("tilt_deg", "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification")
-MANIFEST_COLUMNS = ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", *POSE_COLUMNS)
 _SIDES = {"left": 1.0, "right": -1.0}  # sign of x (table and pelvic frames) on each patient side
 
 # Excess attenuation over soft tissue, per mm of path (60-70 keV; soft tissue itself is ~0.02/mm).
@@ -246,12 +235,13 @@ def _bowel_gas(pose: Pose, rng: np.random.Generator) -> list[Solid]:
 
 
 @lru_cache(maxsize=4)
-def _shape_model(path: str | None) -> anatomy.ShapeModel:
-    return anatomy.load_shape_model(path)
+def cached_shape_model(path: str | None) -> ShapeModel:
+    """The shape model at `path` (None: the shipped one), read once per process."""
+    return load_shape_model(path)
 
 
 def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearance | None = None,
-                pelvis: anatomy.Pelvis | None = None, pose: Pose | None = None,
+                pelvis: Pelvis | None = None, pose: Pose | None = None,
                 model_path: str | os.PathLike | None = None) -> PelvisSample:
     """Render one AP pelvis radiograph with its bone masks (see PelvisSample).
 
@@ -260,13 +250,13 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
     """
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
-    pelvis = pelvis or _shape_model(None if model_path is None else str(model_path)).sample(rng)
+    pelvis = pelvis or cached_shape_model(None if model_path is None else str(model_path)).sample(rng)
     pose = pose or random_pose(rng)
     appearance = appearance or Appearance()
     factor = _supersampling(size)
     fine = pose.detector(size).supersampled(factor)
     bones = {name: [Solid(pose.place(pelvis.vertices[name]), pelvis.triangles[name], _MU_TRABECULAR,
-                          rng.uniform(0.8, 1.6), 9.0)] for name in anatomy.BONES}
+                          rng.uniform(0.8, 1.6), 9.0)] for name in BONES}
     for side, sign in _SIDES.items():
         centre, radius = pelvis.cups[f"{side}_hip"]
         bones[f"{side}_femur"] = _femur(pose.place(centre), radius, sign, pose.body_turn(), rng)
@@ -339,75 +329,6 @@ def _midline(pose: Pose, detector: Detector) -> tuple[float, float]:
     return float(x), float(np.rad2deg(np.arctan2(x1 - x0, y0 - y1)))
 
 
-# --- The dataset on disk ------------------------------------------------------------------------
-
-
-def phantom_rng(seed: int, index: int) -> np.random.Generator:
-    """The generator for image `index` of a dataset made with `seed`: independent of the dataset's size."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-
-
-def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0, workers: int | None = None,
-                          appearance: Appearance | None = None, model_path=None) -> Path:
-    """Write n phantoms in the standard dataset layout and return out_dir.
-
-    Layout: images/<id>.png (16-bit), masks/<structure>/<id>.png (0/255), labels/<id>.png (0
-    background, LABEL_VALUES for the hip bones), labels.json, manifest.csv (MANIFEST_COLUMNS). Ids are
-    pelvis_0000, pelvis_0001, ...; image i depends only on (seed, i). Images are rendered by
-    `workers` processes (default: up to 2) and streamed to disk. Never overwrites: a non-empty
-    out_dir raises FileExistsError. Written through seglib.data.outputs.output_folder: the folder
-    appears complete or not at all.
-    """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    _shape_model(None if model_path is None else str(model_path))  # a broken model fails before any work
-    jobs = [(seed, index, size, appearance, model_path) for index in range(n)]
-    workers = min(workers or min(2, os.cpu_count() or 1), n)
-    with _staged_dataset(out_dir) as (root, manifest):
-        if workers > 1 and n >= 8:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                samples = pool.imap(_render, jobs)  # in order, as they finish: memory stays bounded
-                for index, sample in enumerate(progress(samples, "phantom", total=n)):
-                    _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
-        else:
-            for index, job in enumerate(progress(jobs, "phantom")):
-                _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
-    return Path(out_dir)
-
-
-@contextmanager
-def _staged_dataset(out_dir):
-    """A temporary folder with the layout's folders and an open manifest writer, which becomes
-    out_dir only when the block succeeds (seglib.data.outputs.output_folder)."""
-    with output_folder(out_dir, "phantom") as staging:
-        for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
-            (staging / folder).mkdir(parents=True)
-        with open(staging / "manifest.csv", "w", newline="") as handle:
-            manifest = csv.writer(handle)
-            manifest.writerow(MANIFEST_COLUMNS)
-            yield staging, manifest
-        (staging / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
-
-
-def _render(job) -> PelvisSample:
-    seed, index, size, appearance, model_path = job
-    return make_pelvis(phantom_rng(seed, index), size, appearance, model_path=model_path)
-
-
-def _write_sample(root: Path, manifest, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
-    dataset = DatasetWriter(root)
-    dataset.sample(sample_id, sample.image, {name: sample.masks[name] for name in STRUCTURES})
-    dataset.label_map(sample_id, label_map(sample))
-    manifest.writerow(manifest_row(sample_id, patient_id, sample))
-
-
-def manifest_row(sample_id: str, patient_id: str, sample: PelvisSample) -> list:
-    pose = sample.pose
-    return [sample_id, patient_id, f"{sample.pixel_spacing_mm:.6g}", f"{sample.midline_x:.3f}",
-            f"{sample.midline_tilt_deg:.3f}", f"{pose.tilt:.3f}", f"{pose.rotation:.3f}", f"{pose.obliquity:.3f}",
-            f"{pose.source_distance:.1f}", f"{pose.magnification:.4f}"]
-
-
 def separate_hips(masks: dict[str, np.ndarray], path_mm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The two hip masks without shared pixels: where both bones project (at the symphysis, more so
     under rotation), the pixel goes to the bone with the longer path through it. Partners never
@@ -416,27 +337,3 @@ def separate_hips(masks: dict[str, np.ndarray], path_mm: dict[str, np.ndarray]) 
     left_wins = path_mm["left_hip"] >= path_mm["right_hip"]
     both = left & right
     return {"left_hip": left & ~(both & ~left_wins), "right_hip": right & ~(both & left_wins)}
-
-
-def label_map(sample: PelvisSample) -> np.ndarray:
-    """The hip bones in one label-value image (LABEL_VALUES); their masks never overlap."""
-    labels = np.zeros(sample.image.shape, np.uint8)
-    for name, value in LABEL_VALUES.items():
-        labels[sample.masks[name]] = value
-    return labels
-
-
-def write_atlas_renderings(out_dir, surfaces, ids, poses: int = 6, size: int = 256, seed: int = 0,
-                           appearance: Appearance | None = None, model_path=None) -> Path:
-    """Render the REAL atlas meshes of subjects `ids` (e.g. ones held out of the shape model), each
-    in `poses` random poses, as a dataset in the same layout as write_phantom_dataset (ids
-    atlas<ID>_<pose>, patient_id atlas<ID>). Femurs, spine, soft tissue and the look are random."""
-    model = _shape_model(None if model_path is None else str(model_path))
-    atlas = anatomy.load_atlas(surfaces, ids=ids)
-    with _staged_dataset(out_dir) as (root, manifest):
-        for number, (subject, vertices) in enumerate(zip(atlas.ids, atlas.vertices)):
-            pelvis = model.pelvis(model.align(vertices))  # the real shape, in the model's pelvic frame
-            for pose in range(poses):
-                sample = make_pelvis(phantom_rng(seed, number * 1000 + pose), size, appearance, pelvis=pelvis)
-                _write_sample(root, manifest, f"atlas{subject}_{pose}", f"atlas{subject}", sample)
-    return Path(out_dir)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from seglib.data.projector import Detector
+from seglib.phantom.projector import Detector
 
 _MU_FAT = 0.018      # per mm, 60-70 keV
 _MU_MUSCLE = 0.021

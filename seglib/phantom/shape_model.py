@@ -14,7 +14,7 @@ asymmetry of a patient (it is never a mirrored copy of one side):
 3. PCA of the aligned shapes, keeping the modes that explain `VARIANCE_KEPT` of the variance.
 
 Sampling draws the mode coefficients from a standard normal truncated at +-3 SD, so a sample stays
-within the population. The fitted model ships inside the package (seglib/data/pelvis_shape_model.npz,
+within the population. The fitted model ships inside the package (seglib/phantom/pelvis_shape_model.npz,
 modes in float16) with the atlas attribution beside it; `python -m seglib atlas` rebuilds it.
 """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglib.data.meshes import superellipsoid, tube
-from seglib.data.projector import Detector, project_meshes
+from seglib.phantom.meshes import superellipsoid, tube
+from seglib.phantom.projector import Detector, project_meshes
 
 DETECTOR = Detector(size=128, spacing=3.0, centre=(0.0, 0.0), detector_y=0.0, source_distance=1000.0)
 
