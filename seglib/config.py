@@ -158,8 +158,10 @@ _PROFILE_SETTINGS = {
     "demo": dict(image_size=128, depth=4, base_filters=24, downsampling="strided", epochs=30, batch_size=8,
                  early_stopping_patience=8),
     # full keeps the max-pool U-Net: a GPU runs its extra full-resolution operations cheaply, and on the
-    # rendered pelves it was a little ahead of the strided one (reports/benchmarks.md).
-    "full": dict(image_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
+    # rendered pelves it was a little ahead of the strided one (reports/benchmarks.md). It works at 512 px
+    # (~0.85 mm per pixel at the detector) and trains on 256 px patches, so a step costs what a whole 256 px
+    # image did; validation and inference see the whole 512 px image.
+    "full": dict(image_size=512, patch_size=256, depth=5, base_filters=32, epochs=150, batch_size=16,
                  early_stopping_patience=30, deterministic=False),
 }
 

@@ -47,3 +47,20 @@ def test_a_run_without_calibration_uses_one_half_and_a_broken_file_is_named(tmp_
     (tmp_path / "calibration.json").write_text("{}")
     with pytest.raises(ValueError, match="calibration.json: not a seglib calibration file"):
         run_thresholds(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_patch_trained_run_calibrates_its_threshold_and_segments_whole_films(tmp_path):
+    from seglib.data.io import read_image
+    from seglib.inference.predictor import Predictor
+    from seglib.training.fit import train
+
+    data = write_square_dataset(tmp_path / "d", n=8, size=64)
+    config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=64, patch_size=32,
+                            depth=2, base_filters=4, epochs=2, mirror_flip=False)
+    run = train(config, tmp_path / "run", verbose=0)
+    chosen = run_thresholds(run)
+    assert set(chosen) == {"left_thing"} and 0.3 <= chosen["left_thing"] <= 0.7
+    film = read_image(load_records(data, ["left_thing"])[0].image)
+    maps = Predictor(run).probabilities(film)
+    assert maps["left_thing"].shape == (64, 64)
