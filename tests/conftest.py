@@ -78,7 +78,9 @@ def untrained_run(folder, structures=("left_thing",)):
     config = profile_config("smoke", data="unused", structures=structures, image_size=32, depth=2, base_filters=4,
                             mirror_flip=False)
     folder.mkdir(parents=True)
-    compile_model(config).save(folder / "model.keras")
+    model = compile_model(config)
+    model.optimizer.build(model.trainable_variables)  # as after training; else loading warns about its variables
+    model.save(folder / "model.keras")
     write_text(folder / "config.json", config.to_json())
     return folder
 

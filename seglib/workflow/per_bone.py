@@ -17,6 +17,11 @@ from seglib.reporting.figures import plot_history, show_predictions, show_sample
 from seglib.training.fit import load_run_model, train
 from seglib.workflow.demo_data import ensure_dataset
 
+# The best validation Dice a run must reach to count as learnt, per profile: far above an untrained model's
+# (0.20 on the smoke phantoms) or one that learnt the wrong side or both sides, below what the profile reaches
+# on the embedded phantoms (smoke 0.79, demo 0.96).
+LEARNING_FLOORS = {"smoke": 0.7, "demo": 0.9, "full": 0.9}
+
 
 class BoneTraining:
     """One bone's notebook: `settings` from notebook_settings, `structure` the bone it trains."""
@@ -54,6 +59,13 @@ class BoneTraining:
         print(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith(".")))  # not the output marker
         print(sorted(pd.read_csv(self.run_dir / "split.csv")["split"].unique()))
         print(type(model).__name__, "outputs:", model.output_shape[-1], config["structures"])
+
+    def check_learning(self) -> bool:
+        """Prints whether the run's best validation Dice reached its profile's floor (nbval checks the line)."""
+        floor = LEARNING_FLOORS[self.settings["profile"]]
+        passed = self.summary()["best_val_dice"] >= floor
+        print(f"validation Dice above its floor ({floor}): {passed}")
+        return passed
 
     def summary(self) -> dict:
         return json.loads((self.run_dir / "summary.json").read_text())
