@@ -130,7 +130,9 @@ def test_demo_runs_notebook_01_into_reports_and_leaves_the_committed_notebook_al
     assert main(["demo", "--profile", "smoke", "--notebooks", "01"]) == 0
     executed = home / "reports" / "smoke" / "notebooks" / "01_train_left_hip.ipynb"
     assert f"-> {executed}" in capsys.readouterr().out
-    outputs = "".join(output.get("text", "") for cell in json.loads(executed.read_text())["cells"]
+    import nbformat
+
+    outputs = "".join(output.get("text", "") for cell in nbformat.read(executed, as_version=4).cells
                       for output in cell.get("outputs", []))
     assert "validation Dice above its floor (0.7): True" in outputs
     assert (home / "runs" / "smoke" / "pelvis_phantom" / "left_hip" / "model.keras").is_file()
