@@ -21,6 +21,18 @@ def phantom_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def learned_hip_runs(phantom_dataset, tmp_path_factory) -> dict[str, Path]:
+    """A left_hip and a right_hip run trained with the smoke profile as it is on phantom_dataset: the one smoke
+    training that the learning-floor tests check and every test needing a trained pair of hips shares."""
+    from seglib.config import profile_config
+    from seglib.training.fit import train
+
+    root = tmp_path_factory.mktemp("learned")
+    return {s: train(profile_config("smoke", data=str(phantom_dataset), structures=(s,)), root / s, verbose=0)
+            for s in ("left_hip", "right_hip")}
+
+
+@pytest.fixture(scope="session")
 def lungs_dataset() -> Path:
     if not (SHARED_LUNGS / "images").is_dir():
         pytest.skip(f"shared real dataset not found at {SHARED_LUNGS.resolve()} (only in the team's workspace)")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import file_contents, train_tiny_run, write_square_dataset
+from conftest import file_contents, untrained_run, write_square_dataset
 
 from seglib.cli import main
 from seglib.data.io import write_png
@@ -26,7 +26,7 @@ TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--bas
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
-    return train_tiny_run(write_square_dataset(root / "data", n=4), root / "run")
+    return untrained_run(root / "run")  # predict and fuse need a run folder, not a trained model
 
 
 def predict(run, images, out, *options) -> int:
@@ -168,7 +168,7 @@ def test_a_failed_training_leaves_no_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "fit", vanished_input)
     config = profile_config("smoke", data=str(data), structures=("left_thing",), image_size=32, depth=2,
                             mirror_flip=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="case1.png: no such file"):
         train(config, tmp_path / "run", verbose=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 

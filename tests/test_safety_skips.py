@@ -31,6 +31,7 @@ def trained(tmp_path_factory):
     return data, root / "run", stderr.getvalue()
 
 
+@pytest.mark.slow
 def test_training_repeats_the_warnings_of_check(trained):
     data, _, stderr = trained
     assert f"warning: {data / 'images' / 'notes.txt'}: not an image file seglib reads" in stderr
@@ -48,6 +49,7 @@ def mixed_images(trained, tmp_path):
     return images
 
 
+@pytest.mark.slow
 def test_predict_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, tmp_path, capsys):
     _, run, _ = trained
     assert main(["predict", "--run", str(run), "--images", str(mixed_images), "--out", str(tmp_path / "pred")]) == 0
@@ -57,6 +59,7 @@ def test_predict_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, t
     assert warnings == [expected]
 
 
+@pytest.mark.slow
 def test_segment_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, tmp_path, capsys):
     _, run, _ = trained
     assert main(["segment", "--runs", str(run), "--images", str(mixed_images), "--out", str(tmp_path / "seg")]) == 0
@@ -64,6 +67,7 @@ def test_segment_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, t
     assert "notes.txt: not an image file seglib reads" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_missing_predictions_unless_allowed_and_then_lists_them(trained, tmp_path, capsys):
     data, run, _ = trained
     pred = tmp_path / "pred"
@@ -82,6 +86,7 @@ def test_evaluate_refuses_missing_predictions_unless_allowed_and_then_lists_them
     assert sorted(pd.read_csv(tmp_path / "metrics.csv")["id"]) == ["case0", "case2"]
 
 
+@pytest.mark.slow
 def test_predictions_of_a_subset_are_complete_when_every_selected_image_has_one(trained, tmp_path):
     data, run, _ = trained
     pred = tmp_path / "pred"
@@ -92,6 +97,7 @@ def test_predictions_of_a_subset_are_complete_when_every_selected_image_has_one(
     assert pd.read_csv(tmp_path / "m.csv")["id"].tolist() == test_ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unknown", ["case9", "../../etc/passwd"])
 def test_a_split_file_with_an_unknown_id_is_an_error_naming_file_and_id(trained, tmp_path, capsys, unknown):
     data, _, _ = trained

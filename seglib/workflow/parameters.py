@@ -19,7 +19,10 @@ def notebook_settings(**defaults) -> dict:
     for name, default in list(settings.items()):
         raw = os.environ.get(f"SEGLIB_{name.upper()}")
         if raw is not None:
-            settings[name] = _parse_like(raw, default)
+            try:
+                settings[name] = _parse_like(raw, default)
+            except ValueError:
+                raise ValueError(f"SEGLIB_{name.upper()}={raw!r}: not a {type(default).__name__}") from None
     if settings["profile"] not in PROFILES:
         raise ValueError(f"SEGLIB_PROFILE={settings['profile']!r}: choose one of {', '.join(PROFILES)}")
     root, profile = project_root(), settings["profile"]

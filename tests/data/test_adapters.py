@@ -68,9 +68,15 @@ def test_an_empty_mask_encodes_to_an_empty_string():
     assert not rle_decode("", (5, 6)).any()
 
 
-@pytest.mark.parametrize("rle", ["1", "a 2", "0 2", "3 0", "1 30", "5 2 4 2", "5 2 1 2"])
-def test_malformed_or_misfitting_rle_is_rejected(rle):
-    with pytest.raises(ValueError):
+MALFORMED = "run-length encoding must be pairs of positive integers"
+MISFITTING = "run-length encoding does not fit an image of 4x5 pixels"
+
+
+@pytest.mark.parametrize("rle, message", [("1", MALFORMED), ("a 2", MALFORMED), ("0 2", MISFITTING),
+                                          ("3 0", MISFITTING), ("1 30", MISFITTING), ("5 2 4 2", MISFITTING),
+                                          ("5 2 1 2", MISFITTING)])
+def test_malformed_or_misfitting_rle_is_rejected(rle, message):
+    with pytest.raises(ValueError, match=message):
         rle_decode(rle, (4, 5))
 
 

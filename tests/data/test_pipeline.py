@@ -3,7 +3,7 @@ import pytest
 from conftest import write_square_dataset
 
 from seglib.data.layout import load_records
-from seglib.data.pipeline import evaluation_dataset, preprocess_for_prediction, training_dataset
+from seglib.data.pipeline import evaluation_dataset, load_example, preprocess_for_prediction, training_dataset
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,16 @@ def test_mirror_flip_refuses_structures_without_partner(squares):
         training_dataset(squares, ("cardiomediastinum",), 32, 4, seed=0)
 
 
-def test_evaluation_data_is_in_record_order_and_prediction_preprocessing_matches(squares):
-    (x, y), *_ = batches(evaluation_dataset(squares, ("left_thing",), 32, 8))
-    assert x.shape[0] == 8
+def test_evaluation_data_is_in_record_order_and_prediction_preprocessing_matches(phantom_dataset):
     from seglib.data.io import read_image
-    np.testing.assert_allclose(preprocess_for_prediction(read_image(squares[0].image), 32), x[0], atol=1e-5)
+
+    records = load_records(phantom_dataset, ["left_hip"])[:6]  # films that all differ, as their hip masks do
+    (x, y), *_ = batches(evaluation_dataset(records, ("left_hip",), 64, 8))
+    assert x.shape[0] == len(records)
+    for k, record in enumerate(records):  # the k-th example is the k-th record's image with its own mask
+        np.testing.assert_allclose(preprocess_for_prediction(read_image(record.image), 64), x[k], atol=1e-5)
+        np.testing.assert_array_equal(y[k], load_example(record, ("left_hip",), 64)[1])
+    assert not np.allclose(x[0], x[1]) and not np.array_equal(y[0], y[1])
 
 
 def test_side_channel_points_to_the_patients_left_also_on_mirrored_examples(phantom_dataset):

@@ -170,8 +170,10 @@ def test_cli_report_on_prediction_folders_and_on_metrics_csvs(compared, phantom_
                  "--out", str(tmp_path / "bad")]) == 2
     assert "no metrics for method 'nobody'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before anything was written
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit:
         main(["report", "--pred", "no-equals-sign", "--out", str(tmp_path / "bad")])
+    assert exit.value.code == 2
+    assert "argument --pred: 'no-equals-sign': expected NAME=DIR" in capsys.readouterr().err
 
 
 @pytest.mark.slow

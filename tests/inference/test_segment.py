@@ -60,6 +60,42 @@ def test_overlays_are_written_in_colour_at_original_size(segmented):
     assert coloured.shape == (4, 4, 3) and coloured[0, 0, 2] > coloured[0, 0, 0]
 
 
+def test_overlay_files_tint_only_the_labelled_pixels(segmented, images_dir):
+    for image_id in SHAPES:
+        overlay = skimage.io.imread(segmented / "overlays" / f"{image_id}.png").astype(int)
+        labels = read_image(segmented / "labels" / f"{image_id}.png")
+        image = read_image(images_dir / f"{image_id}.png").astype(float)
+        grey = np.round((image - image.min()) / (image.max() - image.min()) * 255)  # contrast-stretched
+        background = labels == 0
+        assert background.any() and (~background).any()
+        np.testing.assert_array_equal(overlay[background], np.repeat(grey[background][:, None], 3, axis=1))
+        tinted = overlay[~background]
+        assert (tinted.max(axis=1) > tinted.min(axis=1)).all()  # every labelled pixel has a colour
+
+
+def test_an_overlay_blends_the_grey_image_with_the_structure_colour_inside_and_outlines_it():
+    from matplotlib.colors import to_rgb
+
+    from seglib.reporting.plots import structure_color
+
+    image = np.tile(np.linspace(0, 1000, 9), (9, 1)).astype(np.uint16)  # a grey ramp
+    mask = np.zeros((9, 9), bool)
+    mask[2:7, 2:7] = True
+    rgb = overlay_rgb(image, {"right_hip": mask}).astype(float) / 255
+    colour, grey = np.array(to_rgb(structure_color("right_hip"))), (image / 1000.0)[..., None]
+    np.testing.assert_allclose(rgb[~mask], np.repeat(grey, 3, axis=-1)[~mask], atol=1 / 255)
+    outline = mask.copy()
+    outline[3:6, 3:6] = False
+    np.testing.assert_allclose(rgb[outline], np.broadcast_to(colour, (outline.sum(), 3)), atol=1 / 255)
+    # Inside: the same blend weight w of colour over grey in every channel, neither grey nor the pure colour.
+    inside = np.zeros_like(mask)
+    inside[3:6, 3:6] = True
+    distinct = np.abs(colour - grey[inside]) > 0.2  # channels where grey and colour differ enough to tell
+    weight = ((rgb[inside] - grey[inside]) / (colour - grey[inside]))[distinct]
+    assert len(weight) > 0
+    assert np.allclose(weight, weight[0], atol=0.03) and 0.2 < weight[0] < 0.8
+
+
 def test_existing_output_is_refused(hip_runs, images_dir, segmented):
     with pytest.raises(FileExistsError, match="not empty"):
         segment_folder(hip_runs, images_dir, segmented)

@@ -16,7 +16,6 @@ from seglib.data.io import DataError
 from seglib.phantom import shape_model
 from seglib.phantom.dataset import (
     LABEL_VALUES,
-    MANIFEST_COLUMNS,
     phantom_rng,
     write_atlas_renderings,
     write_phantom_dataset,
@@ -238,8 +237,8 @@ def test_dataset_has_the_standard_layout(dataset):
 def test_manifest_gives_spacing_midline_and_true_pose(dataset):
     with open(dataset / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == MANIFEST_COLUMNS
-    assert {"tilt_deg", "rotation_deg", "obliquity_deg", "midline_x", "pixel_spacing_mm"} <= set(rows[0])
+    assert tuple(rows[0]) == ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", "tilt_deg",
+                              "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification")  # data/README.md
     assert [row["id"] for row in rows] == [f"pelvis_{i:04d}" for i in range(4)]
     for row in rows:
         assert 400 / 64 <= float(row["pixel_spacing_mm"]) <= 470 / 64

@@ -49,6 +49,19 @@ def test_consistency_is_zero_for_an_equivariant_predictor_and_positive_otherwise
     assert float(consistency_term(lopsided_predictor, x, PAIR)) > 0.05
 
 
+def two_tone(left: float, right: float) -> np.ndarray:
+    """One image: `left` on the image's left half, `right` on its right half."""
+    image_right, image_left = _half_masks()
+    return np.broadcast_to(left * image_left + right * image_right, (1, SIZE, SIZE, 1)).astype(np.float32)
+
+
+def test_consistency_of_the_lopsided_predictor_worked_out_by_hand():
+    # Image a | b (left half a, right half b). Prediction: both channels 0 | b. Mirrored prediction: the
+    # mirrored image b | a predicts 0 | a, flipped back a | 0, channels swapped (both alike): a | 0.
+    # Squared difference a^2 | b^2, whose mean is (a^2 + b^2) / 2 = (0.04 + 0.36) / 2 = 0.2.
+    assert float(consistency_term(lopsided_predictor, two_tone(0.2, 0.6), PAIR)) == pytest.approx(0.2, rel=1e-6)
+
+
 def tiny_segmenter():
     inputs = keras.Input((SIZE, SIZE, 1))
     features = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
@@ -90,6 +103,22 @@ def test_wrapper_returns_the_plain_segmentation_and_adds_weighted_consistency_to
     expected = float(BCEDiceLoss()(y, segmenter(x))) + 2.0 * consistency
     assert logs["consistency"] == pytest.approx(consistency, rel=1e-4)
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+class LopsidedLayer(keras.layers.Layer):
+    def call(self, x):
+        return lopsided_predictor(x)
+
+
+def test_wrapper_logs_the_hand_worked_consistency_and_adds_it_weighted_to_the_loss():
+    inputs = keras.Input((SIZE, SIZE, 1))
+    model = BilateralConsistencyModel(keras.Model(inputs, LopsidedLayer()(inputs)), PAIR, weight=2.0)
+    model.compile("adam", loss=keras.losses.MeanSquaredError())
+    x, y = two_tone(0.2, 0.6), np.zeros((1, SIZE, SIZE, 2), np.float32)
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    # consistency (0.04 + 0.36) / 2 = 0.2 (above); the MSE against zeros: 0.36 on half the pixels = 0.18
+    assert logs["consistency"] == pytest.approx(0.2, rel=1e-5)
+    assert logs["loss"] == pytest.approx(0.18 + 2.0 * 0.2, rel=1e-5)
 
 
 def test_wrapper_refuses_outputs_without_their_partners():

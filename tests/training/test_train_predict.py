@@ -19,22 +19,22 @@ from seglib.training.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
-def runs(phantom_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    return {s: train(profile_config("smoke", data=str(phantom_dataset), structures=(s,), epochs=2),
-                     root / s, verbose=0)
-            for s in ("left_hip", "right_hip")}
+def runs(learned_hip_runs):
+    return learned_hip_runs  # the session's smoke training (tests/conftest.py), shared with the learning floor
 
 
 @pytest.mark.slow
 def test_run_directory_holds_model_config_history_and_split(runs, phantom_dataset):
     run = runs["left_hip"]
     assert {"model.keras", "config.json", "history.csv", "split.csv", "summary.json"} <= {p.name for p in run.iterdir()}
-    history = RunDir(run).history()
-    assert len(history) == 2
+    history, summary = RunDir(run).history(), RunDir(run).summary()
+    assert len(history) == summary["epochs_run"] > 1
     # The training time at each epoch's end: how long the run took to reach a validation Dice.
     seconds = history["seconds"].tolist()
-    assert 0 < seconds[0] < seconds[1] <= RunDir(run).summary()["train_seconds"] + 0.1
+    assert 0 < seconds[0] and all(a < b for a, b in zip(seconds, seconds[1:]))
+    assert seconds[-1] <= summary["train_seconds"] + 0.1
+    assert summary["best_val_dice"] == pytest.approx(history["val_dice"].max())
+    assert summary["best_epoch"] == history["val_dice"].idxmax() + 1
     config = RunDir(run).config()
     assert config.structures == ("left_hip",) and config.image_size == 64
     split = RunDir(run).split()

@@ -45,7 +45,7 @@ def test_another_dataset_gets_runs_and_reports_of_its_own(home, monkeypatch, tmp
 
 def test_a_number_that_is_not_one_and_an_unknown_profile_are_refused(home, monkeypatch):
     monkeypatch.setenv("SEGLIB_SEED", "seven")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="SEGLIB_SEED='seven': not a int"):
         notebook_settings(seed=0)
     monkeypatch.delenv("SEGLIB_SEED")
     monkeypatch.setenv("SEGLIB_PROFILE", "huge")
