@@ -54,16 +54,6 @@ def write_square_dataset(root: Path, n: int = 4, size: int = 32) -> Path:
     return root
 
 
-def train_tiny_run(data: Path, out: Path, structure: str = "left_thing") -> Path:
-    """A one-epoch run on a write_square_dataset, for tests that need any trained run."""
-    from seglib.config import profile_config
-    from seglib.training.fit import train
-
-    config = profile_config("smoke", data=str(data), structures=(structure,), image_size=32, depth=2,
-                            base_filters=4, epochs=1, mirror_flip=False)
-    return train(config, out, verbose=0)
-
-
 def file_contents(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (hidden ones too) with its bytes: a snapshot to prove nothing changed."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -85,3 +75,33 @@ def hip_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return [untrained_run(root / "left", ("left_hip",), side_aware=False, seed=0),
             untrained_run(root / "right", ("right_hip",), side_aware=False, seed=1)]
+
+
+def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="PixelSpacing", spacing=(0.2, 0.1),
+                     seed=0, **attributes):
+    """A 16-bit DX film as a modality writes it: patient, study, series and instance identity, spacing."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.1"  # DX for presentation, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    film = Dataset()
+    film.file_meta = meta
+    film.SOPClassUID, film.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    film.StudyInstanceUID, film.SeriesInstanceUID = generate_uid(), generate_uid()
+    film.PatientID, film.PatientName, film.PatientBirthDate, film.PatientSex = "P7", "Doe^Jane", "19600101", "F"
+    film.StudyDate, film.StudyTime, film.StudyID, film.AccessionNumber = "20260101", "120000", "S1", "A1"
+    film.ReferringPhysicianName, film.Modality, film.SeriesNumber, film.InstanceNumber = "", "DX", 1, 1
+    film.PatientOrientation = ["L", "F"]  # rows run to the patient's left, columns to the feet: an AP view
+    film.Rows, film.Columns = shape
+    film.SamplesPerPixel, film.PhotometricInterpretation = 1, photometric
+    film.BitsAllocated, film.BitsStored, film.HighBit, film.PixelRepresentation = 16, 12, 11, 0
+    setattr(film, spacing_attribute, list(spacing))
+    for name, value in attributes.items():
+        setattr(film, name, value)
+    pixels = np.random.default_rng(seed).integers(0, 4096, shape, dtype=np.uint16)
+    film.PixelData = pixels.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    film.save_as(path, enforce_file_format=True)
+    return path

@@ -26,7 +26,7 @@ def documented_table() -> list[tuple[str, set[str]]]:
     """(package, the seglib packages its 'imports' column names), top row first."""
     text = (ROOT / "docs" / "architecture.md").read_text()
     rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", text, re.M)
-    known = {name for name, _ in rows} | {"keras_objects"}
+    known = {name for name, _ in rows} | {"keras_objects", "progress"}
     return [(name, {word for word in re.findall(r"\b(\w+)\b", re.sub(r"\([^)]*\)", "", imports)) if word in known})
             for name, imports in rows]
 

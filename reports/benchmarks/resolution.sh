@@ -15,7 +15,7 @@ HELD_OUT="45 46 52 55 65"
 CONFIGS=${CONFIGS:-"128_whole:--image-size 128 --depth 4 --base-filters 24
 256_patch128:--image-size 256 --patch-size 128 --depth 4 --base-filters 24
 256_whole_d5:--image-size 256 --depth 5 --base-filters 12"}
-mkdir -p "$WORK"
+mkdir -p "$WORK/runs"
 [ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
 [ -d "$WORK/data" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/data" --n 200 --size 256 --seed 0
 for look in default shifted; do

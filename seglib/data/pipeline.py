@@ -1,7 +1,7 @@
 """tf.data input pipelines: decode once, resize, cache; then seeded shuffle, augmentation,
 per-image normalisation, batch and prefetch.
 
-Decoding goes through seglib.io so every format (8/16-bit PNG, TIFF, DICOM) and every validation
+Decoding goes through seglib.data.io so every format (8/16-bit PNG, TIFF, DICOM) and every validation
 error is the same as elsewhere; it runs once per image because the resized arrays are cached, so
 the per-epoch cost is the augmentation, which is pure TensorFlow.
 """

@@ -106,9 +106,10 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
 
 
 def _finished_with(run_dir: Path, config) -> bool:
-    """A finished run of exactly this config can be reused (an interrupted ablation goes on where it stopped)."""
+    """A finished run of exactly this config can be reused (an interrupted ablation goes on where it stopped);
+    one from before the validation-chosen threshold is trained again, so every configuration is scored alike."""
     run = RunDir(run_dir)
-    return run.is_finished() and run.config() == config
+    return run.is_finished() and run.config() == config and run.calibration_path.is_file()
 
 
 def write_ablation_outputs(table: pd.DataFrame, out_dir: Path) -> None:

@@ -55,7 +55,9 @@ def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
     trained, wanted = run.config(), reference.config()
     same_options = all(getattr(trained, f.name) == getattr(wanted, f.name)
                        for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
-    return same_options and run.split() == reference.split()
+    # Both with or both without a validation-chosen threshold: else one method is scored at another threshold.
+    calibrated_alike = run.calibration_path.is_file() == reference.calibration_path.is_file()
+    return same_options and run.split() == reference.split() and calibrated_alike
 
 
 def contemporary_runs(reference_runs, architectures, runs_root, train_missing: bool = False,

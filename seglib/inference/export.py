@@ -14,6 +14,7 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.data.io import write_text
 from seglib.data.outputs import output_folder
+from seglib.training.calibration import run_thresholds
 from seglib.training.run_dir import RunDir
 
 
@@ -45,6 +46,7 @@ def serving_description(config: RunConfig, run_dir: Path) -> dict:
                    "meaning": "sigmoid probability per pixel; channel i is structures[i]"},
         "image_size": size,
         "structures": list(config.structures),
+        "thresholds": run_thresholds(run_dir),
         "preprocessing": [
             "read as 2D grey (RGB -> luminance), 8- or 16-bit",
             "scale to [0, 1]: divide by the dtype maximum (255 or 65535)",
@@ -54,7 +56,8 @@ def serving_description(config: RunConfig, run_dir: Path) -> dict:
         ],
         "postprocessing": [
             "resize each probability map back to the original size: bilinear",
-            "threshold (0.5 by default) for a binary mask",
+            "threshold channel i at thresholds[structures[i]] (0.5 where absent) for a binary mask: the threshold "
+            "chosen on the validation split, which seglib applies too",
         ],
     }
 

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from seglib.config import RunConfig
 from seglib.data.io import read_image, write_png, write_text
 from seglib.data.layout import DatasetWriter, list_images
 from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
 from seglib.inference.fusion import fuse
+from seglib.networks.tiling import apply_model
 from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
 from seglib.training.calibration import calibrated, run_thresholds
@@ -30,7 +30,7 @@ class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path, calibrate: bool = True):
-        """calibrate: apply each run's validation-chosen threshold (seglib.inference.calibration)."""
+        """calibrate: apply each run's validation-chosen threshold (seglib.training.calibration)."""
         self.runs = [(RunDir(d).load_model(), RunDir(d).config()) for d in run_list(run_dirs)]
         self.thresholds = {s: t for d in run_list(run_dirs) for s, t in run_thresholds(d).items()} if calibrate else {}
         structures = [s for _, config in self.runs for s in config.structures]
@@ -67,65 +67,10 @@ class Predictor:
         result = {}
         for model, config in self.runs:
             inputs = model_input(working[config.image_size], config.side_aware)
-            window = self.window(config)
-            maps = sliding_window(model, inputs, window) if window else whole_image(model, inputs)
+            maps = apply_model(model, inputs, config)
             result.update({s: calibrated(maps[..., i], self.thresholds.get(s, 0.5))
                            for i, s in enumerate(config.structures)})
         return result
-
-    def window(self, config: RunConfig) -> int | None:
-        """The side of the sliding windows for a run, None for one pass over the whole working image:
-        a patch-trained network is fully convolutional and sees the whole image while it fits in
-        memory (WHOLE_IMAGE_LIMIT), beyond that windows of its training patch size."""
-        if config.patch_training and config.image_size > WHOLE_IMAGE_LIMIT:
-            return config.crop_size
-        return None
-
-
-# The largest working image one forward pass takes (side in pixels); the full profile's 512 px fits easily.
-WHOLE_IMAGE_LIMIT = 1024
-
-
-def whole_image(model, inputs: np.ndarray) -> np.ndarray:
-    """(S, S, C) model input -> (S, S, K) probabilities in one pass."""
-    # predict_on_batch runs the compiled graph: ~3.5x faster per image than an eager call.
-    return np.asarray(model.predict_on_batch(inputs[None])[0], np.float32)
-
-
-def sliding_window(model, inputs: np.ndarray, window: int, overlap: float = 0.5, batch_size: int = 4
-                   ) -> np.ndarray:
-    """(H, W, C) model input -> (H, W, K) probabilities from window x window tiles that overlap by `overlap`
-    (nnU-Net). Each tile's output is weighted by a Gaussian (sigma = window / 8) before the tiles are
-    averaged: a convolution near a tile's border sees zero padding instead of the image, so the centre
-    of a tile is the better estimate."""
-    height, width = inputs.shape[:2]
-    corners = [(y, x) for y in _tile_starts(height, window, overlap) for x in _tile_starts(width, window, overlap)]
-    weight = _gaussian_weight(window)
-    total, weights = None, np.zeros((height, width, 1), np.float32)
-    for first in range(0, len(corners), batch_size):
-        batch = corners[first:first + batch_size]
-        tiles = model.predict_on_batch(np.stack([inputs[y:y + window, x:x + window] for y, x in batch]))
-        for (y, x), tile in zip(batch, np.asarray(tiles, np.float32)):
-            total = np.zeros((height, width, tile.shape[-1]), np.float32) if total is None else total
-            total[y:y + window, x:x + window] += tile * weight
-            weights[y:y + window, x:x + window] += weight
-    return total / weights
-
-
-def _tile_starts(length: int, window: int, overlap: float) -> list[int]:
-    """Tile offsets along one axis: a step of window * (1 - overlap), the last tile flush with the end."""
-    if window >= length:
-        return [0]
-    step = max(1, int(window * (1 - overlap)))
-    return sorted({*range(0, length - window, step), length - window})
-
-
-def _gaussian_weight(window: int) -> np.ndarray:
-    centre, sigma = (window - 1) / 2, window / 8
-    profile = np.exp(-((np.arange(window) - centre) ** 2) / (2 * sigma**2))
-    weight = np.outer(profile, profile)
-    return np.maximum(weight / weight.max(), 1e-3)[..., None].astype(np.float32)  # no zero weight at the corners
-
 
 def _resized(probability: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A probability map resampled (bilinear) to `shape`; itself when it already has that shape."""

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from seglib.data.io import read_image, write_text
 from seglib.data.pipeline import model_input, working_image
+from seglib.networks.tiling import apply_model
 from seglib.training.run_dir import RunDir
 
 CANDIDATE_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.71, 0.05), 2))
@@ -31,7 +32,7 @@ def choose_thresholds(model, config, run_dir: str | Path, records) -> dict[str, 
     for record in records:
         film = read_image(record.image)
         inputs = model_input(working_image(film, config.image_size), config.side_aware)
-        maps = tf.image.resize(model.predict_on_batch(inputs[None])[0], film.shape, method="bilinear").numpy()
+        maps = tf.image.resize(apply_model(model, inputs, config), film.shape, method="bilinear").numpy()
         for index, structure in enumerate(config.structures):
             truth = record.masks[structure].read() > 0
             for column, threshold in enumerate(CANDIDATE_THRESHOLDS):

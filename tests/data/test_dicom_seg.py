@@ -8,38 +8,13 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
-from conftest import untrained_run
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from conftest import untrained_run, write_dicom_film
 
 from seglib.cli import main
 from seglib.data.dicom_seg import read_segmentation
 from seglib.data.io import DataError, read_mask
 
 SHAPE = (6, 5)
-
-
-def write_film(path, seed=0):
-    """A 16-bit DX film with the identity a SEG references."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.1", generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    film = Dataset()
-    film.file_meta = meta
-    film.SOPClassUID, film.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    film.StudyInstanceUID, film.SeriesInstanceUID = generate_uid(), generate_uid()
-    film.PatientID, film.PatientName, film.PatientBirthDate, film.PatientSex = "P7", "Doe^Jane", "19600101", "F"
-    film.StudyDate, film.StudyTime, film.StudyID, film.AccessionNumber = "20260101", "120000", "S1", "A1"
-    film.ReferringPhysicianName, film.Modality, film.SeriesNumber, film.InstanceNumber = "", "DX", 1, 1
-    film.PatientOrientation = ["L", "F"]
-    film.Rows, film.Columns = SHAPE
-    film.SamplesPerPixel, film.PhotometricInterpretation = 1, "MONOCHROME2"
-    film.BitsAllocated, film.BitsStored, film.HighBit, film.PixelRepresentation = 16, 12, 11, 0
-    film.PixelSpacing = [0.2, 0.1]
-    film.PixelData = np.random.default_rng(seed).integers(0, 4096, SHAPE, dtype=np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    film.save_as(path, enforce_file_format=True)
-    return path
 
 
 def masks_of(seed=0):
@@ -71,7 +46,7 @@ def test_dicom_is_found_by_content_whatever_its_name(tmp_path, capsys):
     names = [("film1.DCM", "seg1.DCM"), ("film2.dcm", "seg2.dcm"), ("IMG0003", "SEG0003"),
              ("film4.Dicom", "sub/seg4.bin")]
     for seed, (film_name, seg_name) in enumerate(names):
-        film = write_film(source / film_name, seed)
+        film = write_dicom_film(source / film_name, SHAPE, seed=seed)
         (source / seg_name).parent.mkdir(exist_ok=True)
         write_seg((source / seg_name).with_suffix(".tmp"), film, seed).rename(source / seg_name)
     (source / "README.txt").write_text("exported from the PACS")
@@ -86,7 +61,7 @@ def test_dicom_is_found_by_content_whatever_its_name(tmp_path, capsys):
 
 @pytest.fixture
 def pair(tmp_path):
-    film = write_film(tmp_path / "source" / "film.dcm")
+    film = write_dicom_film(tmp_path / "source" / "film.dcm", SHAPE)
     return film, write_seg(tmp_path / "source" / "seg.dcm", film)
 
 

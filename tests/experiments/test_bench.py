@@ -114,7 +114,7 @@ def test_training_breakdown_charges_each_interval_to_its_stage_and_the_rest_to_o
     monkeypatch.setattr(bench_timing, "train", fake_train)
     breakdown = bench_timing.measure_breakdown(profile_config("smoke"), run_dir=None, epochs=2)
     # The first epoch (tracing) is kept apart whole: 2 x (0.5 + 2) + 0.25 + 1 + its callbacks 0.125.
-    assert breakdown["stages"] == {"outside fit (checks, split, model build, summary)": pytest.approx(3.5),
+    assert breakdown["stages"] == {"outside fit (checks, split, model build, calibration, summary)": pytest.approx(3.5),
                                    "first epoch (decode and cache, tracing)": pytest.approx(6.375),
                                    "train steps": pytest.approx(4.0), "Python between steps": pytest.approx(1.25),
                                    "validation": pytest.approx(1.0), "epoch-end callbacks": pytest.approx(0.125)}

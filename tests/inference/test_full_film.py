@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from seglib.config import profile_config
-from seglib.inference import predictor as predictor_module
-from seglib.inference.predictor import Predictor, sliding_window, whole_image
+from seglib.inference.predictor import Predictor
+from seglib.networks import tiling
+from seglib.networks.tiling import sliding_window, whole_image
 from seglib.training.fit import write_untrained_run
 
 
@@ -57,7 +58,7 @@ def test_a_patch_trained_model_segments_the_whole_film_at_its_own_size(patch_run
 def test_beyond_the_whole_image_limit_sliding_windows_give_the_same_segmentation(patch_runs, monkeypatch):
     image = film((128, 128), seed=2)
     whole = Predictor(patch_runs).probabilities(image)
-    monkeypatch.setattr(predictor_module, "WHOLE_IMAGE_LIMIT", 32)  # 64 px now counts as too large: 32 px windows
+    monkeypatch.setattr(tiling, "WHOLE_IMAGE_LIMIT", 32)  # 64 px now counts as too large: 32 px windows
     windowed = Predictor(patch_runs).probabilities(image)
     for structure in whole:  # the tiles' borders see zero padding: close, not identical
         assert np.abs(windowed[structure] - whole[structure]).mean() < 0.05

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from conftest import write_dicom_film
 from matplotlib.colors import to_rgb
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from seglib.data.adapters import import_dataset
 from seglib.data.dicom_seg import SEGMENTATION_STORAGE, read_segmentation
@@ -25,33 +25,6 @@ DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 # id -> (rows, columns), photometric interpretation, spacing attribute, (row mm, column mm)
 DICOM_INPUTS = {"film1": ((40, 56), "MONOCHROME1", "PixelSpacing", (0.2, 0.1)),
                 "film2": ((48, 48), "MONOCHROME2", "ImagerPixelSpacing", (0.15, 0.15))}
-
-
-def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="PixelSpacing", spacing=(0.2, 0.1),
-                     seed=0, **attributes):
-    """A 16-bit DX film as a modality writes it: patient, study, series and instance identity, spacing."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = DX_FOR_PRESENTATION, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    film = Dataset()
-    film.file_meta = meta
-    film.SOPClassUID, film.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    film.StudyInstanceUID, film.SeriesInstanceUID = generate_uid(), generate_uid()
-    film.PatientID, film.PatientName, film.PatientBirthDate, film.PatientSex = "P7", "Doe^Jane", "19600101", "F"
-    film.StudyDate, film.StudyTime, film.StudyID, film.AccessionNumber = "20260101", "120000", "S1", "A1"
-    film.ReferringPhysicianName, film.Modality, film.SeriesNumber, film.InstanceNumber = "", "DX", 1, 1
-    film.PatientOrientation = ["L", "F"]  # rows run to the patient's left, columns to the feet: an AP view
-    film.Rows, film.Columns = shape
-    film.SamplesPerPixel, film.PhotometricInterpretation = 1, photometric
-    film.BitsAllocated, film.BitsStored, film.HighBit, film.PixelRepresentation = 16, 12, 11, 0
-    setattr(film, spacing_attribute, list(spacing))
-    for name, value in attributes.items():
-        setattr(film, name, value)
-    pixels = np.random.default_rng(seed).integers(0, 4096, shape, dtype=np.uint16)
-    film.PixelData = pixels.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    film.save_as(path, enforce_file_format=True)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +235,6 @@ def _manual_algorithms():
 @pytest.mark.parametrize("segmentation_type", ["FRACTIONAL", "LABELMAP"])
 def test_fractional_and_labelmap_segs_from_other_tools_are_read(tmp_path, segmentation_type):
     import highdicom
-    from pydicom.uid import generate_uid
 
     from seglib.inference.dicom_seg_export import segment_description
 
