@@ -72,6 +72,7 @@ class Predictor:
                            for i, s in enumerate(config.structures)})
         return result
 
+
 def _resized(probability: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A probability map resampled (bilinear) to `shape`; itself when it already has that shape."""
     if probability.shape[:2] == tuple(shape[:2]):
