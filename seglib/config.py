@@ -13,7 +13,7 @@ PROFILES = ("smoke", "demo", "full")
 ARCHITECTURES = ("unet", "resunet", "attention_unet")  # seglib.networks builds each
 UPSAMPLINGS = ("transpose", "bilinear")
 DOWNSAMPLINGS = ("maxpool", "strided")
-STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")  # seglib.training.hardware
+DISTRIBUTION_STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")  # seglib.training.hardware
 LR_SCHEDULES = ("cosine", "plateau")
 
 
@@ -81,7 +81,7 @@ class RunConfig:
     split_file: str | None = option(None, "CSV id,split (train/val/test) to use instead of a seeded split")
     # Hardware: "auto" picks what the machine has (see seglib.training.hardware). batch_size is per replica.
     strategy: str = option("auto", "tf.distribute strategy: auto (all GPUs mirrored), mirrored, multi_worker "
-                                   "(reads TF_CONFIG), default", choices=STRATEGIES)
+                                   "(reads TF_CONFIG), default", choices=DISTRIBUTION_STRATEGIES)
     mixed_precision: bool | str = "auto"
     jit_compile: bool | str = "auto"
     # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.

@@ -9,5 +9,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "calibration": ("choose_thresholds", "run_thresholds"),
     "callbacks": ("training_callbacks", "TrainingClock", "RunCheckpoints", "TrainingProfiler"),
     "metrics": ("DiceScore",),
-    "hardware": ("STRATEGIES", "choose_strategy", "mixed_precision"),
+    "hardware": ("DISTRIBUTION_STRATEGIES", "choose_strategy", "mixed_precision"),
 })

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import keras
 import tensorflow as tf
 
-from seglib.config import STRATEGIES
+from seglib.config import DISTRIBUTION_STRATEGIES
 
 logger = logging.getLogger("seglib")
 
@@ -30,8 +30,8 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
 
     "auto": all GPUs mirrored when there are several, the one GPU, else the default (no-op) strategy.
     "multi_worker" reads the cluster from TF_CONFIG and must be created at program start."""
-    if kind not in STRATEGIES:
-        raise ValueError(f"unknown strategy {kind!r}; choose one of {', '.join(STRATEGIES)}")
+    if kind not in DISTRIBUTION_STRATEGIES:
+        raise ValueError(f"unknown strategy {kind!r}; choose one of {', '.join(DISTRIBUTION_STRATEGIES)}")
     strategy = _create_strategy(kind)
     logger.info("distribution strategy: %s with %d replica(s)", type(strategy).__name__,
                 strategy.num_replicas_in_sync)
