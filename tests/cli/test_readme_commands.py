@@ -114,7 +114,9 @@ def test_ablation_writes_its_table_and_reuses_complete_runs(phantom_dataset, tmp
     models = sorted((tmp_path / "work").rglob("model.keras"))
     assert models
     written = {path: path.stat().st_mtime_ns for path in models}
-    assert main(args) == 0  # the same command again: the complete runs are reused, not trained again
+    assert main(args) == 2  # its own earlier output is replaced only when asked
+    assert "pass --force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0  # again: the complete runs are reused, not trained again
     assert {path: path.stat().st_mtime_ns for path in models} == written
     assert pd.read_csv(tmp_path / "out" / "ablation.csv").equals(table)
 
