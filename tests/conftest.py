@@ -77,6 +77,9 @@ def hip_runs(tmp_path_factory):
             untrained_run(root / "right", ("right_hip",), side_aware=False, seed=1)]
 
 
+DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+
+
 def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="PixelSpacing", spacing=(0.2, 0.1),
                      seed=0, **attributes):
     """A 16-bit DX film as a modality writes it: patient, study, series and instance identity, spacing."""
@@ -84,7 +87,7 @@ def write_dicom_film(path, shape, photometric="MONOCHROME2", spacing_attribute="
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.1"  # DX for presentation, generate_uid()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = DX_FOR_PRESENTATION, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     film = Dataset()
     film.file_meta = meta

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from conftest import write_dicom_film
+from conftest import DX_FOR_PRESENTATION, write_dicom_film
 from matplotlib.colors import to_rgb
 from pydicom.uid import generate_uid
 
@@ -21,7 +21,6 @@ from seglib.inference.measurements import area_rows
 from seglib.inference.segment import segment_folder
 from seglib.reporting.plots import structure_color
 
-DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 # id -> (rows, columns), photometric interpretation, spacing attribute, (row mm, column mm)
 DICOM_INPUTS = {"film1": ((40, 56), "MONOCHROME1", "PixelSpacing", (0.2, 0.1)),
                 "film2": ((48, 48), "MONOCHROME2", "ImagerPixelSpacing", (0.15, 0.15))}
