@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import file_contents, untrained_run, write_square_dataset
+from conftest import file_contents, write_square_dataset
 
 from seglib.cli import main
 from seglib.data.io import write_png
@@ -25,8 +25,15 @@ TINY_TRAIN = ["--profile", "smoke", "--image-size", "32", "--depth", "2", "--bas
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """A finished run as `train` leaves it (marker, config, split, calibration, summary), so the guards are tested
+    on a real run's files; one epoch of a tiny network on 32 px squares takes seconds."""
+    from seglib.config import profile_config
+    from seglib.training.fit import train
+
     root = tmp_path_factory.mktemp("outputs")
-    return untrained_run(root / "run")  # predict and fuse need a run folder, not a trained model
+    config = profile_config("smoke", data=str(write_square_dataset(root / "data", n=4)), structures=("left_thing",),
+                            image_size=32, depth=2, base_filters=4, epochs=1, mirror_flip=False)
+    return train(config, root / "run", verbose=0)
 
 
 def predict(run, images, out, *options) -> int:
