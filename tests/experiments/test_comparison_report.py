@@ -107,6 +107,8 @@ def test_a_variant_trained_with_another_budget_is_left_out_not_compared(compared
     stale_run.write(dataclasses.replace(config, architecture="resunet"), split=dict(zip(split, reversed(split.values()))))
     assert not matches_reference(stale, unet)
     stale_run.split_path.write_text(RunDir(unet).split_path.read_text())
+    assert not matches_reference(stale, unet)  # same split, but scored at 0.5 while the U-Net has its threshold
+    stale_run.calibration_path.write_text(RunDir(unet).calibration_path.read_text())
     assert matches_reference(stale, unet)
     with pytest.raises(ValueError, match="unknown architecture 'transformer'"):
         contemporary_runs([unet], ["transformer"], tmp_path)
