@@ -31,8 +31,9 @@ class BoneTraining:
         self.run_dir = Path(settings["runs"]) / structure
 
     def show_data(self, n: int = 8) -> Figure:
-        return show_samples(self.data, available_structures(self.data), n=n,
-                            out=Path(self.settings["reports"]) / "samples.png")
+        """The first films with their masks, shown here only: the report folder is notebook 03's output (its
+        report writes samples.png itself, and leaves it out when the data's licence keeps images private)."""
+        return show_samples(self.data, available_structures(self.data), n=n)
 
     def train(self) -> Path:
         """Trains the bone's U-Net; re-running the notebook retrains and replaces the run directory."""
