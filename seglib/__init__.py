@@ -32,7 +32,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "losses.spec": ("get_loss",),
     "training.fit": ("train",),
     "training.run_dir": ("RunDir", "load_run_model"),
-    "inference.predictor": ("Predictor", "predict_folder", "fuse_folder"),
+    "inference.predictor": ("Predictor", "predict_folder", "fuse_folder", "pretrained"),
     "inference.fusion": ("fuse",),
     "inference.segment": ("segment_folder",),
     "inference.export": ("export_run",),

@@ -15,6 +15,7 @@ UPSAMPLINGS = ("transpose", "bilinear")
 DOWNSAMPLINGS = ("maxpool", "strided")
 DISTRIBUTION_STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu", "default")  # seglib.training.hardware
 LR_SCHEDULES = ("cosine", "plateau")
+INTENSITY_AUGMENTATIONS = ("standard", "wide")  # seglib.data.pipeline.INTENSITY_RANGES
 
 
 def option(default, help: str, **argparse_options):
@@ -41,6 +42,11 @@ class RunConfig:
     # (nnU-Net oversamples foreground for a third of its patches); the others are drawn uniformly.
     foreground_crops: float = option(1 / 3, "share of training crops forced to contain the structure")
     augment: bool = option(True, "geometric and intensity augmentation")
+    # The intensity ranges (seglib.data.pipeline.INTENSITY_RANGES). standard: measured best on the real chest
+    # films, where wide lost 0.004 / 0.010 Dice (reports/benchmarks.md); wide adds blur and edge enhancement and
+    # stretches gamma and noise, for a model meant for films from machines nobody has seen (the shipped pelvis model).
+    intensity_augmentation: str = option("standard", "intensity augmentation ranges: standard, or wide (more gamma "
+                                         "and noise, blur and edge enhancement)", choices=INTENSITY_AUGMENTATIONS)
     # A horizontal flip turns the image into its mirror twin: the target then becomes the
     # flipped mask of the partner structure (left_hip <-> right_hip). Doubles the examples.
     mirror_flip: bool = option(True, "mirrored examples (off for structures without a mirror partner)")
@@ -50,6 +56,10 @@ class RunConfig:
     # For a model predicting both partners: weight of the mirror-consistency term (0: off).
     consistency_weight: float = option(0.0, "mirror-consistency loss weight; needs both partners as --structure "
                                                  "and --no-side-aware")
+    # Transfer learning: start from the weights of a model that ships with seglib (PRETRAINED_MODELS) or of
+    # an earlier run, not from random ones. `train` takes the network's shape from it (seglib.training.transfer).
+    init: str = option("", "start from the weights of a shipped model (pelvis) or of a run directory, "
+                           "not random ones; the network's shape follows it")
     # Model
     architecture: str = option("unet", "network builder", choices=ARCHITECTURES)
     depth: int = option(4, "number of down-samplings")
@@ -188,6 +198,8 @@ FUSION_STRATEGIES = ("argmax", "priority", "multilabel")              # seglib.i
 SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.viewer_export
 IMPORT_FORMATS = ("labels", "uwmgi", "sides", "dicom", "dicom-seg")    # seglib.data.adapters.FORMATS
 SIDE_CONVENTIONS = ("patient", "image")                                # seglib.data.adapters
+APPEARANCE_NAMES = ("default", "shifted", "wide")                      # seglib.phantom.exposure.APPEARANCES
+PRETRAINED_MODELS = ("pelvis",)                                       # seglib/data/pretrained/NAME
 BASELINE_METHODS = ("otsu", "random_walker", "chan_vese")              # seglib.inference.baselines
 ABLATION_CONFIGURATIONS = ("plain", "mirror", "mirror+tta", "mirror+tta+side", "mirror+tta+unified_focal",
                            "mirror+tta+consistency")                   # seglib.experiments.ablation

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from seglib.config import (
     ABLATION_CONFIGURATIONS,
+    APPEARANCE_NAMES,
     BASELINE_METHODS,
     FUSION_STRATEGIES,
     IMPORT_FORMATS,
+    PRETRAINED_MODELS,
     PROFILES,
     SEGMENT_FORMATS,
     SIDE_CONVENTIONS,
@@ -66,7 +68,7 @@ def _structure(text: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_phantom, _add_atlas, _add_render_atlas, _add_train, _add_predict, _add_fuse, _add_evaluate,
+    for add in (_add_phantom, _add_atlas, _add_render_atlas, _add_pretrain, _add_train, _add_predict, _add_fuse, _add_evaluate,
                 _add_check, _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
                 _add_ablation, _add_report):
         add(commands)
@@ -83,8 +85,9 @@ def _add_phantom(commands):
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--model", type=Path, help="pelvis shape model .npz (default: the one shipped in seglib)")
-    p.add_argument("--appearance", choices=("default", "shifted"), default="default",
-                   help="detector look: the default ranges, or another noise/contrast/blur range")
+    p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
+                   help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
+                        "or both spanned (wide)")
     p.add_argument("--workers", type=int, help="rendering processes (default: up to 2)")
     p.set_defaults(handler=_phantom)
 
@@ -127,8 +130,9 @@ def _add_render_atlas(commands):
     p.add_argument("--poses", type=int, default=6, help="random poses per subject (default 6)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed of poses, femurs and look (default 0)")
-    p.add_argument("--appearance", choices=("default", "shifted"), default="default",
-                   help="detector look: the default ranges, or another noise/contrast/blur range")
+    p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
+                   help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
+                        "or both spanned (wide)")
     p.add_argument("--model", type=Path, help="shape model giving the pelvic frame (default: shipped)")
     p.set_defaults(handler=_render_atlas)
 
@@ -139,6 +143,26 @@ def _render_atlas(args):
 
     print(write_atlas_renderings(args.out, args.surfaces, args.ids, poses=args.poses, size=args.size,
                                  seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.model))
+
+
+def _add_pretrain(commands):
+    p = commands.add_parser("pretrain", help="rebuild the shipped pelvis model from the CT atlas (hours on a CPU; "
+                                             "resumable)")
+    p.add_argument("--atlas", required=True, type=Path, help="atlas folder (left/, right/, sacrum/), "
+                                                             "e.g. ../shared/data/pelvis_atlas")
+    p.add_argument("--work", required=True, type=Path,
+                   help="working folder: shape model, films, the training run, held-out films and metrics; "
+                        "run again with the same --work to continue an interrupted rebuild")
+    p.add_argument("--out", required=True, type=Path,
+                   help="the shipped run folder to write (seglib/data/pretrained/pelvis replaces the shipped one)")
+    p.add_argument("--force", action="store_true", help="replace an earlier pretrain output in --out")
+    p.set_defaults(handler=_pretrain, interrupted="run the same command again: it continues where it stopped")
+
+
+def _pretrain(args):
+    from seglib.workflow.pretrain import build_pretrained
+
+    print(build_pretrained(args.atlas, args.work, args.out, force=args.force))
 
 
 def _add_train(commands):
@@ -199,7 +223,7 @@ def _add_config_options(p) -> None:
     Each defaults to None: the profile's value then applies."""
     for f in _config_options():
         flag, extra = "--" + f.name.replace("_", "-"), {k: v for k, v in f.metadata.items() if k != "help"}
-        default = f"default: the profile's, else {f.default}"
+        default = f"default: the profile's, else {'none' if f.default == '' else f.default}"
         if isinstance(f.default, bool):  # --augment / --no-augment
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{f.metadata['help']} ({default})")
@@ -219,6 +243,12 @@ def _train(args):
     if args.force and args.out.is_dir() and any(args.out.iterdir()):  # the new run is trained beside the old one
         args.interrupted = f"{args.out} still holds the earlier run; nothing of the new one was kept"
     options = {f.name: getattr(args, f.name) for f in _config_options()}
+    if args.init:  # the network's shape follows the model it starts from, unless given here
+        from seglib.training.transfer import network_options
+
+        if args.init not in PRETRAINED_MODELS:  # a run directory: absolute, like --data
+            options["init"] = str(Path(args.init).resolve())
+        options = {**network_options(options["init"]), **{k: v for k, v in options.items() if v is not None}}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
@@ -260,9 +290,15 @@ def _add_fuse(commands):
     p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
 
 
-def _add_folder_inference_options(p, images: str) -> None:
-    """The options fuse and segment share: per-structure runs over a folder of images."""
-    p.add_argument("--runs", required=True, nargs="+", type=Path, help="run directories, one per structure")
+def _add_folder_inference_options(p, images: str, shipped_models: bool = False) -> None:
+    """The options fuse and segment share: per-structure runs (or, with `shipped_models`, a model that ships
+    with seglib) over a folder of images."""
+    models = p.add_mutually_exclusive_group(required=True) if shipped_models else p
+    models.add_argument("--runs", required=not shipped_models, nargs="+", type=Path,
+                        help="run directories, one per structure")
+    if shipped_models:
+        models.add_argument("--model", choices=PRETRAINED_MODELS,
+                            help="a pretrained model that ships with seglib, instead of --runs (README, Pretrained model)")
     p.add_argument("--images", required=True, type=Path, help=images)
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
@@ -374,7 +410,7 @@ def _demo(args):
 
 def _add_segment(commands):
     p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
-    _add_folder_inference_options(p, images="folder of images of any sizes")
+    _add_folder_inference_options(p, images="folder of images of any sizes", shipped_models=True)
     p.add_argument("--format", nargs="+", choices=SEGMENT_FORMATS, default=["png"], dest="formats",
                    help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
                         "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
@@ -384,10 +420,13 @@ def _add_segment(commands):
 
 
 def _segment(args):
+    from seglib.inference.predictor import PRETRAINED_FUSION
     from seglib.inference.segment import segment_folder
+    from seglib.training.run_dir import pretrained_run
 
-    print(segment_folder(args.runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force,
-                         formats=args.formats))
+    runs = args.runs or [pretrained_run(args.model)]
+    print(segment_folder(runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force,
+                         formats=args.formats, fuse_options=PRETRAINED_FUSION.get(args.model)))
 
 
 def _add_export(commands):

@@ -100,7 +100,8 @@ def cached_examples(records: list[Record], structures: tuple[str, ...], image_si
 
 def training_dataset(records: list[Record], structures: tuple[str, ...], image_size: int, batch_size: int,
                      seed: int, augment: bool = True, mirror_flip: bool = True, side_aware: bool = False,
-                     patch_size: int = 0, foreground_crops: float = 1 / 3) -> tf.data.Dataset:
+                     patch_size: int = 0, foreground_crops: float = 1 / 3,
+                     intensity: str = "standard") -> tf.data.Dataset:
     """Batches of (normalised image, target masks) for fit; one pass over the records per epoch.
 
     With `mirror_flip`, half of the examples are mirrored and their targets are the flipped masks
@@ -123,7 +124,8 @@ def training_dataset(records: list[Record], structures: tuple[str, ...], image_s
             image, target = _mirror(image, target, tf.gather(masks, partner_index, axis=-1), seeds[0])
         if augment:
             image, target = _random_affine(image, target, seeds[1])
-            image = tf.concat([_random_intensity(image[..., :1], seeds[2]), image[..., 1:]], axis=-1)
+            image = tf.concat([_random_intensity(image[..., :1], seeds[2], **INTENSITY_RANGES[intensity]),
+                               image[..., 1:]], axis=-1)
         if patch_size and patch_size < image_size:
             image, target = random_crop(image, target, patch_size, foreground_crops, seeds[3])
         return normalise(image), target
@@ -209,13 +211,21 @@ def _affine_about_centre(angle, scale, shift, size):
     return tf.stack([cos, -sin, tx, sin, cos, ty, 0.0, 0.0])
 
 
-def _random_intensity(image, seed, max_brightness=0.1, contrast=(0.75, 1.25), gamma=(0.6, 1.8), max_noise=0.05,
-                      sharpness=(-1.0, 1.0)):
-    """Exposure, contrast, gamma, sharpness and quantum-noise variation, as between radiographs and the
-    machines that take them: a focal spot and detector that blur, or edge enhancement that sharpens."""
+# The intensity augmentation's ranges (RunConfig.intensity_augmentation). standard is what the real chest films
+# were measured best with; wide also blurs or sharpens (a focal spot and detector that blur, or edge enhancement)
+# and stretches gamma and noise: for a model meant for films from machines nobody has seen.
+INTENSITY_RANGES = {
+    "standard": dict(gamma=(0.7, 1.4), max_noise=0.03, sharpness=None),
+    "wide": dict(gamma=(0.6, 1.8), max_noise=0.05, sharpness=(-1.0, 1.0)),
+}
+
+
+def _random_intensity(image, seed, gamma, max_noise, sharpness, max_brightness=0.1, contrast=(0.75, 1.25)):
+    """Exposure, contrast, gamma, sharpness (unless None) and quantum-noise variation, as between radiographs."""
     u = tf.random.stateless_uniform((5,), seed)
     image = tf.clip_by_value(image, 0.0, 1.0) ** (gamma[0] + u[0] * (gamma[1] - gamma[0]))
-    image = _blend_with_blurred(image, sharpness[0] + u[4] * (sharpness[1] - sharpness[0]))
+    if sharpness is not None:
+        image = _blend_with_blurred(image, sharpness[0] + u[4] * (sharpness[1] - sharpness[0]))
     mean = tf.reduce_mean(image)
     image = (image - mean) * (contrast[0] + u[1] * (contrast[1] - contrast[0])) + mean
     image = image + (u[2] * 2.0 - 1.0) * max_brightness

@@ -7,7 +7,7 @@ Method, in short (the report repeats it):
   dataset folder is given (it needs left_hip and right_hip masks: training uses mirror flips).
 - Every stage runs the profile's RunConfig (target left_hip) under the same settings as
   `seglib.training.fit.train`: seeds, op determinism, dtype policy. One device, no distribution strategy.
-- Input pipeline: `training_dataset` as training builds it (augmentation and mirror flip on),
+- Input pipeline: `training_data` as training builds it (augmentation and mirror flip on),
   iterated alone: the first pass decodes, resizes and fills the cache; later passes only augment.
 - Training: whole epochs of `model.fit`, the first one (tf.function tracing) left out. The same
   cached pipeline object is used, so no timed epoch decodes. The reference is the same network
@@ -34,7 +34,6 @@ from pathlib import Path
 from seglib.config import PHANTOM_SIZES, RunConfig, profile_config
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
-from seglib.data.pipeline import training_dataset
 from seglib.experiments.bench_report import markdown_report
 from seglib.experiments.bench_timing import (
     PREDICTED_STRUCTURES,
@@ -46,7 +45,7 @@ from seglib.experiments.bench_timing import (
 from seglib.experiments.host import peak_rss_mib, system_info
 from seglib.phantom.dataset import write_profile_phantoms
 from seglib.progress import progress_bar
-from seglib.training.fit import set_determinism, structures_to_load
+from seglib.training.fit import set_determinism, structures_to_load, training_data
 from seglib.training.hardware import mixed_precision
 
 
@@ -83,10 +82,7 @@ def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None)
             config = dataclasses.replace(config, data=str(data))
         set_determinism(config.seed, config.deterministic)
         records = load_records(config.data, structures_to_load(config))
-        dataset = training_dataset(records, config.structures, config.image_size, config.batch_size, config.seed,
-                                   augment=config.augment, mirror_flip=config.mirror_flip,
-                                   side_aware=config.side_aware, patch_size=config.patch_size,
-                                   foreground_crops=config.foreground_crops)
+        dataset = training_data(config, records, config.batch_size)
         results = {"profile": profile, "measured_at": measured_at,
                    "setup": _setup(config, records, _data_description(profile, data, generation_s))}
         results["pipeline"] = measure_pipeline(dataset, len(records), settings.cached_passes)

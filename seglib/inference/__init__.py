@@ -4,7 +4,7 @@ label map, post-processing, folder inference (with DICOM SEG and NIfTI outputs) 
 from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "predictor": ("Predictor", "predict_folder", "fuse_folder", "select_ids"),
+    "predictor": ("Predictor", "predict_folder", "fuse_folder", "select_ids", "pretrained"),
     "fusion": ("FusionResult", "fuse", "keep_largest_component"),
     "postprocessing": ("select_postprocessing",),
     "segment": ("segment_folder",),

@@ -8,6 +8,7 @@ PARTNER structure on it, flipped back, is a second opinion on the structure itse
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from seglib.networks.tiling import apply_model
 from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
 from seglib.training.calibration import calibrated, run_thresholds
-from seglib.training.run_dir import RunDir
+from seglib.training.run_dir import RunDir, pretrained_run
 
 
 class Predictor:
@@ -71,6 +72,17 @@ class Predictor:
             result.update({s: calibrated(maps[..., i], self.thresholds.get(s, 0.5))
                            for i, s in enumerate(config.structures)})
         return result
+
+
+# The shipped pelvis model's bones overlap in projection (the femoral heads in the acetabula, the ilia behind
+# the sacrum); its label maps draw the hip bones, its first concern, over the others.
+PRETRAINED_FUSION = {"pelvis": {"strategy": "priority", "priority": ["left_hip", "right_hip"]}}
+
+
+def pretrained(name: str = "pelvis", calibrate: bool = True) -> Predictor:
+    """The Predictor of a model that ships with seglib (seglib.config.PRETRAINED_MODELS), e.g.
+    `seglib.pretrained("pelvis").probabilities(film)`: no training, and nothing is downloaded."""
+    return Predictor(pretrained_run(name), calibrate)
 
 
 def _resized(probability: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -131,7 +143,7 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
 
 def run_list(run_dirs) -> list:
     """One run directory or several, as a list."""
-    return [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    return [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
 
 
 def _first(run_dirs):

@@ -8,7 +8,7 @@ them (e.g. another noise, contrast and blur range, to check that a model did not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -42,7 +42,22 @@ class Appearance:
 SHIFTED_APPEARANCE = Appearance(photons=(5e3, 3e4), blur_mm=(0.8, 1.6), scatter=(0.4, 0.8),
                                 compression=(0.0, 0.3), contrast=(1.0, 2.5), gamma=(1.3, 1.8),
                                 sharpening=(0.0, 0.15), collimation=0.8, marker=1.0)
-APPEARANCES = {"default": Appearance(), "shifted": SHIFTED_APPEARANCE}
+
+
+def widest(*looks: Appearance) -> Appearance:
+    """One look spanning all the given ones: each range from the lowest low to the highest high, each
+    probability the largest. For a model meant to work on films from machines we do not know."""
+    def span(name):
+        values = [getattr(look, name) for look in looks]
+        if isinstance(values[0], tuple):
+            return (min(v[0] for v in values), max(v[1] for v in values))
+        return max(values)
+    return Appearance(**{f.name: span(f.name) for f in fields(Appearance)})
+
+
+# The keys are seglib.config.APPEARANCE_NAMES (the command line's choices).
+APPEARANCES = {"default": Appearance(), "shifted": SHIFTED_APPEARANCE,
+               "wide": widest(Appearance(), SHIFTED_APPEARANCE)}
 
 
 @dataclass(frozen=True)

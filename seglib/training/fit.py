@@ -36,6 +36,7 @@ from seglib.training.hardware import (
 )
 from seglib.training.metrics import DiceScore
 from seglib.training.run_dir import RunDir
+from seglib.training.transfer import check_init, load_initial_weights
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -91,6 +92,8 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     strategy = choose_strategy(config.validate().strategy)
     if verbose:  # beside Keras's progress
         print(devices_line(strategy), flush=True)
+    if config.init:
+        check_init(config)
     records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)
@@ -129,15 +132,14 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
          callbacks) -> Path:
     set_determinism(config.seed, config.deterministic)
     batch_size = global_batch_size(config.batch_size, strategy)
-    train_data = training_dataset(train_records, config.structures, config.image_size, batch_size, config.seed,
-                                  augment=config.augment, mirror_flip=config.mirror_flip,
-                                  side_aware=config.side_aware, patch_size=config.patch_size,
-                                  foreground_crops=config.foreground_crops)
+    train_data = training_data(config, train_records, batch_size)
     val_data = evaluation_dataset(val_records, config.structures, config.image_size, batch_size,
                                   side_aware=config.side_aware)
     # The policy must be set before the model is built; the context restores it afterwards.
     with mixed_precision(config.mixed_precision), strategy.scope():
         model = compile_model(config)
+    if config.init:  # a resumed run's backup, restored by fit, then replaces these weights
+        load_initial_weights(getattr(model, "segmenter", model), config)
     kept = _history_kept_by_backup(RunDir(run_dir))  # what a resumed run continues from; None on a fresh run
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
@@ -150,6 +152,14 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     _write_summary(RunDir(run_dir), _deduplicated_history(RunDir(run_dir)), seconds, len(train_records), resume,
                    replicas=strategy.num_replicas_in_sync)
     return run_dir
+
+
+def training_data(config: RunConfig, records, batch_size: int):
+    """The run's tf.data training batches (seglib.data.pipeline.training_dataset with the config's options)."""
+    return training_dataset(records, config.structures, config.image_size, batch_size, config.seed,
+                            augment=config.augment, mirror_flip=config.mirror_flip, side_aware=config.side_aware,
+                            patch_size=config.patch_size, foreground_crops=config.foreground_crops,
+                            intensity=config.intensity_augmentation)
 
 
 def _resumable_split(config: RunConfig, run_dir: Path, records) -> dict[str, str]:

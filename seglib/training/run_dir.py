@@ -8,6 +8,11 @@ export, the report, the studies) reads. Its file names live here and nowhere els
     RUN_DIR/summary.json   epochs run, best validation Dice, wall time, images/s (written last)
     RUN_DIR/calibration.json  the probability threshold chosen on the validation split (seglib.training.calibration)
     RUN_DIR/backup/        the resume backup while training runs (removed when it finishes)
+    RUN_DIR/weights.float16.npz  instead of model.keras in a shipped run (seglib/data/pretrained/NAME/):
+                           the weights in half precision, half the size; the network is rebuilt from
+                           config.json and computes in float32
+
+Shipped runs (`pretrained_run`) are folders of package data: nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from seglib.config import RunConfig
+from seglib.config import PRETRAINED_MODELS, RunConfig
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
@@ -36,6 +41,9 @@ class RunDir(os.PathLike):
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def __str__(self) -> str:  # in messages and f-strings, the folder itself
+        return str(self.path)
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
@@ -46,6 +54,7 @@ class RunDir(os.PathLike):
     summary_path = _in_run("summary.json")
     calibration_path = _in_run("calibration.json")
     backup_path = _in_run("backup")
+    float16_weights_path = _in_run("weights.float16.npz")
 
     def config(self) -> RunConfig:
         return RunConfig.load(self.config_path)
@@ -76,6 +85,8 @@ class RunDir(os.PathLike):
 
         from seglib.keras_objects import register_keras_objects
 
+        if not self.model_path.exists() and self.float16_weights_path.exists():
+            return self._model_from_float16_weights()
         if not self.model_path.exists():
             raise FileNotFoundError(f"{self.model_path}: no model in this run directory")
         if not zipfile.is_zipfile(self.model_path):
@@ -83,6 +94,33 @@ class RunDir(os.PathLike):
                             "train again, or continue an interrupted run with train --resume")
         register_keras_objects()  # also when Keras was imported half-way through seglib
         return keras.saving.load_model(self.model_path, safe_mode=True)
+
+    def _model_from_float16_weights(self):
+        """The network of config.json with the stored half-precision weights, in float32. The archive holds
+        plain arrays (read without pickle), so this is as safe as Keras's safe_mode."""
+        import numpy as np
+
+        from seglib.networks.unet import build_model
+
+        config = self.config()
+        model = build_model(config, channels=1 + config.side_aware)
+        try:
+            with np.load(self.float16_weights_path, allow_pickle=False) as stored:
+                weights = [stored[f"w{i:03d}"].astype(np.float32) for i in range(len(stored.files))]
+            model.set_weights(weights)
+        except (OSError, KeyError, ValueError) as error:
+            raise DataError(f"{self.float16_weights_path}: damaged weights, or not the network of "
+                            f"{self.config_path.name}: {error}") from error
+        return model
+
+    def save_float16_weights(self, model) -> None:
+        """The model's weights in half precision (a shipped run): plain arrays in the order of get_weights."""
+        import numpy as np
+
+        arrays = {f"w{i:03d}": w.astype(np.float16) for i, w in enumerate(model.get_weights())}
+        with atomic_file(self.float16_weights_path, overwrite=True) as temporary:
+            with open(temporary, "wb") as file:
+                np.savez_compressed(file, **arrays)
 
     def write(self, config: RunConfig, split: dict[str, str] | None = None, model=None) -> RunDir:
         """Write the config, and the split and the model when given (the model through a temporary
@@ -100,6 +138,17 @@ class RunDir(os.PathLike):
 
     def write_summary(self, summary: dict) -> None:
         write_text(self.summary_path, json.dumps(summary, indent=2))
+
+
+def pretrained_run(name: str) -> RunDir:
+    """The run folder of a model that ships with seglib (seglib.config.PRETRAINED_MODELS), e.g. "pelvis"."""
+    if name not in PRETRAINED_MODELS:
+        raise ValueError(f"unknown pretrained model {name!r}; seglib ships {', '.join(PRETRAINED_MODELS)}")
+    run = RunDir(Path(__file__).parents[1] / "data" / "pretrained" / name)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"{run.path}: the pretrained {name} model is not in this installation; "
+                                "rebuild it with python -m seglib pretrain (README, Pretrained model)")
+    return run
 
 
 def load_run_model(run_dir: str | os.PathLike):

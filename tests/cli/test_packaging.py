@@ -1,5 +1,6 @@
 """The wheel built from a fresh clone installs in a new virtual environment and runs: `python -m
-seglib`, the `seglib` script, and a command that reads the shipped shape model.
+seglib`, the `seglib` script, a command that reads the shipped shape model, and one that segments with the
+shipped pelvis model.
 
 To keep CI quick, the new environment does not download TensorFlow and the other dependencies
 again: a .pth file lends it this environment's site-packages (after its own, and without
@@ -67,3 +68,8 @@ def test_the_wheel_of_a_fresh_clone_installs_and_runs(tmp_path):
                      tmp_path)
     assert generated.returncode == 0, generated.stderr
     assert len(list((tmp_path / "phantoms" / "images").glob("*.png"))) == 1
+    # The pretrained pelvis model is package data: the installed wheel segments with it, nothing downloaded.
+    segmented = _run([venv / "bin" / "seglib", "segment", "--model", "pelvis", "--images", tmp_path / "phantoms" / "images",
+                      "--out", tmp_path / "segmented", "--quiet"], tmp_path)
+    assert segmented.returncode == 0, segmented.stderr
+    assert "left_hip" in (tmp_path / "segmented" / "labels.json").read_text()

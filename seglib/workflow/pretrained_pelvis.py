@@ -1,0 +1,76 @@
+"""The body of notebook 00: segment a folder of AP pelvis films with the model that ships with seglib,
+without training anything. Without a folder of the user's, it renders a few example films (with truth
+masks, so the notebook can also show how well the model does on them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from seglib.data.io import read_image
+from seglib.data.layout import list_images
+from seglib.evaluation.folder import evaluate_folder
+from seglib.inference.predictor import PRETRAINED_FUSION, predict_folder
+from seglib.inference.segment import segment_folder
+from seglib.reporting.display import InlineFigure as Figure
+from seglib.training.run_dir import pretrained_run
+from seglib.workflow.environment import project_root
+
+EXAMPLE_FILMS = dict(n=6, size=512, seed=2024)  # rendered from the shipped shape model, default look
+# The mean Dice of each hip bone the examples must reach (the card states ~0.97 on unseen pelves).
+FLOOR = 0.9
+
+
+class PretrainedSegmentation:
+    """Notebook 00: `settings` from notebook_settings (films: a folder of films, or empty for examples)."""
+
+    def __init__(self, settings: dict, model: str = "pelvis"):
+        self.model, self.run = model, pretrained_run(model)
+        self.films = Path(settings["films"]) if settings["films"] else example_films()
+        self.out = Path(settings["out"] or project_root() / "reports" / settings["profile"] / f"pretrained_{model}")
+        self.tta = settings["tta"]
+
+    def segment(self) -> Path:
+        """Label maps, overlays and areas.csv in OUT, as `python -m seglib segment --model pelvis` writes them."""
+        images = self.films / "images" if (self.films / "images").is_dir() else self.films
+        return segment_folder([self.run], images, self.out, tta=self.tta, force=True,
+                              fuse_options=PRETRAINED_FUSION.get(self.model))
+
+    def show_overlays(self, n: int = 6) -> Figure:
+        overlays = list(list_images(self.out / "overlays").items())[:n]
+        figure = Figure(figsize=(3 * len(overlays), 3.4), layout="constrained")
+        for axis, (image_id, path) in zip(figure.subplots(1, len(overlays), squeeze=False)[0], overlays):
+            axis.imshow(read_image(path))
+            axis.set_title(image_id, fontsize=9)
+            axis.axis("off")
+        return figure
+
+    def areas(self) -> pd.DataFrame:
+        return pd.read_csv(self.out / "areas.csv")
+
+    def accuracy(self) -> pd.DataFrame | None:
+        """Mean Dice and median HD95 per structure against the films' truth masks; None without them."""
+        if not (self.films / "masks").is_dir():
+            return None
+        predictions = predict_folder(self.run, self.films / "images", self.out.with_name(self.out.name + "_masks"),
+                                     tta=self.tta, force=True)
+        table = evaluate_folder(predictions, self.films, method=self.model)
+        return table.groupby("structure", sort=False)[["dice", "hd95"]].agg({"dice": "mean", "hd95": "median"})
+
+    def check_accuracy(self, table: pd.DataFrame | None) -> bool | None:
+        """Prints whether both hip bones reach FLOOR on films with truth (the example films)."""
+        if table is None:
+            print("no truth masks: accuracy not measured")
+            return None
+        passed = bool((table.loc[["left_hip", "right_hip"], "dice"] >= FLOOR).all())
+        print(f"both hip bones at mean Dice >= {FLOOR}: {passed}")
+        return passed
+
+
+def example_films() -> Path:
+    """A few films rendered from the shipped shape model (generated on first use, then reused)."""
+    from seglib.phantom.dataset import write_phantom_dataset
+
+    folder = project_root() / "data" / "pelvis_examples"
+    return folder if (folder / "images").is_dir() else write_phantom_dataset(folder, **EXAMPLE_FILMS)

@@ -1,0 +1,106 @@
+"""The pelvis model that ships with seglib: it loads after a plain `import seglib`, segments films of poses
+and pelves it never saw well, `segment --model pelvis` writes what a user's own runs write, and
+`train --init pelvis` starts from it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seglib.cli.commands import main
+from seglib.data.io import read_image, read_mask
+from seglib.phantom.dataset import write_atlas_renderings, write_phantom_dataset
+from seglib.training.run_dir import RunDir, pretrained_run
+
+ATLAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pelvis_atlas"
+HIPS = ("left_hip", "right_hip")
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def unseen_films(tmp_path_factory) -> Path:
+    """Films the model never saw: shapes and poses drawn with a seed its training films did not use."""
+    return write_phantom_dataset(tmp_path_factory.mktemp("unseen") / "films", n=4, size=384, seed=991)
+
+
+def test_the_shipped_model_loads_with_safe_mode_after_a_plain_import_seglib():
+    shown = subprocess.run([sys.executable, "-c", "import seglib; p = seglib.pretrained('pelvis'); print(p.structures)"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "left_hip" in shown.stdout and "right_hip" in shown.stdout
+
+
+def test_the_shipped_weights_segment_films_of_unseen_poses_well(unseen_films):
+    import seglib
+
+    predictor = seglib.pretrained("pelvis")
+    for path in sorted((unseen_films / "images").glob("*.png")):
+        probabilities = predictor.probabilities(read_image(path), tta=True)
+        for hip in HIPS:
+            truth = read_mask(unseen_films / "masks" / hip / path.name)
+            assert probabilities[hip].shape == truth.shape
+            assert _dice(probabilities[hip] >= 0.5, truth) >= 0.93, f"{hip} of {path.name}"
+
+
+@pytest.mark.skipif(not (ATLAS / "left").is_dir(), reason="the pelvis atlas is only in the team's workspace")
+def test_the_shipped_weights_segment_a_held_out_real_pelvis(tmp_path):
+    """Atlas subject 45 is held out of the model's training films (seglib.workflow.pretrain.HELD_OUT)."""
+    films = write_atlas_renderings(tmp_path / "held_out", ATLAS, ["45"], poses=2, size=384, seed=5)
+    predictor = __import__("seglib").pretrained("pelvis")
+    for path in sorted((films / "images").glob("*.png")):
+        probabilities = predictor.probabilities(read_image(path))
+        for hip in HIPS:
+            assert _dice(probabilities[hip] >= 0.5, read_mask(films / "masks" / hip / path.name)) >= 0.93
+
+
+def test_segment_model_pelvis_writes_label_maps_in_which_the_hips_are_whole(unseen_films, tmp_path):
+    out = tmp_path / "segmented"
+    assert main(["segment", "--model", "pelvis", "--images", str(unseen_films / "images"), "--out", str(out),
+                 "--quiet"]) == 0
+    labels = json.loads((out / "labels.json").read_text())
+    assert set(labels) == {"left_hip", "right_hip", "sacrum", "left_femur", "right_femur"}
+    for path in sorted((out / "labels").glob("*.png")):
+        label_map = read_image(path)
+        for hip in HIPS:  # the femoral heads and the sacrum overlap the hips in projection: the hips stay whole
+            assert _dice(label_map == labels[hip], read_mask(unseen_films / "masks" / hip / path.name)) >= 0.93
+    assert {"overlays", "areas.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_float16_weights_predict_what_the_float32_network_does(tmp_path):
+    shipped = RunDir(pretrained_run("pelvis"))
+    model = shipped.load_model()
+    copy = RunDir(tmp_path / "copy").write(shipped.config())
+    copy.save_float16_weights(model)
+    x = np.random.default_rng(0).normal(size=(1, *model.input_shape[1:])).astype(np.float32)
+    assert np.abs(copy.load_model().predict(x, verbose=0) - model.predict(x, verbose=0)).max() < 1e-6
+
+
+@pytest.mark.slow
+def test_train_init_pelvis_starts_from_the_shipped_weights(tmp_path):
+    """One epoch at a learning rate too small to learn anything: a run started from the shipped model already
+    segments the hip; one started from random weights does not."""
+    films = write_phantom_dataset(tmp_path / "films", n=8, size=256, seed=992)
+    common = ["train", "--data", str(films), "--structure", "left_hip", "--profile", "smoke",
+              "--epochs", "1", "--learning-rate", "1e-9"]
+    assert main([*common, "--init", "pelvis", "--out", str(tmp_path / "fine")]) == 0
+    assert main([*common, "--image-size", "192", "--depth", "4", "--base-filters", "24",
+                 "--out", str(tmp_path / "scratch")]) == 0
+    fine, scratch = RunDir(tmp_path / "fine"), RunDir(tmp_path / "scratch")
+    assert fine.config().image_size == pretrained_run("pelvis").config().image_size  # the shape follows the model
+    assert fine.summary()["best_val_dice"] >= 0.8
+    assert scratch.summary()["best_val_dice"] < 0.5
+
+
+def test_train_init_refuses_a_network_of_another_shape_in_one_line(phantom_dataset, tmp_path, capsys):
+    status = main(["train", "--data", str(phantom_dataset), "--structure", "left_hip", "--profile", "smoke",
+                   "--init", "pelvis", "--base-filters", "8", "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err.strip()
+    assert status != 0
+    assert "--base-filters 8" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
