@@ -59,7 +59,7 @@ class RunConfig:
     # Transfer learning: start from the weights of a model that ships with seglib (PRETRAINED_MODELS) or of
     # an earlier run, not from random ones. `train` takes the network's shape from it (seglib.training.transfer).
     init: str = option("", "start from the weights of a shipped model (pelvis) or of a run directory, "
-                           "not random ones; the network's shape follows it")
+                           "not random ones; the network's shape follows it, the learning rate is a tenth")
     # Model
     architecture: str = option("unet", "network builder", choices=ARCHITECTURES)
     depth: int = option(4, "number of down-samplings")

@@ -3,7 +3,8 @@
 #   bash reports/benchmarks/finetune.sh [WORK_DIR] [PYTHON]
 # 1. 10 and 20 films in the shifted look (more noise and blur, flat contrast) from the shape model of the 25
 #    atlas pelves the shipped model's training used (45 46 52 55 65 held out);
-# 2. left_hip trained on each, from the shipped weights (--init pelvis) and from random weights, the same network
+# 2. left_hip trained on each, from the shipped weights (--init pelvis: a tenth of the learning rate) and from
+#    random weights (the profile's rate), the same network
 #    (the shipped model's), the same budget (EPOCHS epochs), one after the other;
 # 3. the 5 held-out pelves' REAL meshes rendered in 6 poses at 512 px in the shifted look; every run, and the
 #    shipped model as it is, predicted (one model, no TTA) and evaluated at 512 px.
