@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
+from PIL import Image as PILImage
 
 from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
@@ -117,6 +118,20 @@ def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
         image = read_image(next(Path(images_dir).glob(f"{image_id}.*")))
         overlay(ax, image, masks, alpha=0.5, contour=False, title=f"{image_id}: {contested.sum()} contested px")
         ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
+    return save(figure, out)
+
+
+def show_overlays(segment_dir, n: int = 6, out=None) -> Figure:
+    """The first n overlays of a `segment` output folder (OUT/overlays/), with a legend of its structures."""
+    segment_dir = Path(segment_dir)
+    overlays = sorted((segment_dir / "overlays").glob("*.png"))[:n]
+    figure, axes = _grid(len(overlays), ncols=3)
+    for ax, path in zip(axes, overlays):
+        with PILImage.open(path) as picture:  # colour: read_image reads radiographs, in grey
+            ax.imshow(np.asarray(picture.convert("RGB")))
+        ax.set_title(path.stem, fontsize=9)
+        ax.set_axis_off()
+    _legend(figure, list(json.loads((segment_dir / "labels.json").read_text())))
     return save(figure, out)
 
 

@@ -121,12 +121,6 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def shipped_card_numbers(folder: Path) -> dict:
-    """The held-out accuracy a shipped run states, as {look: {structure: mean Dice}} (for tests and the README)."""
-    table = pd.read_csv(Path(folder) / "heldout_accuracy.csv")
-    return {look: dict(zip(group["structure"], group["dice_mean"])) for look, group in table.groupby("look")}
-
-
 MODEL_CARD = """# seglib pelvis model: model card
 
 **For research and education only, not for clinical use.** It was trained on synthetic films only.

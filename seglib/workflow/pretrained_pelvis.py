@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from seglib.data.io import read_image
-from seglib.data.layout import list_images
 from seglib.evaluation.folder import evaluate_folder
 from seglib.inference.predictor import PRETRAINED_FUSION, predict_folder
 from seglib.inference.segment import segment_folder
 from seglib.reporting.display import InlineFigure as Figure
+from seglib.reporting.figures import show_overlays
 from seglib.training.run_dir import pretrained_run
 from seglib.workflow.environment import project_root
 
@@ -38,13 +37,7 @@ class PretrainedSegmentation:
                               fuse_options=PRETRAINED_FUSION.get(self.model))
 
     def show_overlays(self, n: int = 6) -> Figure:
-        overlays = list(list_images(self.out / "overlays").items())[:n]
-        figure = Figure(figsize=(3 * len(overlays), 3.4), layout="constrained")
-        for axis, (image_id, path) in zip(figure.subplots(1, len(overlays), squeeze=False)[0], overlays):
-            axis.imshow(read_image(path))
-            axis.set_title(image_id, fontsize=9)
-            axis.axis("off")
-        return figure
+        return show_overlays(self.out, n)
 
     def areas(self) -> pd.DataFrame:
         return pd.read_csv(self.out / "areas.csv")

@@ -1,10 +1,13 @@
 """Plotting helpers: fixed colours per structure, overlays that colour exactly the mask."""
 
+import json
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from seglib.data.io import write_png
 from seglib.reporting.plots import overlay, structure_color
 
 
@@ -49,3 +52,14 @@ def test_overlay_skips_empty_masks_and_turns_the_axis_off():
     overlay(ax, np.zeros((8, 8)), {"left_hip": np.zeros((8, 8)), "right_hip": np.eye(8)}, title="case 1")
     assert len(ax.images) == 2  # the image and one mask; the empty one draws nothing
     assert not ax.axison and ax.get_title() == "case 1"
+
+
+def test_show_overlays_shows_segment_overlays_in_their_colours(tmp_path):
+    from seglib.reporting.figures import show_overlays
+
+    overlay = np.zeros((16, 16, 3), np.uint8)
+    overlay[4:12, 4:12] = (213, 94, 0)  # a right_hip pixel block, vermillion
+    write_png(tmp_path / "overlays" / "film.png", overlay)
+    (tmp_path / "labels.json").write_text(json.dumps({"left_hip": 1, "right_hip": 2}))
+    shown = show_overlays(tmp_path).axes[0].images[0].get_array()
+    assert shown.shape == (16, 16, 3) and tuple(shown[8, 8]) == (213, 94, 0)
