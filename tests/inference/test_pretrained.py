@@ -104,3 +104,25 @@ def test_train_init_refuses_a_network_of_another_shape_in_one_line(phantom_datas
     assert status != 0
     assert "--base-filters 8" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_notebook_00_segments_a_users_folder_without_truth_and_measures_only_what_has_truth(unseen_films, tmp_path,
+                                                                                           capsys):
+    import shutil
+
+    from seglib.workflow.pretrained_pelvis import PretrainedSegmentation
+
+    films = tmp_path / "my_films"  # two films and the left hip's masks only, as a user's folder might be
+    for name in ("pelvis_0000.png", "pelvis_0001.png"):
+        for part in ("images", "masks/left_hip"):
+            (films / part).mkdir(parents=True, exist_ok=True)
+            shutil.copy(unseen_films / part / name, films / part / name)
+    settings = {"films": str(films), "out": str(tmp_path / "out"), "profile": "smoke", "tta": False}
+    pelvis = PretrainedSegmentation(settings)
+    assert sorted(p.name for p in (pelvis.segment() / "labels").iterdir()) == ["pelvis_0000.png", "pelvis_0001.png"]
+    accuracy = pelvis.accuracy()
+    assert list(accuracy.index) == ["left_hip"] and accuracy.loc["left_hip", "dice"] >= 0.93
+    assert pelvis.check_accuracy(accuracy) is True
+    assert "left_hip at mean Dice" in capsys.readouterr().out
+    shutil.rmtree(films / "masks")
+    assert PretrainedSegmentation(settings).accuracy() is None
