@@ -33,7 +33,7 @@ for n in 10 20; do
   for start in init scratch; do
     name="${start}_$n"
     options=(--init pelvis)
-    [ $start = scratch ] && options=(--image-size 192 --depth 4 --base-filters 24)
+    [ $start = scratch ] && options=(--init none --image-size 192)
     [ -f "$WORK/runs/$name/summary.json" ] || $PY -m seglib train --data "$WORK/films$n" --structure left_hip \
         --out "$WORK/runs/$name" --profile demo --epochs "$EPOCHS" --val-fraction 0.2 --test-fraction 0 "${options[@]}" \
         > "$WORK/runs/$name.log" 2>&1

@@ -3,7 +3,8 @@
 #   bash reports/benchmarks/resolution.sh [WORK_DIR] [PYTHON]
 # 1. shape model from 25 of the 30 atlas pelves (45 46 52 55 65 held out), 200 demo films of 256 px from it;
 # 2. each configuration below trains left_hip with the demo profile plus its options (one after the other, so
-#    their seconds compare);
+#    their seconds compare; the demo profile starts the hips from the shipped pelvis model, trained on films of
+#    the same 25 pelves);
 # 3. the 5 held-out pelves' REAL meshes rendered in 6 poses at 512 px, default and shifted look; predicted
 #    (one model, no TTA: the bone alone) and evaluated at 512 px; one table row per configuration and look.
 set -euo pipefail
@@ -12,9 +13,13 @@ PY=${2:-python}
 ATLAS=${ATLAS:-../shared/data/pelvis_atlas}
 [ -d "$ATLAS" ] || { echo "pelvis atlas not found at $ATLAS (only in the team's workspace); nothing measured"; exit 0; }
 HELD_OUT="45 46 52 55 65"
-CONFIGS=${CONFIGS:-"128_whole:--image-size 128 --depth 4 --base-filters 24
-256_patch128:--image-size 256 --patch-size 128 --depth 4 --base-filters 24
-256_whole_d5:--image-size 256 --depth 5 --base-filters 12"}
+# scratch_*: from random weights (--init none); pelvis_*: from the shipped pelvis model; demo: the profile as it is
+CONFIGS=${CONFIGS:-"scratch_128:--init none --image-size 128
+scratch_256_patch128:--init none --image-size 256 --patch-size 128
+scratch_256_depth5:--init none --image-size 256 --depth 5 --base-filters 12
+demo:
+pelvis_128_30epochs:--image-size 128 --epochs 30
+pelvis_256_7epochs:--image-size 256 --epochs 7"}
 mkdir -p "$WORK/runs"
 [ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
 [ -d "$WORK/data" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/data" --n 200 --size 256 --seed 0

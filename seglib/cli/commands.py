@@ -243,13 +243,6 @@ def _train(args):
     if args.force and args.out.is_dir() and any(args.out.iterdir()):  # the new run is trained beside the old one
         args.interrupted = f"{args.out} still holds the earlier run; nothing of the new one was kept"
     options = {f.name: getattr(args, f.name) for f in _config_options()}
-    if args.init:  # the network's shape follows the model it starts from, and the learning rate is lower
-        from seglib.training.transfer import fine_tuning_defaults
-
-        if args.init not in PRETRAINED_MODELS:  # a run directory: absolute, like --data
-            options["init"] = str(Path(args.init).resolve())
-        defaults = fine_tuning_defaults(options["init"], profile_config(args.profile).learning_rate)
-        options = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
     config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))

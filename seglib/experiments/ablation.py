@@ -59,7 +59,9 @@ def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fra
     own; the command line asks for --force), never a folder that ablation did not write."""
     data, out_dir, work_dir = Path(data), Path(out_dir), Path(work_dir)
     check_replaceable(out_dir, "ablation", [data, split_file], force)  # before hours of training
-    base = profile_config(profile, data=str(data), structures=tuple(structures), epochs=epochs, seed=seed)
+    # from random weights: what each option adds to training, not to a network already trained with it
+    base = profile_config(profile, data=str(data), structures=tuple(structures), epochs=epochs, seed=seed,
+                          init="none")
     records = load_records(data, structures)
     split = split_records(records, base.val_fraction, base.test_fraction, seed, root=data, split_file=split_file)
     rows, names = [], configurations or CONFIGURATIONS

@@ -82,7 +82,8 @@ def run_comparison(profile: str = "demo", data: str | Path | None = None, struct
     generated into a temporary folder) with the profile's default config; returns the printout."""
     with tempfile.TemporaryDirectory(prefix="seglib-compare-") as scratch:
         data = Path(data).resolve() if data else write_profile_phantoms(Path(scratch) / "data", profile)
-        config = profile_config(profile, data=str(data), structures=(structure,))
+        # from random weights, as the bare network starts
+        config = profile_config(profile, data=str(data), structures=(structure,), init="none")
         return compare_report(config, compare_with_bare(config, Path(scratch)))
 
 

@@ -69,7 +69,9 @@ def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None)
     """Measure the input pipeline, training and inference; write the markdown report to `out`
     (replacing it: it is a regenerated artifact) and return the numbers."""
     started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1])
+    # the profile's network trained from random weights (the numbers in reports/benchmarks.md); a run started
+    # from the shipped pelvis model steps at the speed of its working resolution
+    config = profile_config(profile, structures=PREDICTED_STRUCTURES[:1], init="none")
     settings = BENCH_SETTINGS[profile]
     with tempfile.TemporaryDirectory(prefix="seglib-bench-") as scratch, \
             progress_bar(4, "bench", unit="stage") as stages:  # the four measured below

@@ -3,7 +3,8 @@ dataset layout so that evaluation and figures treat them alike:
 
 - our U-Net: one model per structure, fused (notebooks 01-03);
 - contemporary variants of our own builders (residual U-Net, attention U-Net), trained with
-  exactly the U-Net's data, split, budget, seed and options; only the architecture differs;
+  exactly the U-Net's data, split, budget, seed and options; only the architecture differs (and the start:
+  a U-Net fine-tuned from the shipped pelvis model meets variants trained from random weights);
 - classical scikit-image baselines (seglib.inference.baselines).
 
 Every deep method gets its own fusion post-processing, chosen on the validation split."""
@@ -18,15 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from seglib.config import RunConfig
+from seglib.config import RunConfig, profile_config
 from seglib.training.run_dir import RunDir
 
 OURS = "U-Net"
 VARIANTS = {"resunet": "residual U-Net", "attention_unet": "attention U-Net"}
-# Options a variant may differ in from the U-Net it is compared with; all others must match.
-_VARIANT_OPTIONS = ("architecture", "split_file")
-
-
 @dataclass
 class MethodPredictions:
     folders: dict[str, Path]  # method -> prediction folder (masks/<structure>/<id>.png)
@@ -40,9 +37,14 @@ def variant_runs(reference_runs, architecture: str, runs_root: str | Path) -> li
 
 
 def variant_config(reference_run: str | Path, architecture: str) -> RunConfig:
-    """The reference run's config with another architecture, pinned to the reference's split."""
+    """The reference run's config with another architecture, pinned to the reference's split; from random
+    weights at the profile's own schedule where the reference started from trained ones."""
     reference = RunDir(reference_run)
-    return dataclasses.replace(reference.config(), architecture=architecture, split_file=str(reference.split_path))
+    config = reference.config()
+    if config.init:
+        scratch = profile_config(config.profile, init="none")
+        config = dataclasses.replace(config, init="", learning_rate=scratch.learning_rate, epochs=scratch.epochs)
+    return dataclasses.replace(config, architecture=architecture, split_file=str(reference.split_path))
 
 
 def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
@@ -52,9 +54,10 @@ def matches_reference(run_dir: str | Path, reference_run: str | Path) -> bool:
     run, reference = RunDir(run_dir), RunDir(reference_run)
     if not run.is_finished():
         return False
-    trained, wanted = run.config(), reference.config()
+    trained = run.config()
+    wanted = variant_config(reference_run, trained.architecture)  # split_file: the same split is checked below
     same_options = all(getattr(trained, f.name) == getattr(wanted, f.name)
-                       for f in dataclasses.fields(RunConfig) if f.name not in _VARIANT_OPTIONS)
+                       for f in dataclasses.fields(RunConfig) if f.name != "split_file")
     # Both with or both without a validation-chosen threshold: else one method is scored at another threshold.
     calibrated_alike = run.calibration_path.is_file() == reference.calibration_path.is_file()
     return same_options and run.split() == reference.split() and calibrated_alike

@@ -143,13 +143,20 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
 
 
 def _training_section(runs, out_dir) -> list[str]:
-    rows = [{"method": method, "run": Path(run).name, **RunDir(run).summary()}
+    rows = [{"method": method, "run": Path(run).name, "start": _start(RunDir(run).config()),
+             "px": RunDir(run).config().image_size, **RunDir(run).summary()}
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
     return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "
-            "the U-Net: same data, split, budget, seed and options; only the architecture differs)."),
+            "the U-Net: same data, split, budget, seed and options; only the architecture differs, and the start "
+            "where the U-Net was fine-tuned from a shipped model: no variant ships trained)."),
             markdown_table(pd.DataFrame(rows)),
             "![training curves: loss and Dice per epoch, training dashed, validation solid](training_curves.png)"]
+
+
+def _start(config) -> str:
+    """Where a run's weights started: a shipped model's name, a run folder's name, or random weights."""
+    return Path(config.init).name if config.init else "random weights"
 
 
 def _metrics_section(table, reference, out_dir) -> list[str]:

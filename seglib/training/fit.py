@@ -94,6 +94,9 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
         print(devices_line(strategy), flush=True)
     if config.init:
         check_init(config)
+        if verbose:  # the demo profile chooses it by itself (init auto): say so
+            print(f"start: the weights of {config.init}, fine-tuned at {config.image_size} px, learning rate "
+                  f"{config.learning_rate:g}, {config.epochs} epochs (--init none: from random weights)", flush=True)
     records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)

@@ -22,7 +22,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from seglib.config import PRETRAINED_MODELS, RunConfig
+from seglib.config import PRETRAINED_MODELS, RUN_CONFIG_FILE, RunConfig, init_folder
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
@@ -47,7 +47,7 @@ class RunDir(os.PathLike):
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    config_path = _in_run("config.json")
+    config_path = _in_run(RUN_CONFIG_FILE)
     split_path = _in_run("split.csv")
     model_path = _in_run("model.keras")
     history_path = _in_run("history.csv")
@@ -144,11 +144,7 @@ def pretrained_run(name: str) -> RunDir:
     """The run folder of a model that ships with seglib (seglib.config.PRETRAINED_MODELS), e.g. "pelvis"."""
     if name not in PRETRAINED_MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; seglib ships {', '.join(PRETRAINED_MODELS)}")
-    run = RunDir(Path(__file__).parents[1] / "data" / "pretrained" / name)
-    if not run.config_path.is_file():
-        raise FileNotFoundError(f"{run.path}: the pretrained {name} model is not in this installation; "
-                                "rebuild it with python -m seglib pretrain (README, Pretrained model)")
-    return run
+    return RunDir(init_folder(name))
 
 
 def load_run_model(run_dir: str | os.PathLike):

@@ -5,42 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from seglib.config import PRETRAINED_MODELS, RunConfig
+from seglib.config import PRETRAINED_MODELS, WEIGHT_SHAPING_OPTIONS, RunConfig, init_folder
 from seglib.training.run_dir import RunDir, pretrained_run
 
-# The options that shape the network: a run initialised from another takes these from it.
-NETWORK_OPTIONS = ("architecture", "depth", "base_filters", "batch_norm", "upsampling", "downsampling",
-                   "side_aware", "image_size")
 OUTPUT_LAYER = "probabilities"  # seglib.networks.unet: one column per structure
-# Fine-tuning moves trained weights a little: at a tenth of the profile's learning rate, 20 films of another look
-# fine-tuned the shipped pelvis model to Dice 0.974 on held-out pelves, at the full rate to 0.972 (README,
-# "Pretrained model").
-FINE_TUNING_RATE = 0.1
 
 
 def init_source(init: str) -> RunDir:
     """The run whose weights `init` names: a shipped model's name or a finished run directory."""
-    run = pretrained_run(init) if init in PRETRAINED_MODELS else RunDir(init)
-    if not run.config_path.is_file():
-        raise FileNotFoundError(f"--init {init}: neither a shipped model ({', '.join(PRETRAINED_MODELS)}) "
-                                "nor a run directory with a config.json")
-    return run
-
-
-def fine_tuning_defaults(init: str, profile_learning_rate: float) -> dict:
-    """Defaults of a run that starts from `init`: the source's network-shaping options, and a tenth of the
-    profile's learning rate."""
-    source = init_source(init).config()
-    return {**{name: getattr(source, name) for name in NETWORK_OPTIONS},
-            "learning_rate": profile_learning_rate * FINE_TUNING_RATE}
+    return pretrained_run(init) if init in PRETRAINED_MODELS else RunDir(init_folder(init))
 
 
 def check_init(config: RunConfig) -> None:
-    """Refuse, before anything is written, an init source that is missing or has a network of another shape
-    (the working resolution may differ: the weights do not depend on it)."""
+    """Refuse, before anything is written, an init source that is missing or has a network of another shape."""
     source = init_source(config.init).config()
     differing = [f"--{name.replace('_', '-')} {getattr(config, name)} (it has {getattr(source, name)})"
-                 for name in NETWORK_OPTIONS if name != "image_size" and getattr(config, name) != getattr(source, name)]
+                 for name in WEIGHT_SHAPING_OPTIONS if getattr(config, name) != getattr(source, name)]
     if differing:
         raise ValueError(f"--init {config.init}: the network differs from the one it starts from: "
                          f"{', '.join(differing)}")

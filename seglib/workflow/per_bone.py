@@ -39,7 +39,8 @@ class BoneTraining:
         """Trains the bone's U-Net; re-running the notebook retrains and replaces the run directory."""
         s = self.settings
         config = profile_config(s["profile"], data=str(self.data), structures=(self.structure,), seed=s["seed"],
-                                epochs=s["epochs"] or None, image_size=s["image_size"] or None)
+                                epochs=s["epochs"] or None, image_size=s["image_size"] or None,
+                                init=s.get("init") or None)
         return train(config, self.run_dir, force=True, verbose=2)
 
     def plot_history(self) -> Figure:

@@ -59,7 +59,7 @@ def build_pretrained(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, forc
     run = RunDir(work / "run")
     if not run.is_finished():
         config = profile_config("demo", data=str((work / "films").resolve()), structures=STRUCTURES,
-                                **{**NETWORK, "epochs": epochs})
+                                **{**NETWORK, "epochs": epochs, "init": "none"})  # not from the model it rebuilds
         train(config, run.path, resume=run.config_path.exists())
     metrics = {look: _held_out_metrics(atlas, work, run, look, held_out) for look in LOOKS}
     with output_folder(out, "pretrain", [atlas, work], force) as staging:

@@ -12,7 +12,7 @@ from scipy.stats import wilcoxon
 from seglib.cli.commands import main
 from seglib.config import profile_config
 from seglib.evaluation.statistics import margins_over
-from seglib.experiments.comparison import OURS, contemporary_runs, matches_reference, predict_methods
+from seglib.experiments.comparison import OURS, contemporary_runs, matches_reference, predict_methods, variant_config
 from seglib.reporting.document import FIGURES, build_report, write_html
 from seglib.training.fit import train
 from seglib.training.run_dir import RunDir
@@ -88,6 +88,21 @@ def test_variants_are_trained_exactly_like_the_unet_except_the_architecture(comp
                {k: v for k, v in vars(ours).items() if k not in ("architecture", "split_file")}
         assert RunDir(variant).split() == RunDir(unet).split()
         assert matches_reference(variant, unet)
+
+
+def test_against_a_fine_tuned_unet_the_variants_train_from_random_weights_on_the_profiles_schedule(tmp_path):
+    """No variant ships pretrained: copying the U-Net's init would refuse to train (another network), and its
+    fine-tuning rate would leave a network from random weights unlearnt."""
+    unet = RunDir(tmp_path / "left_hip").write(profile_config("demo", structures=("left_hip",)), split={"a": "train"})
+    variant, scratch = variant_config(unet.path, "resunet"), profile_config("demo", init="none")
+    assert unet.config().init == "pelvis"
+    assert (variant.init, variant.learning_rate, variant.epochs) == ("", scratch.learning_rate, scratch.epochs)
+    assert (variant.architecture, variant.image_size) == ("resunet", unet.config().image_size)  # the same films
+    for name, config, alike in (("resunet", variant, True),
+                                ("resunet_at_the_unet_rate", dataclasses.replace(variant, learning_rate=unet.config().learning_rate), False)):
+        run = RunDir(tmp_path / name).write(config, split=unet.split())
+        run.write_summary({})
+        assert matches_reference(run.path, unet.path) is alike
 
 
 @pytest.mark.slow

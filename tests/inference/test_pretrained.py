@@ -82,19 +82,35 @@ def test_float16_weights_predict_what_the_float32_network_does(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_init_pelvis_starts_from_the_shipped_weights(tmp_path):
-    """One epoch at a learning rate too small to learn anything: a run started from the shipped model already
-    segments the hip; one started from random weights does not."""
+def test_train_init_pelvis_starts_from_the_shipped_weights_and_the_demo_profile_does_so_by_itself(tmp_path):
+    """One epoch at a learning rate too small to learn anything: a run started from the shipped model, asked for
+    or by the demo profile's init auto, already segments the hip; one started from random weights does not."""
     films = write_phantom_dataset(tmp_path / "films", n=8, size=256, seed=992)
-    common = ["train", "--data", str(films), "--structure", "left_hip", "--profile", "smoke",
-              "--epochs", "1", "--learning-rate", "1e-9"]
-    assert main([*common, "--init", "pelvis", "--out", str(tmp_path / "fine")]) == 0
-    assert main([*common, "--image-size", "192", "--depth", "4", "--base-filters", "24",
+    common = ["train", "--data", str(films), "--structure", "left_hip", "--epochs", "1", "--learning-rate", "1e-9"]
+    assert main([*common, "--profile", "smoke", "--init", "pelvis", "--out", str(tmp_path / "fine")]) == 0
+    assert main([*common, "--profile", "demo", "--out", str(tmp_path / "demo")]) == 0
+    assert main([*common, "--profile", "demo", "--init", "none", "--image-size", "192",
                  "--out", str(tmp_path / "scratch")]) == 0
-    fine, scratch = RunDir(tmp_path / "fine"), RunDir(tmp_path / "scratch")
+    fine, demo, scratch = (RunDir(tmp_path / name) for name in ("fine", "demo", "scratch"))
     assert fine.config().image_size == pretrained_run("pelvis").config().image_size  # the shape follows the model
-    assert fine.summary()["best_val_dice"] >= 0.8
+    assert demo.config().init == "pelvis"  # the run records what it started from
+    assert fine.summary()["best_val_dice"] >= 0.8 and demo.summary()["best_val_dice"] >= 0.8
     assert scratch.summary()["best_val_dice"] < 0.5
+
+
+def test_the_demo_profile_fine_tunes_only_structures_the_shipped_model_predicts():
+    """Hips start from the pelvis model, at its working size, with a tenth of the learning rate and fewer epochs;
+    lungs, a network asked for in another shape, or init none start from random weights as the profile says."""
+    from seglib.config import profile_config
+
+    hip, scratch = profile_config("demo", structures=("left_hip",)), profile_config("demo", init="none")
+    assert (hip.init, hip.image_size) == ("pelvis", pretrained_run("pelvis").config().image_size)
+    assert hip.learning_rate == scratch.learning_rate / 10 and hip.epochs < scratch.epochs
+    for options in (dict(structures=("left_lung", "right_lung")), dict(structures=("left_hip",), depth=5),
+                    dict(structures=("left_hip", "left_lung"))):
+        config = profile_config("demo", **options)
+        assert (config.init, config.image_size, config.epochs) == ("", scratch.image_size, scratch.epochs), options
+    assert profile_config("demo", structures=("left_hip",), image_size=256).image_size == 256  # given stays
 
 
 def test_train_init_refuses_a_network_of_another_shape_in_one_line(phantom_dataset, tmp_path, capsys):
