@@ -19,7 +19,9 @@ scratch_256_patch128:--init none --image-size 256 --patch-size 128
 scratch_256_depth5:--init none --image-size 256 --depth 5 --base-filters 12
 demo:
 pelvis_128_30epochs:--image-size 128 --epochs 30
-pelvis_256_7epochs:--image-size 256 --epochs 7"}
+pelvis_192_wide:--intensity-augmentation wide
+pelvis_256_7epochs:--image-size 256 --epochs 7
+pelvis_256_patch192:--image-size 256 --patch-size 192 --epochs 12"}
 mkdir -p "$WORK/runs"
 [ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
 [ -d "$WORK/data" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/data" --n 200 --size 256 --seed 0
