@@ -4,7 +4,8 @@ dataset layout so that evaluation and figures treat them alike:
 - our U-Net: one model per structure, fused (notebooks 01-03);
 - contemporary variants of our own builders (residual U-Net, attention U-Net), trained with
   exactly the U-Net's data, split, budget, seed and options; only the architecture differs (and the start:
-  a U-Net fine-tuned from the shipped pelvis model meets variants trained from random weights);
+  a U-Net fine-tuned from the shipped pelvis model meets variants trained from random weights as the profile
+  trains them);
 - classical scikit-image baselines (seglib.inference.baselines).
 
 Every deep method gets its own fusion post-processing, chosen on the validation split."""
@@ -24,6 +25,8 @@ from seglib.training.run_dir import RunDir
 
 OURS = "U-Net"
 VARIANTS = {"resunet": "residual U-Net", "attention_unet": "attention U-Net"}
+
+
 @dataclass
 class MethodPredictions:
     folders: dict[str, Path]  # method -> prediction folder (masks/<structure>/<id>.png)
@@ -37,13 +40,15 @@ def variant_runs(reference_runs, architecture: str, runs_root: str | Path) -> li
 
 
 def variant_config(reference_run: str | Path, architecture: str) -> RunConfig:
-    """The reference run's config with another architecture, pinned to the reference's split; from random
-    weights at the profile's own schedule where the reference started from trained ones."""
+    """The reference run's config with another architecture, pinned to the reference's split; where the reference
+    started from trained weights, from random ones at what the profile gives such a run (working size, rate,
+    epochs), so `make compare` keeps its budget."""
     reference = RunDir(reference_run)
     config = reference.config()
     if config.init:
         scratch = profile_config(config.profile, init="none")
-        config = dataclasses.replace(config, init="", learning_rate=scratch.learning_rate, epochs=scratch.epochs)
+        config = dataclasses.replace(config, init="", learning_rate=scratch.learning_rate, epochs=scratch.epochs,
+                                     image_size=scratch.image_size)
     return dataclasses.replace(config, architecture=architecture, split_file=str(reference.split_path))
 
 

@@ -148,8 +148,9 @@ def _training_section(runs, out_dir) -> list[str]:
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
     return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "
-            "the U-Net: same data, split, budget, seed and options; only the architecture differs, and the start "
-            "where the U-Net was fine-tuned from a shipped model: no variant ships trained)."),
+            "the U-Net: same data, split, budget, seed and options; only the architecture differs, and, where "
+            "the U-Net was fine-tuned from a shipped model, the start, working size and schedule: no variant ships "
+            "trained)."),
             markdown_table(pd.DataFrame(rows)),
             "![training curves: loss and Dice per epoch, training dashed, validation solid](training_curves.png)"]
 

@@ -96,8 +96,9 @@ def test_against_a_fine_tuned_unet_the_variants_train_from_random_weights_on_the
     unet = RunDir(tmp_path / "left_hip").write(profile_config("demo", structures=("left_hip",)), split={"a": "train"})
     variant, scratch = variant_config(unet.path, "resunet"), profile_config("demo", init="none")
     assert unet.config().init == "pelvis"
-    assert (variant.init, variant.learning_rate, variant.epochs) == ("", scratch.learning_rate, scratch.epochs)
-    assert (variant.architecture, variant.image_size) == ("resunet", unet.config().image_size)  # the same films
+    assert (variant.init, variant.learning_rate, variant.epochs, variant.image_size) == \
+           ("", scratch.learning_rate, scratch.epochs, scratch.image_size)
+    assert (variant.architecture, variant.structures) == ("resunet", unet.config().structures)
     for name, config, alike in (("resunet", variant, True),
                                 ("resunet_at_the_unet_rate", dataclasses.replace(variant, learning_rate=unet.config().learning_rate), False)):
         run = RunDir(tmp_path / name).write(config, split=unet.split())
