@@ -143,8 +143,7 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
 
 
 def _training_section(runs, out_dir) -> list[str]:
-    rows = [{"method": method, "run": Path(run).name, "start": _start(RunDir(run).config()),
-             "px": RunDir(run).config().image_size, **RunDir(run).summary()}
+    rows = [{"method": method, "run": Path(run).name, **_start_and_size(RunDir(run).config()), **RunDir(run).summary()}
             for method, run_dirs in runs.items() for run in run_dirs]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
     return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "
@@ -155,9 +154,10 @@ def _training_section(runs, out_dir) -> list[str]:
             "![training curves: loss and Dice per epoch, training dashed, validation solid](training_curves.png)"]
 
 
-def _start(config) -> str:
-    """Where a run's weights started: a shipped model's name, a run folder's name, or random weights."""
-    return Path(config.init).name if config.init else "random weights"
+def _start_and_size(config) -> dict:
+    """Where a run's weights started (a shipped model's name, a run folder's name, or random weights) and its
+    working size: what a fine-tuned U-Net and the variants it is compared with differ in."""
+    return {"start": Path(config.init).name if config.init else "random weights", "px": config.image_size}
 
 
 def _metrics_section(table, reference, out_dir) -> list[str]:

@@ -29,8 +29,7 @@ def check_init(config: RunConfig) -> None:
 def load_initial_weights(model, config: RunConfig) -> None:
     """Copy the init source's weights into `model`, layer by layer. The output layer keeps, per structure of
     this run, the source's column of the same structure; a structure the source does not predict starts
-    from the source's mean column (a shape prior, better than random)."""
-    check_init(config)
+    from the source's mean column (a shape prior, better than random). `train` has run check_init."""
     source_run = init_source(config.init)
     source, source_structures = source_run.load_model(), source_run.config().structures
     for layer in model.layers:
