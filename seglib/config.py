@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 
+from seglib.data.io import resolved
 from seglib.data.names import checked_names
 
 PROFILES = ("smoke", "demo", "full")
@@ -139,6 +142,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
+        """The config of `values` (option -> value), each option checked by checked_option."""
+        if not isinstance(values, dict):
+            raise ValueError(f"expected an object of option: value pairs, got {json.dumps(values, default=str)[:40]}")
         values = dict(values)
         if values.get("extra") == {}:  # runs saved by seglib 0.1 carry an empty, unused "extra"
             del values["extra"]
@@ -146,17 +152,89 @@ class RunConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "structures" in values:  # they become folder names: one rule for every source (seglib.data.names)
-            values["structures"] = checked_names(values["structures"], "structures")
-        return cls(**values)
+        return cls(**{name: checked_option(name, value) for name, value in values.items()})
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            values = json.loads(path.read_text())
+            if isinstance(values, dict) and "side_aware" not in values:
+                # Saved before the side channel existed (seglib before b245dd6): its networks took the film alone.
+                # The field's default became True later; a run without it still means False.
+                values = {**values, "side_aware": False}
+            return cls.from_dict(values)
         except (OSError, json.JSONDecodeError, ValueError) as error:
             raise ValueError(f"{path}: cannot read run config: {error}") from error
+
+
+def _one_of(choices) -> tuple:
+    return (lambda value: value in choices), "one of " + ", ".join(map(str, choices))
+
+
+# The values an option may take beyond its type, for every source: the command line while it parses
+# (seglib.cli.commands), profile_config and a run's config.json (RunConfig.from_dict), calibration.json and the
+# thresholds of inference (checked_threshold). An impossible value is refused before any file is read or written;
+# the upper bound of a size keeps a typo (200000 px) from a run out of memory.
+MAX_IMAGE_SIZE = 4096
+VALUE_RULES = {
+    "profile": _one_of(PROFILES),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1 (NumPy's seeds)"),
+    "image_size": (lambda v: 1 <= v <= MAX_IMAGE_SIZE, f"a number of pixels from 1 to {MAX_IMAGE_SIZE}"),
+    "patch_size": (lambda v: 0 <= v <= MAX_IMAGE_SIZE, f"0 (the whole image) or pixels up to {MAX_IMAGE_SIZE}"),
+    "foreground_crops": (lambda v: 0 <= v <= 1, "a share from 0 to 1"),
+    "epochs": (lambda v: v >= 1, "at least 1 (0 epochs would train nothing)"),
+    "depth": (lambda v: v >= 1, "at least 1"),
+    "base_filters": (lambda v: v >= 1, "at least 1"),
+    "upsampling": _one_of(UPSAMPLINGS),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "learning_rate": (lambda v: v > 0, "a positive number"),
+    "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
+    "consistency_weight": (lambda v: v >= 0, "0 (off) or a positive weight"),
+    "early_stopping_patience": (lambda v: v >= 0, "a number of epochs, 0 or more"),
+    "checkpoint_seconds": (lambda v: v >= 0, "0 (every epoch) or a positive number of seconds"),
+    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    "mixed_precision": (lambda v: v in (True, False, "auto"), 'true, false or "auto"'),
+    "jit_compile": (lambda v: v in (True, False, "auto"), 'true, false or "auto"'),
+    # A pixel belongs to a structure when its probability is >= the threshold: at 0 every pixel would, at 1 only a
+    # saturated one, and calibration (seglib.training.calibration) divides by both t and 1 - t.
+    "threshold": (lambda v: 0 < v < 1, "a probability between 0 and 1, both excluded"),
+}
+# The JSON types each RunConfig annotation takes, and how a message names them (bool is no number here).
+_TYPES = {"int": (Integral, "a whole number"), "float": (Real, "a number"), "bool": (bool, "true or false"),
+          "str": (str, "a string"), "str | None": ((str, type(None)), "a string or null"),
+          "bool | str": ((bool, str), 'true, false or "auto"')}
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def checked_option(name: str, value):
+    """`value` of RunConfig option `name`, if it has the option's type and is within its rule (VALUE_RULES, the
+    option's choices); otherwise a ValueError naming the option."""
+    field_ = _FIELDS[name]
+    if field_.type == "tuple[str, ...]":  # the structures: they become folder names (seglib.data.names)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} {value!r} is not a list of structure names")
+        return checked_names(value, name)
+    kind, described = _TYPES[field_.type]
+    if not isinstance(value, kind) or (isinstance(value, bool) and "bool" not in field_.type):
+        raise ValueError(f"{name} {value!r} is not {described}")
+    if isinstance(value, Real) and not isinstance(value, bool) and not math.isfinite(value):
+        raise ValueError(f"{name} {value!r} is not a finite number")
+    choices = field_.metadata.get("choices")
+    valid, expected = VALUE_RULES.get(name) or (_one_of(choices) if choices else (lambda v: True, ""))
+    if not valid(value):
+        raise ValueError(f"{name} {value!r} is not allowed; expected {expected}")
+    return value
+
+
+def checked_threshold(value, where: str) -> float:
+    """A probability threshold from the command line, calibration.json or the Python API, as a float; a
+    ValueError naming `where` (a file and structure, a parameter) for anything else: NaN, 1.0, true, "0.5"."""
+    valid, expected = VALUE_RULES["threshold"]
+    if isinstance(value, bool) or not isinstance(value, Real) or not valid(value):  # NaN fails valid too
+        raise ValueError(f"{where}: {value!r} is not allowed; expected {expected}")
+    return float(value)
 
 
 # The demo profile must train one bone in about 5 minutes on 2 CPU cores;
@@ -246,7 +324,7 @@ def _resolved_init(config: RunConfig, given: dict) -> str:
     if config.init == "none":
         return ""
     if config.init != "auto":
-        return config.init if config.init in PRETRAINED_MODELS else str(Path(config.init).resolve())
+        return config.init if config.init in PRETRAINED_MODELS else str(resolved(config.init))
     for name in PRETRAINED_MODELS:  # one that predicts every structure, unless another network was asked for
         source = RunConfig.load(init_folder(name) / RUN_CONFIG_FILE)
         other_network = any(option in given and given[option] != getattr(source, option)

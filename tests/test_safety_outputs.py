@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -145,7 +146,7 @@ def _hidden(folder):
 def test_the_temporary_of_a_killed_predict_is_cleaned_by_the_next_run(run, tmp_path):
     images = tmp_path / "images"
     for i in range(400):  # enough work to be caught mid-way
-        write_png(images / f"im{i:03d}.png", np.full((32, 32), i % 250, np.uint8))
+        write_png(images / f"im{i:03d}.png", np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8))
     (tmp_path / ".pred.mine").mkdir()  # a hidden folder of the user's, not a seglib temporary
     command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
                "--out", str(tmp_path / "pred")]
@@ -384,3 +385,49 @@ def test_evaluate_force_never_replaces_a_table_inside_its_input_folder(evaluated
     assert main(["evaluate", "--pred", str(external), "--data", str(data), "--out", str(table), "--force"]) == 2
     assert table.read_text() == "id,structure,method,dice\ncase0,left_thing,theirs,0.7\n"
     assert f"lies inside the input {external}; --force never replaces a file there" in capsys.readouterr().err
+
+
+# --- issue #29 item 9: a symbolic link as --out; a result that cannot take its place --------------------
+
+@pytest.mark.parametrize("target", ["empty folder", "nowhere"])
+def test_a_symbolic_link_as_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, target):
+    from seglib.inference import segment
+
+    monkeypatch.setattr(segment, "prepared_inference", lambda *a, **k: pytest.fail("the models loaded first"))
+    images = write_square_dataset(tmp_path / "data", n=1) / "images"
+    real = tmp_path / target
+    if target == "empty folder":
+        real.mkdir()
+    link = tmp_path / "out"
+    link.symlink_to(real)
+    assert main(["segment", "--model", "pelvis", "--images", str(images), "--out", str(link), "--tta"]) == 2
+    assert capsys.readouterr().err == f"error: {link}: is a symbolic link (to {real}); give the real folder or file\n"
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert not real.exists() or not list(real.iterdir())
+    assert _hidden(tmp_path) == []  # no temporary, finished or not, left out of sight
+
+
+def test_a_folder_inside_a_dangling_link_is_refused_in_one_line(run, tmp_path, capsys):
+    images = write_square_dataset(tmp_path / "data", n=1) / "images"
+    (tmp_path / "results").symlink_to(tmp_path / "unmounted")
+    assert predict(run, images, tmp_path / "results" / "pred") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "results is a symbolic link that leads to no folder" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "results"]
+
+
+def test_a_complete_result_that_cannot_take_its_place_stays_in_sight(tmp_path):
+    from seglib.data.outputs import UnsafeOutput, output_folder, remove_stale_temporaries
+
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeOutput, match="the result is complete but could not be put there") as refusal:
+        with output_folder(out, "segment") as staging:
+            (staging / "areas.csv").write_text("id,structure\n")
+            out.mkdir()  # meanwhile another run (or the user) wrote the output folder
+            (out / "theirs.txt").write_text("another run's result")
+    kept = Path(str(refusal.value).rsplit("it is in ", 1)[1])
+    assert kept.parent == tmp_path and not kept.name.startswith(".")
+    assert (kept / "areas.csv").read_text() == "id,structure\n"
+    assert (out / "theirs.txt").read_text() == "another run's result"
+    remove_stale_temporaries(out)  # what the next run into the same place does first
+    assert (kept / "areas.csv").is_file()

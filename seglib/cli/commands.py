@@ -20,10 +20,11 @@ from seglib.config import (
     PROFILES,
     SEGMENT_FORMATS,
     SIDE_CONVENTIONS,
+    VALUE_RULES,
     RunConfig,
     profile_config,
 )
-from seglib.data.io import DataError
+from seglib.data.io import DataError, resolved
 from seglib.data.names import UnsafeName, checked_name
 from seglib.progress import shown_progress
 
@@ -187,21 +188,9 @@ def _config_options() -> list[dataclasses.Field]:
 
 
 # The values each numeric option may take (argparse's int and float accept 0, -1 and nan): checked
-# while parsing, so an impossible value is refused before any file is read or written.
-_OPTION_RULES = {
-    "epochs": (lambda v: v >= 1, "at least 1 (0 epochs would train nothing)"),
-    "image_size": (lambda v: v >= 1, "a positive number of pixels"),
-    "depth": (lambda v: v >= 1, "at least 1"),
-    "base_filters": (lambda v: v >= 1, "at least 1"),
-    "batch_size": (lambda v: v >= 1, "at least 1"),
-    "learning_rate": (lambda v: v > 0, "a positive number"),
-    "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
-    "consistency_weight": (lambda v: v >= 0, "0 (off) or a positive weight"),
-    "checkpoint_seconds": (lambda v: v >= 0, "0 (every epoch) or a positive number of seconds"),
-    "val_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
-    "test_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
-    "image_count": (lambda v: v >= 0, "a number of images, 0 or more"),
-}
+# while parsing, so an impossible value is refused before any file is read or written. The RunConfig
+# options' and the threshold's rules are seglib.config's, which also checks them in config.json.
+_OPTION_RULES = {**VALUE_RULES, "image_count": (lambda v: v >= 0, "a number of images, 0 or more")}
 
 
 def _checked(kind, name: str):
@@ -244,7 +233,7 @@ def _train(args):
         args.interrupted = f"{args.out} still holds the earlier run; nothing of the new one was kept"
     options = {f.name: getattr(args, f.name) for f in _config_options()}
     # absolute, so the run can be resumed or compared from any working directory (notebooks run in notebooks/)
-    config = profile_config(args.profile, data=str(args.data.resolve()), structures=tuple(args.structure), **options)
+    config = profile_config(args.profile, data=str(resolved(args.data)), structures=tuple(args.structure), **options)
     print(train(config, args.out, force=args.force, resume=args.resume))
 
 
@@ -255,7 +244,7 @@ def _add_predict(commands):
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of the run")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is in the mask (default 0.5)")
+    p.add_argument("--threshold", type=_checked(float, "threshold"), default=0.5, help="probability at or above which a pixel is in the mask (default 0.5)")
     p.add_argument("--force", action="store_true", help="replace an earlier predict output folder (never anything else)")
     p.set_defaults(handler=_predict, interrupted=NOTHING_WRITTEN)
 
@@ -296,7 +285,7 @@ def _add_folder_inference_options(p, images: str, shipped_models: bool = False) 
     p.add_argument("--images", required=True, type=Path, help=images)
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--threshold", type=_checked(float, "threshold"), default=0.5,
                    help="probability below which a pixel is background (default 0.5)")
     p.add_argument("--force", action="store_true",
                    help=f"replace an earlier {p.prog.split()[-1]} output folder (never anything else)")
@@ -328,7 +317,7 @@ def _add_evaluate(commands):
 
 
 def _evaluate(args):
-    from seglib.data.io import write_text
+    from seglib.data.io import spreadsheet_safe, write_text
     from seglib.data.outputs import check_output_file
     from seglib.evaluation.folder import evaluate_folder, is_metrics_table
     from seglib.evaluation.statistics import summarise
@@ -338,7 +327,7 @@ def _evaluate(args):
                       written_by_seglib=is_metrics_table)
     table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
                             allow_missing=args.allow_missing)
-    write_text(args.out, table.to_csv(index=False), overwrite=args.force)
+    write_text(args.out, table.map(spreadsheet_safe).to_csv(index=False), overwrite=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
 

@@ -33,7 +33,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.dicom_seg import SEGMENTATION_CLASSES, pixel_spacing, read_header, read_segmentation
+from seglib.data.dicom_seg import (
+    MEDIA_STORAGE_DIRECTORY,
+    SEGMENTATION_CLASSES,
+    pixel_spacing,
+    read_header,
+    read_segmentation,
+)
 from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask
 from seglib.data.layout import (
     DatasetWriter,
@@ -376,18 +382,93 @@ def _dicom_files(source: Path) -> list[Path]:
     return found
 
 
+def _dicom_headers(source: Path) -> dict:
+    """The header of every DICOM file under SOURCE that can hold an image or a SEG; the others (a
+    DICOMDIR, a report, a presentation state) are named on stderr as they are skipped."""
+    headers = {}
+    for path in _dicom_files(source):
+        header = read_header(path)
+        if header.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
+            print(f"warning: {path}: a DICOMDIR (the index of a CD's files), not an image; skipped", file=sys.stderr)
+        elif "Rows" not in header:
+            print(f"warning: {path}: a DICOM {_sop_class_name(header)} without pixels, not an image; skipped",
+                  file=sys.stderr)
+        else:
+            headers[path] = header
+    return headers
+
+
+def _sop_class_name(header) -> str:
+    from pydicom.uid import UID
+
+    uid = header.get("SOPClassUID")
+    return f"object of unknown SOP class {uid}" if not uid or UID(uid).name == uid else UID(uid).name
+
+
+def _images_by_uid(headers: dict) -> dict[str, Path]:
+    """SOP instance UID -> image file: the UID is how a SEG names its image, so it must name one file."""
+    images: dict[str, Path] = {}
+    for path, header in headers.items():
+        uid = header.get("SOPInstanceUID")
+        if not uid:
+            raise DataError(f"{path}: DICOM image without SOPInstanceUID; no SEG can say it segments this image")
+        if uid in images:
+            raise DataError(f"{images[uid]} and {path}: the same SOPInstanceUID {uid} (a copy or a re-export?); "
+                            "a SEG of it could belong to either, so keep one of them in the source")
+        images[uid] = path
+    return images
+
+
+def _require_same_segments(segmented: dict[Path, tuple[Path, dict]]) -> None:
+    """Every image needs every structure (the layout has no 'not segmented'), so all SEGs must
+    describe the same segments; an absent segment is not an empty mask."""
+    first_seg, first_masks = next(iter(segmented.values()), (None, {}))
+    for seg_path, masks in segmented.values():
+        if set(masks) != set(first_masks):
+            differ = sorted(set(masks) ^ set(first_masks))
+            raise DataError(f"{seg_path}: segments {', '.join(masks)} but {first_seg} segments "
+                            f"{', '.join(first_masks)} (differ: {', '.join(differ)}); every image of a dataset "
+                            "needs the same structures")
+
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")  # dropped from a DICOM file's name to make its id
+
+
+def _image_ids(paths: list[Path], source: Path) -> dict[Path, str]:
+    """An id per image: its file name; when two images share one (a CD names each series' files
+    IM000000, IM000001, ...), every id is the path under SOURCE, folders joined by '_'."""
+    ids = {path: _file_id(Path(path.name)) for path in paths}
+    if len(set(ids.values())) < len(ids):
+        ids = {path: _file_id(path.relative_to(source)) for path in paths}
+    first: dict[str, Path] = {}
+    for path, image_id in ids.items():
+        if first.setdefault(image_id, path) != path:
+            raise DataError(f"{path}: duplicate id {image_id!r} (also {first[image_id]})")
+    return ids
+
+
+def _file_id(relative: Path) -> str:
+    """The path without a DICOM extension, folders joined by '_'. Other dots stay: a file named by
+    its UID (1.2.840.113619.2.55.3.504) has no extension, and its last number tells it apart."""
+    name = relative.stem if relative.suffix.lower() in DICOM_SUFFIXES else relative.name
+    return "_".join((*relative.parts[:-1], name))
+
+
 def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
     """DICOM SEG files and the DICOM images they reference, as DICOM files anywhere under SOURCE
-    (found by content, whatever their names),
-    -> images/ (as the dicom format reads them) and one mask per segment (seglib.data.dicom_seg.read_segmentation).
+    (found by content, whatever their names; a DICOMDIR and other objects without pixels are skipped
+    with a line on stderr), -> images/ (as the dicom format reads them) and one mask per segment
+    (seglib.data.dicom_seg.read_segmentation).
 
-    An image takes its file's name as id. Every SEG's images must be in SOURCE, and every image
-    must be segmented by exactly one SEG (else an error names the file): a mask without its image,
-    or an image without masks, is not training data. Manifest: as the dicom format, plus the SEG file."""
+    An image takes its file's name as id (its path under SOURCE when names repeat). Every SEG's images
+    must be in SOURCE, every image must be segmented by exactly one SEG, all SEGs must have the same
+    segments, and no two images may share a SOP instance UID (else an error names the files): a mask
+    without its image, an image without masks or a mask on the wrong image is not training data.
+    Manifest: as the dicom format, plus the SEG file."""
     source = Path(source)
-    headers = {path: read_header(path) for path in _dicom_files(source)}
+    headers = _dicom_headers(source)
     segs = [path for path, header in headers.items() if header.get("SOPClassUID") in SEGMENTATION_CLASSES]
-    images = {header.get("SOPInstanceUID"): path for path, header in headers.items() if path not in segs}
+    images = _images_by_uid({path: header for path, header in headers.items() if path not in segs})
     segmented = {}  # image path -> (SEG path, masks)
     for seg_path in segs:
         for uid, masks in read_segmentation(seg_path).items():
@@ -399,16 +480,15 @@ def import_dicom_seg(source: str | Path, out: str | Path) -> Path:
     unsegmented = sorted(set(images.values()) - set(segmented))
     if unsegmented:
         raise DataError(f"{unsegmented[0]}: image not segmented by any SEG in {source} ({len(unsegmented)} such images)")
+    _require_same_segments(segmented)
+    ids = _image_ids(sorted(segmented), source)
 
     def samples() -> Iterator[_Sample]:
-        ids: dict[str, Path] = {}
         for image_path, (seg_path, masks) in sorted(segmented.items()):
-            if ids.setdefault(image_path.stem, image_path) != image_path:
-                raise DataError(f"{image_path}: duplicate id {image_path.stem!r} (also {ids[image_path.stem]})")
             image = read_image(image_path)
             masks = {name: _same_size(mask, image.shape, seg_path) for name, mask in masks.items()}
-            info = _dicom_info(image_path, image_path.stem) | {"seg_file": str(seg_path.relative_to(source))}
-            yield _Sample(image_path.stem, image, masks, info)
+            info = _dicom_info(image_path, ids[image_path]) | {"seg_file": str(seg_path.relative_to(source))}
+            yield _Sample(ids[image_path], image, masks, info)
     return _write_dataset(out, samples(), source, len(segmented))
 
 

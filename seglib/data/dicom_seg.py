@@ -15,6 +15,7 @@ from seglib.data.io import DataError
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 SEGMENTATION_CLASSES = (SEGMENTATION_STORAGE, "1.2.840.10008.5.1.4.1.1.66.7")  # + Label Map Segmentation
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR: the index of a CD's files, no image
 
 
 def is_dicom(path: str | Path) -> bool:
@@ -50,11 +51,15 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     path = Path(path)
     try:
         seg = pydicom.dcmread(path)
-        frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
     except Exception as error:
         raise DataError(f"{path}: cannot read DICOM SEG: {error}") from error
     if seg.get("SOPClassUID") not in SEGMENTATION_CLASSES:
         raise DataError(f"{path}: not a DICOM Segmentation (SOP class {seg.get('SOPClassUID')})")
+    _require_frames(seg, path)
+    try:
+        frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
+    except Exception as error:
+        raise DataError(f"{path}: cannot read DICOM SEG: {error}") from error
     _require_readable(seg, len(frames), path)
     names = _segment_names(seg, path)
     referenced = [item.ReferencedSOPInstanceUID for series in seg.get("ReferencedSeriesSequence", [])
@@ -66,6 +71,20 @@ def read_segmentation(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         for name, mask in _frame_masks(seg, frame, group, names, path, index).items():
             masks[name] |= mask
     return result
+
+
+def _require_frames(seg, path: Path) -> None:
+    """At least one frame, as DICOM requires: a SEG without one says nothing about any image."""
+    value = seg.get("NumberOfFrames")
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        stated = "without NumberOfFrames" if value is None else f"with NumberOfFrames {value!r}"
+        raise DataError(f"{path}: DICOM SEG {stated}; cannot tell how many frames it holds") from None
+    pixel_bytes = len(seg.get("PixelData") or b"")
+    if count < 1 or pixel_bytes == 0:
+        raise DataError(f"{path}: DICOM SEG without frames (NumberOfFrames {count}, {pixel_bytes} bytes of pixel "
+                        "data); it segments nothing")
 
 
 def _require_readable(seg, n_frames: int, path: Path) -> None:

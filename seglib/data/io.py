@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,12 +19,58 @@ class DataError(ValueError):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A 2D grey image as stored (uint8 or uint16); RGB(A) is converted to grey."""
+    """A 2D grey image as stored (uint8 or uint16): the file's pixels read by the rule of `grey_film`."""
     path = Path(path)
-    return _as_grey(_read_pixels(path), path)
+    return grey_film(_read_pixels(path), path)
+
+
+def grey_film(pixels, source: str | Path = "film") -> np.ndarray:
+    """A film's pixels, from a file or in memory, as every reader of films takes them: a 2D uint8 or
+    uint16 array (the same array when it already is one). The one rule for what a film may be:
+
+    - shape (H, W), (H, W, 1), or (H, W, 3) / (H, W, 4) RGB(A), which becomes grey (luminance; alpha dropped);
+    - uint8 and uint16 as they are: black is 0, white the type's maximum (255, 65535);
+    - other integer types (int64, the type NumPy gives by default, int32, int16, uint32, ...) by their
+      values, not their type's range: values in 0-255 are read as 8-bit, in 0-65535 as 16-bit, so a film
+      stays the same film whatever integer type it was handed over in; negative values or values above
+      65535 are refused;
+    - bool: False black, True white;
+    - floats in [0, 1] (0 black, 1 white), read as 16-bit; NaN, infinity or values outside [0, 1] are
+      refused.
+    Anything else raises DataError, one line naming `source` (the file, or "film" in memory)."""
+    return _as_grey(_stored_depth(np.asarray(pixels), source), source)
+
+
+def _stored_depth(array: np.ndarray, source) -> np.ndarray:
+    """The pixels as uint8 or uint16 (see grey_film); any other shape is left to _as_grey."""
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.size == 0:
+        raise DataError(f"{source}: an empty image (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 65535:
+            raise DataError(f"{source}: integer pixels must lie in 0-255 (8-bit) or 0-65535 (16-bit); found "
+                            f"{low} to {high} ({array.dtype}); scale the film to uint16, or to floats in [0, 1]")
+        return array.astype(np.uint8 if high <= 255 else np.uint16)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise DataError(f"{source}: pixels hold NaN or infinity ({array.dtype}); a film's pixels are "
+                            "numbers in [0, 1]")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 1:
+            raise DataError(f"{source}: floating-point pixels must lie in [0, 1] (0 black, 1 white); found "
+                            f"{low:g} to {high:g} ({array.dtype})")
+        return np.round(array * 65535.0).astype(np.uint16)
+    raise DataError(f"{source}: unsupported pixel type {array.dtype} (expected 8- or 16-bit grey, integers "
+                    "or floats in [0, 1])")
 
 
 def _as_grey(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         array = _rgb_to_grey(array[..., :3])
     if array.ndim != 2:
@@ -62,13 +110,47 @@ def _read_pixels(path: Path) -> np.ndarray:
     from PIL import Image  # skimage reads PNG and JPEG through Pillow
 
     try:
-        return skimage.io.imread(path)
+        cmyk = _cmyk_as_rgb(path)
+        return skimage.io.imread(path) if cmyk is None else cmyk
+    except DataError:
+        raise
     except Image.DecompressionBombError as error:  # refused before decoding: the file may be sound
         limit = str(error).split(", could be")[0]  # Pillow: "Image size (N pixels) exceeds limit of M pixels"
         raise DataError(f"{path}: image too large, not damaged: {limit}; reduce it first "
                         "(e.g. to the working resolution)") from None
     except Exception as error:  # the imaging libraries raise many types; all mean "unreadable"
         raise DataError(f"{path}: cannot read image: damaged, or not a PNG, JPEG or TIFF file") from error
+
+
+def _cmyk_as_rgb(path: Path) -> np.ndarray | None:
+    """The RGB pixels of a CMYK (print) JPEG or TIFF, None for any other file. The readers behind
+    scikit-image hand CMYK over as four channels, which would be taken for R, G, B and alpha (a grey film
+    then reads black); Pillow converts it, through the file's own colour profile where it has one."""
+    from PIL import Image, ImageCms
+
+    try:
+        image = Image.open(path)  # the header only: the pixels are decoded below, and only for CMYK
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # not a file Pillow knows; scikit-image reads or refuses it
+        return None
+    with image:
+        if image.mode != "CMYK":
+            return None
+        # A CMYK JPEG stores its inks inverted or not; only Adobe's marker (APP14) says which, and Pillow reads
+        # every CMYK JPEG as Adobe's. Without the marker the film might read as its own negative: refused.
+        if image.format == "JPEG" and "adobe" not in image.info:
+            raise DataError(f"{path}: a CMYK JPEG without Adobe's colour marker, so its inks may be inverted; "
+                            "save it as grey or RGB")
+        profile = image.info.get("icc_profile")
+        if not profile:
+            return np.asarray(image.convert("RGB"))
+        try:
+            return np.asarray(ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                                        ImageCms.createProfile("sRGB"), outputMode="RGB"))
+        except ImageCms.PyCMSError as error:
+            raise DataError(f"{path}: a CMYK image whose colour profile cannot be used ({error}); "
+                            "save it as grey or RGB") from None
 
 
 def has_dicom_preamble(path: str | Path) -> bool:
@@ -181,3 +263,24 @@ def atomic_file(path: str | Path, overwrite: bool = False):
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
+
+
+def resolved(path: str | os.PathLike) -> Path:
+    """Path.resolve, with a symbolic link loop raised as Python 3.13 raises it (an OSError naming the path, which
+    every command reports in one line) rather than as Python < 3.13's RuntimeError."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError as error:
+        raise OSError(errno.ELOOP, "symbolic link loop", str(path)) from error
+
+
+# A spreadsheet runs a cell that starts like a formula (CSV injection); OWASP: prefix such text with a quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell for a table meant for people (areas.csv, evaluate's and report's tables): text that starts
+    with =, +, -, @, a tab or a carriage return (e.g. an image named `=HYPERLINK(...).png`) gets a leading
+    single quote, so a spreadsheet shows it as text; numbers (-0.5) and other text stay as they are. Files
+    seglib reads back to find files (manifest.csv, split files) keep their ids as they are."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value

@@ -3,11 +3,16 @@
 Rules (README, "Safety"):
 - An output never lies inside a dataset (a folder with images/ + masks/, or a manifest.csv), is
   never an input of the same command and never contains or lies inside one.
-- A folder seglib creates holds a marker file `.seglib-output` naming the command. `force` may
-  replace an existing folder only when its marker names the same command; a folder without it,
-  or one that holds a dataset, is never touched.
+- A folder seglib creates holds a marker file `.seglib-output` naming the command and, once it is
+  complete, listing the files it wrote (size and modification time). `force` may replace an existing
+  folder only when its marker names the same command and it holds nothing added or changed since
+  (a user's notes, a hand-corrected label map); a folder without a marker, or one that holds a
+  dataset, is never touched.
 - Folders are written under a hidden temporary sibling (`.NAME.seglib-PID-*`) and renamed when
   complete; the temporaries of a killed process are removed by the next run into the same place.
+  Should that rename fail, the complete result is moved to a visible sibling and named.
+- An output is never a symbolic link (a folder swap would replace the link, not its target, and a
+  dangling link fails only at the end): refused before any work, with the real path to give.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from seglib.data.io import resolved
+
 MARKER = ".seglib-output"
 
 class UnsafeOutput(FileExistsError):
@@ -31,15 +38,19 @@ def is_dataset(folder: Path) -> bool:
 
 
 def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) -> Path:
-    """Refuse an output that is, contains or (unless `inside_inputs`) lies inside an input, or
-    lies inside a dataset."""
+    """Refuse an output that is a symbolic link, is, contains or (unless `inside_inputs`) lies inside
+    an input, or lies inside a dataset."""
     path = Path(path)
-    blocking = next((folder for folder in path.absolute().parents if folder.exists() and not folder.is_dir()), None)
+    if path.is_symlink():
+        raise UnsafeOutput(f"{path}: is a symbolic link (to {os.readlink(path)}); give the real folder or file")
+    blocking = next((folder for folder in path.absolute().parents
+                     if (folder.exists() or folder.is_symlink()) and not folder.is_dir()), None)
     if blocking is not None:
-        raise UnsafeOutput(f"{path}: cannot be written: {blocking} is a file, not a folder")
-    target = path.resolve()
+        what = "a symbolic link that leads to no folder" if blocking.is_symlink() else "a file"
+        raise UnsafeOutput(f"{path}: cannot be written: {blocking} is {what}, not a folder")
+    target = resolved(path)  # a symbolic link loop: one line naming it
     for given in (Path(i) for i in inputs if i is not None):
-        source = given.resolve()
+        source = resolved(given)
         if target == source:
             raise UnsafeOutput(f"{path}: is an input of this command; choose another output")
         if source in target.parents and not inside_inputs:
@@ -116,14 +127,43 @@ def check_replaceable(path: Path, command: str, inputs=(), force: bool | None = 
         made = f"was written by seglib {creator}" if creator else f"was not written by seglib (no {MARKER} file)"
         raise UnsafeOutput(f"{path}: {made}; --force replaces only an earlier {command} output. "
                            "Choose another path, or remove it yourself")
+    touched = _touched_since_written(path)
+    if touched:
+        shown = ", ".join(touched[:3]) + (f" and {len(touched) - 3} more" if len(touched) > 3 else "")
+        raise UnsafeOutput(f"{path}: holds files added or changed since seglib {command} wrote it ({shown}); "
+                           "--force never deletes them. Move them out, or choose another path")
     return True
 
 
-def mark(folder: Path, command: str, ids=None) -> None:
-    """The marker: the command, and for prediction folders the image ids they cover (all of them
-    have a prediction; evaluate checks that none went missing)."""
-    record = {"command": command} if ids is None else {"command": command, "ids": sorted(ids)}
+def mark(folder: Path, command: str, ids=None, files=None) -> None:
+    """The marker: the command, for prediction folders the image ids they cover (all of them have a
+    prediction; evaluate checks that none went missing), and for a complete folder its files (seal)."""
+    record = {"command": command, **({} if ids is None else {"ids": sorted(ids)}),
+              **({} if files is None else {"files": files})}
     (folder / MARKER).write_text(json.dumps(record) + "\n")
+
+
+def seal(folder: Path) -> None:
+    """Record in a complete folder's marker what it holds, so that --force can tell the folder as it
+    was written from one a person has since added to or edited (check_replaceable)."""
+    record = _marker(folder)
+    mark(folder, record["command"], record.get("ids"), _inventory(folder))
+
+
+def _inventory(folder: Path) -> dict[str, list[int]]:
+    """Relative path -> [size, modification time in ns] of every file below `folder` but the marker."""
+    files = (Path(root) / name for root, _, names in os.walk(folder) for name in names)
+    return {file.relative_to(folder).as_posix(): [(stat := file.lstat()).st_size, stat.st_mtime_ns]
+            for file in files if file != folder / MARKER}
+
+
+def _touched_since_written(folder: Path) -> list[str]:
+    """The files of `folder` that its sealed marker does not list as they are now (none for a folder
+    sealed by no version of seglib: it is taken as written). A file removed since loses nothing."""
+    written = _marker(folder).get("files")
+    if not isinstance(written, dict):
+        return []
+    return sorted(name for name, facts in _inventory(folder).items() if written.get(name) != facts)
 
 
 def covered_ids(folder: str | Path) -> set[str] | None:
@@ -157,24 +197,44 @@ def output_folder(path: str | Path, command: str, inputs=(), force: bool | None 
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    if path.exists():
+    seal(temporary)
+    try:
         _swap(path, temporary, replace, command)
-    else:
-        os.replace(temporary, path)
+    except OSError as error:  # e.g. another process wrote `path` meanwhile: the finished work stays in sight
+        raise UnsafeOutput(f"{path}: the result is complete but could not be put there ({error.strerror or error}); "
+                           f"it is in {_kept(temporary, path)}") from None
 
 
 def _swap(path: Path, temporary: Path, replace: bool, command: str) -> None:
     """Put the finished `temporary` in place of `path`; the replaced folder is moved aside first
-    (into a marked temporary, so a kill here leaves it to the stale-temporary clean-up)."""
+    (into a marked temporary, so a kill here leaves it to the stale-temporary clean-up) and put
+    back if the new one cannot take its place."""
     if not replace:
-        path.rmdir()  # an empty folder
+        if path.exists():
+            path.rmdir()  # an empty folder
         os.replace(temporary, path)
         return
     old = _new_temporary(path)
     mark(old, command)
     os.replace(path, old / path.name)
-    os.replace(temporary, path)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        os.replace(old / path.name, path)  # the earlier output back in its place
+        shutil.rmtree(old)
+        raise
     shutil.rmtree(old)
+
+
+def _kept(temporary: Path, path: Path) -> Path:
+    """The finished `temporary` under a visible name beside `path`, which the clean-up of killed
+    runs' temporaries never removes (the temporary itself when even that rename fails)."""
+    kept = path.with_name(f"{path.name}.complete-{os.getpid()}")
+    try:
+        os.replace(temporary, kept)
+    except OSError:
+        return temporary
+    return kept
 
 
 def claim_folder(path: str | Path, command: str, inputs=()) -> Path:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from seglib.config import RunConfig, profile_config
-from seglib.data.io import DataError
+from seglib.data.io import DataError, resolved
 from seglib.data.layout import load_records
 from seglib.data.pipeline import load_example, normalise
 from seglib.data.splits import records_in, split_records
@@ -81,7 +81,7 @@ def run_comparison(profile: str = "demo", data: str | Path | None = None, struct
     """`bench --compare`: compare_with_bare on a dataset (default: the profile's phantoms,
     generated into a temporary folder) with the profile's default config; returns the printout."""
     with tempfile.TemporaryDirectory(prefix="seglib-compare-") as scratch:
-        data = Path(data).resolve() if data else write_profile_phantoms(Path(scratch) / "data", profile)
+        data = resolved(data) if data else write_profile_phantoms(Path(scratch) / "data", profile)
         # from random weights, as the bare network starts
         config = profile_config(profile, data=str(data), structures=(structure,), init="none")
         return compare_report(config, compare_with_bare(config, Path(scratch)))

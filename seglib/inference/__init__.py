@@ -8,6 +8,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "fusion": ("FusionResult", "fuse", "keep_largest_component"),
     "postprocessing": ("select_postprocessing",),
     "segment": ("segment_folder",),
+    "film_checks": ("degenerate_reason",),
     "dicom_seg_export": ("write_segmentation",),
     "nifti": ("write_label_map", "write_colour_tables"),
     "baselines": ("BASELINES", "predict_baseline_folder"),

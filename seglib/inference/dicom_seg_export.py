@@ -3,7 +3,9 @@
 A SEG written here (by highdicom) is BINARY, one segment per structure, every segment with its
 frame (empty or not), at the source image's Rows x Columns. It references the source image (its
 study, series and SOP instance UIDs), so a PACS viewer attaches it to the right film, and carries
-the source's Patient and General Study modules. Each segment has:
+the source's Patient and General Study modules (copied as they are: they identify the patient).
+Every text seglib writes fits its value representation (dicom_text): DICOM's default character
+repertoire, within the VR's length. Each segment has:
 
     SegmentLabel                                the structure name, e.g. left_hip
     SegmentedPropertyCategoryCodeSequence       SCT 91723000 Anatomical Structure
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,8 @@ REQUIRED_SOURCE_ATTRIBUTES = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID
 PATIENT_AND_STUDY_ATTRIBUTES = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
                                 "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
 PATH_SETTINGS = ("data", "split_file")  # local paths mean nothing elsewhere and may name people
+# The most characters a text of each value representation holds (PS3.5 table 6.2-1).
+MAX_CHARS = {"LO": 64, "LT": 10240}
 
 
 def source_header(path: str | Path):
@@ -64,6 +69,29 @@ def source_header(path: str | Path):
     return header
 
 
+def dicom_text(text: str, vr: str) -> str:
+    """`text` fit for an element of value representation `vr`: printable ASCII (the default repertoire;
+    the SEG keeps its source's character set, which may be no more), no backslash where it would
+    split the value in two (LO), and cut to the VR's length, the cut marked with '...'."""
+    text = re.sub(r"[^ -~]" if vr == "LT" else r"[^ -\[\]-~]", "?", text)
+    limit = MAX_CHARS[vr]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def segment_label(structure: str, where: str | Path = "--format dicom-seg") -> str:
+    """The SegmentLabel of a structure: its name, which a reader of the SEG gets back, so never cut."""
+    if len(structure) > MAX_CHARS["LO"]:
+        raise DataError(f"{where}: structure name {structure[:40]!r}... has {len(structure)} characters; a DICOM "
+                        f"SEG's SegmentLabel (VR LO) holds {MAX_CHARS['LO']}, so --format dicom-seg cannot name it")
+    return dicom_text(structure, "LO")
+
+
+def content_description(names: list[str]) -> str:
+    """What the SEG holds, in a Long String: its structures when they fit, else how many."""
+    listed = f"seglib {__version__}: {', '.join(names)}"
+    return listed if len(listed) <= MAX_CHARS["LO"] else f"seglib {__version__}: {len(names)} structures"
+
+
 def algorithm_identification(run_name: str, config: RunConfig, segment_options: dict):
     """Who made the segments: seglib's version, the run's name, its config (without local paths)
     and the options of this segmentation (threshold, TTA, fusion)."""
@@ -71,10 +99,12 @@ def algorithm_identification(run_name: str, config: RunConfig, segment_options: 
     from pydicom.sr.codedict import codes
 
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in PATH_SETTINGS} | segment_options
-    return highdicom.AlgorithmIdentificationSequence(
-        name=f"seglib {config.architecture} {run_name}"[:64], family=codes.DCM.ArtificialIntelligence,
+    algorithm = highdicom.AlgorithmIdentificationSequence(
+        name=dicom_text(f"seglib {config.architecture} {run_name}", "LO"), family=codes.DCM.ArtificialIntelligence,
         version=__version__, source="seglib",
         parameters={name: json.dumps(value) for name, value in sorted(settings.items())})
+    algorithm[0].AlgorithmParameters = dicom_text(algorithm[0].AlgorithmParameters, "LT")
+    return algorithm
 
 
 def segment_description(number: int, structure: str, algorithm):
@@ -84,7 +114,7 @@ def segment_description(number: int, structure: str, algorithm):
     side = patient_side(structure)
     anatomy = ANATOMY.get(structure[len(side) + 1:] if side else structure, "AnatomicalStructure")
     description = highdicom.seg.SegmentDescription(
-        segment_number=number, segment_label=structure,
+        segment_number=number, segment_label=segment_label(structure),
         segmented_property_category=codes.SCT.AnatomicalStructure,
         segmented_property_type=getattr(codes.SCT, anatomy), algorithm_type="AUTOMATIC",
         algorithm_identification=algorithm,
@@ -118,9 +148,9 @@ def write_segmentation(path: str | Path, source: str | Path, masks: dict[str, np
         segmentation_type="BINARY",
         segment_descriptions=[segment_description(i, name, algorithms[name]) for i, name in enumerate(names, 1)],
         series_instance_uid=generate_uid(), series_number=SERIES_NUMBER, sop_instance_uid=generate_uid(),
-        instance_number=1, manufacturer="seglib", manufacturer_model_name="seglib", software_versions=__version__,
-        device_serial_number="none", content_label="SEGLIB", series_description="seglib segmentation",
-        content_description=f"seglib {__version__}: {', '.join(names)}",
+        instance_number=1, manufacturer="seglib", manufacturer_model_name="seglib",
+        software_versions=__version__, device_serial_number="none", content_label="SEGLIB",
+        series_description="seglib segmentation", content_description=content_description(names),
         omit_empty_frames=False)  # an empty segment still has its frame: a reader sees 'nothing found'
     if "ImageOrientationPatient" not in header:  # a film's only orientation: type 2C, so present even if unknown
         segmentation.PatientOrientation = header.get("PatientOrientation", "")

@@ -7,6 +7,8 @@
                            a structure without a segmented partner, or when right_X is empty
     contested_px           pixels of the image claimed by two or more structures before fusion decided
                            (seglib.inference.fusion), the same on all the image's rows: a measure of doubt
+    warning                why the image was not segmented (seglib.inference.film_checks: blank, too small,
+                           a strip), on all its rows, whose areas are then 0; empty for a segmented image
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import numpy as np
 
 from seglib.symmetry.partners import partner_of, patient_side
 
-AREA_COLUMNS = ["id", "structure", "area_px", "area_mm2", "left_right_area_ratio", "contested_px"]
+AREA_COLUMNS = ["id", "structure", "area_px", "area_mm2", "left_right_area_ratio", "contested_px", "warning"]
 
 
 def area_rows(image_id: str, masks: dict[str, np.ndarray], contested: np.ndarray,
-              spacing_mm: tuple[float, float] | None) -> list[dict]:
+              spacing_mm: tuple[float, float] | None, warning: str | None = None) -> list[dict]:
     areas = {structure: int(mask.sum()) for structure, mask in masks.items()}
     return [{"id": image_id, "structure": structure, "area_px": area,
              # An image without a known spacing gets an empty cell, never a guessed value.
              "area_mm2": "" if spacing_mm is None else area * spacing_mm[0] * spacing_mm[1],
              "left_right_area_ratio": _left_right_ratio(structure, areas),
-             "contested_px": int(contested.sum())}
+             "contested_px": int(contested.sum()), "warning": warning or ""}
             for structure, area in areas.items()]
 
 

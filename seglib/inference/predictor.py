@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from seglib.data.io import read_image, write_png, write_text
+from seglib.config import checked_threshold
+from seglib.data.io import grey_film, read_image, write_png, write_text
 from seglib.data.layout import DatasetWriter, list_images
 from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
+from seglib.inference.film_checks import warn_if_degenerate
 from seglib.inference.fusion import fuse
 from seglib.networks.tiling import apply_model
 from seglib.progress import progress
@@ -49,12 +51,21 @@ class Predictor:
                              f"({', '.join(str(partner_of(s)) for s in missing)}); pass both runs or drop --tta")
         return partners
 
-    def probabilities(self, image: np.ndarray, tta: bool = False) -> dict[str, np.ndarray]:
+    def probabilities(self, image: np.ndarray, tta: bool = False, name: str = "film") -> dict[str, np.ndarray]:
         """structure -> float32 probability map with the image's own shape.
+
+        `image`: a film as read_image returns it, or any array seglib.data.io.grey_film accepts (8- or 16-bit,
+        other integers by their values, floats in [0, 1], grey or RGB), normalised by that one rule, as a
+        film read from a file is; anything else raises DataError naming `name`. A film that cannot be
+        segmented at all (seglib.inference.film_checks: blank, tiny, a strip) gets all-zero maps and one
+        warning line on stderr naming `name`.
 
         The film is reduced to the working resolution once, the models (and flip TTA) run there, and each
         structure's final map alone is resampled (bilinear) to the film's size before any threshold: the
         outline is drawn at the film's resolution, and memory follows the working size, not the film's."""
+        image = grey_film(image, name)
+        if warn_if_degenerate(image, name) is not None:
+            return {s: np.zeros(image.shape, np.float32) for s in self.structures}
         working = {size: working_image(image, size) for size in {config.image_size for _, config in self.runs}}
         maps = self._predict(working)
         if tta:
@@ -117,7 +128,7 @@ def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False
     """(id, image, structure -> probability map) for each image, one image in memory at a time."""
     for image_id, path in images.items():
         image = read_image(path)
-        yield image_id, image, predictor.probabilities(image, tta=tta)
+        yield image_id, image, predictor.probabilities(image, tta=tta, name=str(path))
 
 
 def save_probability(path: Path, probability: np.ndarray) -> None:
@@ -128,6 +139,7 @@ def save_probability(path: Path, probability: np.ndarray) -> None:
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
+    threshold = checked_threshold(threshold, "predict threshold")  # before any model is loaded
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         dataset = DatasetWriter(staging)
@@ -155,6 +167,7 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     """Predict with per-structure runs and fuse into OUT/labels/<id>.png (+ labels.json),
     OUT/masks/<structure>/<id>.png and OUT/probabilities/...; OUT/contested.csv counts the
     pixels that two models claimed, per image; OUT/fusion.json records the fusion options."""
+    checked_threshold(fuse_options.get("threshold", 0.5), "fuse threshold")  # before any model is loaded
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
     with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:

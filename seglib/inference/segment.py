@@ -3,13 +3,15 @@
     OUT/labels/<id>.png     uint8 label map at the image's original size (values: OUT/labels.json)
     OUT/labels.json         structure -> label value
     OUT/overlays/<id>.png   the image with each structure coloured (seglib.reporting.plots.structure_color)
-    OUT/areas.csv           id, structure, area_px, area_mm2, left_right_area_ratio, contested_px
+    OUT/areas.csv           id, structure, area_px, area_mm2, left_right_area_ratio, contested_px, warning
                             (seglib.inference.measurements)
     OUT/nifti/, OUT/dicom-seg/   with formats=("nifti", "dicom-seg"): see seglib.inference.viewer_export
 
 labels/ and overlays/ are the "png" format, the default; formats may name several.
 Only one image and its maps are in memory at a time, so the folder may be of any length;
-images may differ in size and bit depth.
+images may differ in size and bit depth. A film that cannot be segmented at all (blank, tiny, a strip:
+seglib.inference.film_checks) gets an empty label map, a warning line on stderr, and its reason in the
+warning column of its rows in areas.csv.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from scipy.ndimage import binary_erosion
 
-from seglib.data.io import write_png, write_text
-from seglib.data.outputs import output_folder
+from seglib.data.io import spreadsheet_safe, write_png, write_text
+from seglib.data.outputs import check_replaceable, output_folder
+from seglib.inference.film_checks import degenerate_reason
 from seglib.inference.fusion import fuse
 from seglib.inference.measurements import AREA_COLUMNS, area_rows, spacing_pair
 from seglib.inference.predictor import predictions, prepared_inference, run_list
@@ -42,6 +45,7 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
     (row, column) pair) where given, else a DICOM input's header. An existing OUT is replaced only
     with `force`, and only when it is an earlier segment output (seglib.data.outputs)."""
     run_dirs = run_list(run_dirs)
+    check_replaceable(Path(out_dir), "segment", [images_dir, *run_dirs], force)  # before the models load
     predictor, images = prepared_inference(run_dirs, images_dir, tta)
     options = _fusion_options(threshold, fuse_options, predictor.structures)
     given_spacing = {image_id: spacing_pair(image_id, value) for image_id, value in (spacing_mm or {}).items()}
@@ -53,6 +57,7 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
         areas.writeheader()
         for image_id, image, probabilities in progress(predictions(predictor, images, tta), "segment", len(images)):
             fused = fuse(probabilities, **options)
+            del probabilities  # fused: the film-sized maps go before the overlay is drawn (README, memory)
             path = images[image_id]
             spacing = given_spacing.get(image_id) or image_spacing(path)
             if "png" in formats:
@@ -60,7 +65,8 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
                 write_png(staging / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
             for export in exports:
                 export.write(staging, image_id, path, fused, spacing)
-            areas.writerows(area_rows(image_id, fused.masks, fused.contested, spacing))
+            warning = degenerate_reason(image)  # said on stderr already, by the predictor
+            areas.writerows(area_rows(spreadsheet_safe(image_id), fused.masks, fused.contested, spacing, warning))
         for export in exports:
             export.finish(staging, fused.labels)
         write_text(staging / "labels.json", json.dumps(fused.labels, indent=2))

@@ -16,7 +16,12 @@ from pathlib import Path
 from seglib.config import SEGMENT_FORMATS
 from seglib.data.dicom_seg import is_dicom, pixel_spacing, read_header
 from seglib.data.io import DataError
-from seglib.inference.dicom_seg_export import algorithm_identification, source_header, write_segmentation
+from seglib.inference.dicom_seg_export import (
+    algorithm_identification,
+    segment_label,
+    source_header,
+    write_segmentation,
+)
 from seglib.inference.nifti import write_colour_tables, write_label_map
 from seglib.training.run_dir import RunDir
 
@@ -38,9 +43,11 @@ class DicomSegExport:
         for path in dicom:
             source_header(path)  # a file that cannot be referenced fails now, not after an hour of inference
         self.algorithms = {}  # structure -> the identification of the run that segments it
-        for run_dir in map(Path, run_dirs):
-            config = RunDir(run_dir).config()
-            algorithm = algorithm_identification(run_dir.name, config, segment_options)
+        for run_dir in map(RunDir, run_dirs):
+            config = run_dir.config()
+            for structure in config.structures:
+                segment_label(structure, run_dir.config_path)  # a name no SEG can hold fails now, not after the work
+            algorithm = algorithm_identification(run_dir.path.name, config, segment_options)
             self.algorithms.update(dict.fromkeys(config.structures, algorithm))
 
     def write(self, folder: Path, image_id: str, path: Path, fused, spacing_mm) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import read_image, write_text
+from seglib.data.io import read_image, spreadsheet_safe, write_text
 from seglib.data.layout import available_structures, load_records
 from seglib.data.outputs import check_replaceable, output_folder
 from seglib.evaluation.folder import evaluate_folder
@@ -272,7 +272,7 @@ def _method_first(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_text(path, frame.to_csv(index=False), overwrite=True)
+    write_text(path, frame.map(spreadsheet_safe).to_csv(index=False), overwrite=True)
 
 
 def write_html(markdown_text: str, figures_dir, out: Path) -> Path:

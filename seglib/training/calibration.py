@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seglib.data.io import read_image, write_text
+from seglib.config import checked_threshold
+from seglib.data.io import DataError, read_image, write_text
 from seglib.data.pipeline import model_input, working_image
 from seglib.networks.tiling import apply_model
 from seglib.training.run_dir import RunDir
@@ -47,14 +48,20 @@ def choose_thresholds(model, config, run_dir: str | Path, records) -> dict[str, 
 
 
 def run_thresholds(run_dir: str | Path) -> dict[str, float]:
-    """structure -> the run's chosen threshold; empty for a run without calibration (0.5 then applies)."""
-    path = RunDir(run_dir).calibration_path
+    """structure -> the run's chosen threshold; empty for a run without calibration (0.5 then applies).
+    Each is a probability strictly between 0 and 1 (seglib.config.checked_threshold), for a structure of the run."""
+    run = RunDir(run_dir)
+    path = run.calibration_path
     if not path.exists():
         return {}
     try:
-        return {s: float(t) for s, t in json.loads(path.read_text())["threshold"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path}: not a seglib calibration file: {error}") from error
+        thresholds = dict(json.loads(path.read_text())["threshold"])  # structure -> threshold
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a seglib calibration file: {error}") from error
+    unknown = sorted(set(thresholds) - set(run.config().structures))
+    if unknown:
+        raise DataError(f"{path}: threshold of {', '.join(unknown)}, which the run does not predict")
+    return {s: checked_threshold(t, f"{path}: threshold of {s}") for s, t in thresholds.items()}
 
 
 def calibrated(probability: np.ndarray, threshold: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.data.io import DataError, write_text
 from seglib.data.layout import available_structures, load_records, require_structures
-from seglib.data.outputs import check_replaceable, claim_folder, output_folder
+from seglib.data.outputs import check_replaceable, claim_folder, output_folder, seal
 from seglib.data.pipeline import evaluation_dataset, training_dataset
 from seglib.data.splits import records_in, split_records
 from seglib.data.validation import check_dataset
@@ -154,6 +154,7 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
     choose_thresholds(RunDir(run_dir).load_model(), config, run_dir, val_records)
     _write_summary(RunDir(run_dir), _deduplicated_history(RunDir(run_dir)), seconds, len(train_records), resume,
                    replicas=strategy.num_replicas_in_sync)
+    seal(run_dir)  # complete: --force may replace it later, unless someone has added to it
     return run_dir
 
 

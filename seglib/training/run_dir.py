@@ -80,11 +80,8 @@ class RunDir(os.PathLike):
         return self.summary_path.is_file()
 
     def load_model(self):
-        """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registers its objects)."""
-        import keras  # here: the rest of a run folder is read without TensorFlow
-
-        from seglib.keras_objects import register_keras_objects
-
+        """The run's model, loaded with Keras's safe_mode on (seglib.keras_objects registers its objects), checked
+        against config.json."""
         if not self.model_path.exists() and self.float16_weights_path.exists():
             return self._model_from_float16_weights()
         if not self.model_path.exists():
@@ -92,8 +89,36 @@ class RunDir(os.PathLike):
         if not zipfile.is_zipfile(self.model_path):
             raise DataError(f"{self.model_path}: truncated or damaged model file (not a complete .keras archive); "
                             "train again, or continue an interrupted run with train --resume")
+        return self._checked(self._keras_model())
+
+    def _keras_model(self):
+        import keras  # here: the rest of a run folder is read without TensorFlow
+
+        from seglib import __version__
+        from seglib.keras_objects import register_keras_objects
+
         register_keras_objects()  # also when Keras was imported half-way through seglib
-        return keras.saving.load_model(self.model_path, safe_mode=True)
+        try:
+            return keras.saving.load_model(self.model_path, safe_mode=True)
+        except (TypeError, ValueError, KeyError, OSError) as error:
+            # A class this version does not know (a run of another seglib version), an object safe_mode refuses,
+            # damaged weights: Keras's own text, a page long, is cut to its first sentence.
+            raise DataError(f"{self.model_path}: seglib {__version__} cannot load this model (saved by another "
+                            f"version?): {_first_sentence(error)}") from error
+
+    def _checked(self, model):
+        """`model` if it is the network config.json describes (a hand-edited config.json would mislabel its maps)."""
+        config, network = self.config(), getattr(model, "segmenter", model)  # a consistency run: its U-Net
+        size = None if config.patch_training else config.image_size  # a patch-trained network takes any size
+        expected = {"structures": (network.output_shape[-1], len(config.structures), "predicts {} structure(s)"),
+                    "side_aware": (network.input_shape[-1], 1 + config.side_aware, "takes {} input channel(s) (the "
+                                   "film, and the side channel when side-aware)"),
+                    "image_size": (network.input_shape[1], size, "takes images of {} pixels")}
+        for name, (has, fits, what) in expected.items():
+            if has != fits:
+                raise DataError(f"{self.config_path}: {name} {getattr(config, name)!r} does not fit "
+                                f"{self.model_path.name}, which {what.format(has)}")
+        return model
 
     def _model_from_float16_weights(self):
         """The network of config.json with the stored half-precision weights, in float32. The archive holds
@@ -108,7 +133,7 @@ class RunDir(os.PathLike):
             with np.load(self.float16_weights_path, allow_pickle=False) as stored:
                 weights = [stored[f"w{i:03d}"].astype(np.float32) for i in range(len(stored.files))]
             model.set_weights(weights)
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:  # truncated: BadZipFile
             raise DataError(f"{self.float16_weights_path}: damaged weights, or not the network of "
                             f"{self.config_path.name}: {error}") from error
         return model
@@ -138,6 +163,14 @@ class RunDir(os.PathLike):
 
     def write_summary(self, summary: dict) -> None:
         write_text(self.summary_path, json.dumps(summary, indent=2))
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The first sentence of the innermost error behind `error` (Keras wraps the one that names the class)."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    text = str(error).strip()
+    return text.splitlines()[0].split(". ")[0][:300] if text else type(error).__name__
 
 
 def pretrained_run(name: str) -> RunDir:

@@ -17,14 +17,15 @@ was stopped continues where it stopped (the training itself with `train --resume
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from seglib.config import profile_config
-from seglib.data.io import write_text
-from seglib.data.outputs import output_folder
+from seglib.data.io import DataError, write_text
+from seglib.data.outputs import UnsafeOutput, check_output_path, check_replaceable, output_folder
 from seglib.evaluation.folder import evaluate_folder
 from seglib.inference.predictor import predict_folder
 from seglib.phantom import shape_model
@@ -48,6 +49,7 @@ LOOKS = ("default", "shifted")
 def build_pretrained(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, force: bool = False,
                      films: int = FILMS["n"], epochs: int = NETWORK["epochs"]) -> Path:
     """Steps 1-5 of the module doc; returns OUT. `force` replaces an earlier pretrain output in OUT."""
+    check_start(atlas, work, out, held_out, force)
     work.mkdir(parents=True, exist_ok=True)
     model_path = work / "shape_model.npz"
     if not model_path.exists():
@@ -65,6 +67,30 @@ def build_pretrained(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, forc
     with output_folder(out, "pretrain", [atlas, work], force) as staging:
         _write_shipped_run(run, RunDir(staging), metrics, held_out)
     return out
+
+
+def check_start(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, force: bool = False) -> None:
+    """Everything the rebuild needs, before it creates anything: a refusal after an hour of training
+    (or a WORK folder left by a mistyped --atlas) helps nobody."""
+    if not atlas.is_dir():
+        raise DataError(f"{atlas}: no such folder; --atlas is the CT atlas folder (left/, right/, sacrum/)")
+    subjects = shape_model.load_atlas(atlas).ids  # every mesh read now: a damaged one is named before the work
+    missing = [subject for subject in map(str, held_out) if subject not in subjects]
+    if missing:
+        raise DataError(f"{atlas}: the held-out subject(s) {', '.join(missing)} are not in the atlas "
+                        f"(it has {', '.join(subjects)})")
+    check_output_path(work, [atlas])
+    if work.exists() and not work.is_dir():
+        raise UnsafeOutput(f"{work}: is a file; --work is a folder (created if absent)")
+    check_replaceable(out, "pretrain", [atlas, work], force)
+    _writable(work, work.absolute())
+    _writable(out, out.absolute().parent)  # OUT is written beside itself, then renamed (seglib.data.outputs)
+
+
+def _writable(folder: Path, where: Path) -> None:
+    place = next(parent for parent in (where, *where.parents) if parent.exists())
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise UnsafeOutput(f"{folder}: cannot be written: no permission to write in {place}")
 
 
 def _held_out_metrics(atlas: Path, work: Path, run: RunDir, look: str, held_out) -> pd.DataFrame:

@@ -4,6 +4,7 @@ masks, so the notebook can also show how well the model does on them)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -23,18 +24,27 @@ FLOOR = 0.9
 
 
 class PretrainedSegmentation:
-    """Notebook 00: `settings` from notebook_settings (films: a folder of films, or empty for examples)."""
+    """Notebook 00: `settings` from notebook_settings (films: a folder of films, or empty for examples;
+    out: the output folder, or empty for the notebook's own under reports/; replace: whether an existing
+    `out` may be replaced)."""
 
     def __init__(self, settings: dict, model: str = "pelvis"):
         self.model, self.run = model, pretrained_run(model)
         self.films = Path(settings["films"]) if settings["films"] else example_films()
         self.out = Path(settings["out"] or project_root() / "reports" / settings["profile"] / f"pretrained_{model}")
         self.tta = settings["tta"]
+        # The command line's rule: a folder the user named is replaced only when asked. The notebook's own
+        # folder is regenerated on every run, as notebook 03 regenerates its report. Either way only an
+        # earlier segment output is replaced (seglib.data.outputs), never a folder of anything else.
+        self.replace = bool(settings.get("replace")) or not settings["out"]
 
     def segment(self) -> Path:
         """Label maps, overlays and areas.csv in OUT, as `python -m seglib segment --model pelvis` writes them."""
+        if self.out.exists() and not self.replace:
+            raise FileExistsError(f"{self.out}: exists; choose another out, or set replace=True (SEGLIB_REPLACE=1) "
+                                  "to replace an earlier segment output there")
         images = self.films / "images" if (self.films / "images").is_dir() else self.films
-        return segment_folder([self.run], images, self.out, tta=self.tta, force=True,
+        return segment_folder([self.run], images, self.out, tta=self.tta, force=self.replace,
                               fuse_options=PRETRAINED_FUSION.get(self.model))
 
     def show_overlays(self, n: int = 6) -> Figure:
@@ -48,9 +58,10 @@ class PretrainedSegmentation:
         truth = [s for s in available_structures(self.films) if s in self.run.config().structures]
         if not truth:
             return None
-        predictions = predict_folder(self.run, self.films / "images", self.out.with_name(self.out.name + "_masks"),
-                                     tta=self.tta, force=True)
-        table = evaluate_folder(predictions, self.films, structures=truth, method=self.model)
+        # The per-structure masks are only a step to the table: written to a temporary folder, not beside OUT.
+        with tempfile.TemporaryDirectory(prefix="seglib-accuracy-") as work:
+            predictions = predict_folder(self.run, self.films / "images", Path(work) / "masks", tta=self.tta)
+            table = evaluate_folder(predictions, self.films, structures=truth, method=self.model)
         return table.groupby("structure", sort=False)[["dice", "hd95"]].agg({"dice": "mean", "hd95": "median"})
 
     def check_accuracy(self, table: pd.DataFrame | None) -> bool | None:

@@ -69,6 +69,7 @@ def test_train_options_reach_the_run_config_and_unset_ones_keep_the_profile(monk
 @pytest.mark.parametrize("option, value, expected", [
     ("--epochs", "0", "argument --epochs: 0 is not allowed; expected at least 1 (0 epochs would train nothing)"),
     ("--learning-rate", "-1", "argument --learning-rate: -1 is not allowed; expected a positive number"),
+    ("--learning-rate", "0", "argument --learning-rate: 0 is not allowed; expected a positive number"),
     ("--checkpoint-seconds", "nan", "argument --checkpoint-seconds: 'nan' is not a finite number"),
     ("--dropout", "1", "argument --dropout: 1 is not allowed; expected a rate from 0 up to (not including) 1"),
     ("--val-fraction", "inf", "argument --val-fraction: 'inf' is not a finite number"),
@@ -92,3 +93,42 @@ def test_ablation_refuses_zero_epochs(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["ablation", "--data", "d", "--structures", "left_hip", "right_hip", "--epochs", "0"])
     assert "argument --epochs: 0 is not allowed" in capsys.readouterr().err
+
+
+THRESHOLD_COMMANDS = {"predict": ["predict", "--run", "r", "--images", "i", "--out", "o"],
+                      "fuse": ["fuse", "--runs", "r", "--images", "i", "--out", "o"],
+                      "segment": ["segment", "--model", "pelvis", "--images", "i", "--out", "o"]}
+
+
+@pytest.mark.parametrize("command", THRESHOLD_COMMANDS)
+@pytest.mark.parametrize("value, expected", [
+    ("nan", "'nan' is not a finite number"),
+    ("-1", "-1 is not allowed; expected a probability between 0 and 1, both excluded"),
+    ("0", "0 is not allowed; expected a probability between 0 and 1, both excluded"),
+    ("1", "1 is not allowed; expected a probability between 0 and 1, both excluded"),
+])
+def test_every_threshold_option_refuses_what_is_no_probability(capsys, command, value, expected):
+    # predict accepted nan and -1 (empty or full masks, and NaN in predict.json) where segment and fuse refused them
+    with pytest.raises(SystemExit) as exit:
+        _parser().parse_args([*THRESHOLD_COMMANDS[command], "--threshold", value])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument --threshold: {expected}")
+
+
+@pytest.mark.parametrize("option", ["--data", "--out", "--init"])
+def test_a_symbolic_link_loop_is_named_in_one_line(tmp_path, capsys, option):
+    from conftest import write_square_dataset
+
+    from seglib.cli.commands import main
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop_back")
+    (tmp_path / "loop_back").symlink_to(loop)
+    given = {"--data": str(write_square_dataset(tmp_path / "data", n=2)), "--out": str(tmp_path / "run"),
+             **{option: str(loop)}}
+    init = ["--init", given.pop("--init")] if option == "--init" else []
+    assert main(["train", *[x for pair in given.items() for x in pair], "--structure", "left_thing",
+                 "--profile", "smoke", *init]) == 2
+    (line,) = capsys.readouterr().err.splitlines()  # was a RuntimeError's traceback
+    assert line.startswith(f"error: {loop}: ") and "symbolic link" in line
+    assert not (tmp_path / "run").exists()

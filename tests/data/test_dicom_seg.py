@@ -1,18 +1,21 @@
-"""DICOM SEG import (issue #19 items 4 and 5): DICOM found by content whatever its name, and every
-SEG that cannot be read exactly refused in one line naming it, never imported as a wrong mask."""
+"""DICOM SEG import (issue #19 items 4 and 5, #29 items 3 and 11): DICOM found by content whatever its
+name, DICOMDIRs skipped in one line, and every SEG that cannot be read exactly, or that cannot be
+paired with one film, refused in one line naming it, never imported as a wrong mask."""
 
 import re
 import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 from conftest import untrained_run, write_dicom_film
 
 from seglib.cli import main
 from seglib.data.dicom_seg import read_segmentation
-from seglib.data.io import DataError, read_mask
+from seglib.data.io import DataError, read_image, read_mask
+from seglib.data.validation import check_dataset, has_errors
 
 SHAPE = (6, 5)
 
@@ -82,6 +85,10 @@ def _segment_number_zero(seg):
     seg.PerFrameFunctionalGroupsSequence[0].SegmentIdentificationSequence[0].ReferencedSegmentNumber = 0
 
 
+def _no_frames(seg):
+    seg.NumberOfFrames, seg.PixelData, seg.PerFrameFunctionalGroupsSequence = 0, b"", []
+
+
 def _long_label(seg):
     with warnings.catch_warnings():  # pydicom warns that LO allows 64 characters: the point of the case
         warnings.simplefilter("ignore")
@@ -101,6 +108,7 @@ MALFORMED = {  # case: (what the tool got wrong, the whole error line after the 
                         "frame 1 holds segment 7, which no segment of the SEG describes (segments: 1, 2)"),
     "segment number 0": (_segment_number_zero, "segment numbers start at 1; a BINARY SEG has segment number 0"),
     "300-character label": (_long_label, f"segment 1 label is 300 characters long; DICOM allows 64 ({'x' * 40!r}...)"),
+    "no frames": (_no_frames, "DICOM SEG without frames (NumberOfFrames 0, 0 bytes of pixel data); it segments nothing"),
 }
 
 
@@ -128,3 +136,86 @@ def test_a_seg_given_to_segment_as_a_film_is_named(pair, tmp_path, capsys):
         f"error: {films / 'seg.dcm'}: is a DICOM Segmentation (SEG), not an image; give the film it segments "
         "(import --format dicom-seg reads SEGs)"]
     assert not (tmp_path / "out").exists()
+
+
+# --- a PACS or CD export as it comes (issue #29 items 3 and 11) ------------------------------
+
+def import_exit(source, out, capsys):
+    """`import --format dicom-seg`: exit code and the lines on stderr."""
+    code = main(["import", "--format", "dicom-seg", str(source), "--out", str(out)])
+    return code, capsys.readouterr().err.splitlines()
+
+
+def test_two_films_with_one_sop_instance_uid_are_refused_naming_both(pair, tmp_path, capsys):
+    film, _ = pair
+    uid = pydicom.dcmread(film).SOPInstanceUID
+    reexport = write_dicom_film(film.parent / "film_reexport.dcm", SHAPE, seed=3, SOPInstanceUID=uid)  # other pixels
+    out = tmp_path / "dataset"
+    assert import_exit(film.parent, out, capsys) == (2, [
+        f"error: {film} and {reexport}: the same SOPInstanceUID {uid} (a copy or a re-export?); a SEG of it "
+        "could belong to either, so keep one of them in the source"])
+    assert not out.exists()
+
+
+def write_report(path):
+    """A DICOM object without pixels, as a CD carries beside its films: a text report."""
+    from pydicom.uid import BasicTextSRStorage
+
+    report = pydicom.dcmread(write_dicom_film(path, SHAPE))
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = BasicTextSRStorage
+    for name in ("Rows", "Columns", "PixelData", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
+                 "BitsStored", "HighBit", "PixelRepresentation", "PixelSpacing"):
+        delattr(report, name)
+    report.save_as(path)
+
+
+def test_a_cd_export_skips_its_dicomdir_and_reports_in_one_line_each(tmp_path, capsys):
+    from pydicom.fileset import FileSet
+
+    cd = FileSet()  # as a CD is written: DICOMDIR + PT000000/ST00000N/SE000000/IM000000, every film IM000000
+    for seed in range(2):
+        film = write_dicom_film(tmp_path / "pacs" / f"film{seed}.dcm", SHAPE, seed=seed)
+        cd.add(film)
+        cd.add(write_seg(tmp_path / "pacs" / f"seg{seed}.dcm", film, seed))
+    cd.write(tmp_path / "cd")
+    write_report(tmp_path / "cd" / "REPORT")
+    out = tmp_path / "dataset"
+    assert import_exit(tmp_path / "cd", out, capsys) == (0, [
+        f"warning: {tmp_path / 'cd' / 'DICOMDIR'}: a DICOMDIR (the index of a CD's files), not an image; skipped",
+        f"warning: {tmp_path / 'cd' / 'REPORT'}: a DICOM Basic Text SR Storage without pixels, not an image; skipped"])
+    on_cd = {pydicom.dcmread(path).SOPInstanceUID: path.relative_to(tmp_path / "cd")
+             for path in (tmp_path / "cd").rglob("IM*")}
+    for seed in range(2):
+        film = tmp_path / "pacs" / f"film{seed}.dcm"
+        image_id = "_".join(on_cd[pydicom.dcmread(film).SOPInstanceUID].parts)  # every film is IM000000 on a CD
+        np.testing.assert_array_equal(read_image(out / "images" / f"{image_id}.png"), read_image(film))
+        np.testing.assert_array_equal(read_mask(out / "masks" / "right_lung" / f"{image_id}.png"),
+                                      masks_of(seed)["right_lung"])
+    assert len(pd.read_csv(out / "manifest.csv")) == 2 and not has_errors(check_dataset(out))
+
+
+def test_segs_with_different_segments_are_refused_at_import(tmp_path, capsys):
+    from seglib.config import RunConfig
+    from seglib.inference.dicom_seg_export import algorithm_identification, write_segmentation
+
+    source = tmp_path / "export"
+    write_seg(source / "seg_a.dcm", write_dicom_film(source / "a.dcm", SHAPE))
+    only_left = {"left_lung": masks_of()["left_lung"]}
+    algorithm = algorithm_identification("test", RunConfig(), {})
+    write_segmentation(source / "seg_b.dcm", write_dicom_film(source / "b.dcm", SHAPE), only_left,
+                       {"left_lung": algorithm})
+    out = tmp_path / "dataset"
+    assert import_exit(source, out, capsys) == (2, [
+        f"error: {source / 'seg_b.dcm'}: segments left_lung but {source / 'seg_a.dcm'} segments left_lung, "
+        "right_lung (differ: right_lung); every image of a dataset needs the same structures"])
+    assert not out.exists()
+
+
+def test_films_named_by_their_uid_keep_every_number_of_it_in_their_id(tmp_path, capsys):
+    source = tmp_path / "export"  # some PACS name files by UID, without extension: the dots are no extension
+    for seed, name in enumerate(["1.2.840.99.7.1", "1.2.840.99.7.2"]):
+        write_seg(source / f"seg{seed}.dcm", write_dicom_film(source / name, SHAPE, seed=seed), seed)
+    out = tmp_path / "dataset"
+    assert import_exit(source, out, capsys) == (0, [])
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["1.2.840.99.7.1.png", "1.2.840.99.7.2.png"]
+    assert not has_errors(check_dataset(out))

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,65 @@ def test_images_of_16_bit_and_rgb_are_read_as_grey(tmp_path):
     with pytest.raises(DataError, match="nothing.png: file not found"):
         read_image(tmp_path / "nothing.png")
     assert read_mask(tmp_path / "deep.png", label_value=65535).tolist() == [[False, True]]
+
+
+GREY_RAMP = np.tile(np.linspace(20, 230, 64).round().astype(np.uint8), (48, 1))
+CMYK_PROFILE = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")  # a print profile, where installed
+
+
+@pytest.mark.parametrize("name", ["film.jpg", "film.tif"])
+def test_a_cmyk_film_reads_as_its_grey_not_black_or_its_negative(tmp_path, name):
+    from PIL import Image
+
+    Image.fromarray(GREY_RAMP).convert("CMYK").save(tmp_path / name, quality=95)  # JPEG: Adobe's inverted inks
+    assert np.abs(read_image(tmp_path / name).astype(int) - GREY_RAMP).max() <= 3
+    colour = np.dstack([GREY_RAMP, GREY_RAMP[:, ::-1], np.full_like(GREY_RAMP, 128)])
+    Image.fromarray(colour).convert("CMYK").save(tmp_path / f"colour_{name}", quality=95)
+    luminance = colour.astype(float) @ [0.299, 0.587, 0.114]
+    assert np.abs(read_image(tmp_path / f"colour_{name}") - luminance).max() <= 3
+
+
+def test_a_cmyk_jpeg_whose_ink_polarity_is_unknown_is_refused_by_name(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(GREY_RAMP).convert("CMYK").save(tmp_path / "adobe.jpg", quality=95)
+    data = (tmp_path / "adobe.jpg").read_bytes()
+    marker = data.index(b"\xff\xee")  # APP14, Adobe's segment saying the inks are stored inverted
+    length = int.from_bytes(data[marker + 2:marker + 4], "big")
+    (tmp_path / "plain.jpg").write_bytes(data[:marker] + data[marker + 2 + length:])
+    with pytest.raises(DataError, match="plain.jpg: a CMYK JPEG without Adobe's colour marker") as refused:
+        read_image(tmp_path / "plain.jpg")
+    assert len(str(refused.value).splitlines()) == 1
+
+
+@pytest.mark.skipif(not CMYK_PROFILE.is_file(), reason="no CMYK colour profile installed")
+def test_a_cmyk_film_with_a_colour_profile_is_converted_through_it(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(GREY_RAMP).convert("CMYK").save(tmp_path / "film.jpg", icc_profile=CMYK_PROFILE.read_bytes())
+    image = read_image(tmp_path / "film.jpg").astype(float)
+    assert np.corrcoef(image.ravel(), GREY_RAMP.ravel())[0, 1] > 0.99  # the print profile's paper and ink,
+    assert image.mean() > 100  # but the grey film: not black, not its negative
+
+
+def test_a_film_is_the_same_film_whatever_array_type_or_file_holds_it(tmp_path):
+    import tifffile
+
+    from seglib.data.io import grey_film
+
+    deep = GREY_RAMP.astype(np.uint16) * 257
+    for same in (GREY_RAMP.astype(np.int64), GREY_RAMP[..., None], np.dstack([GREY_RAMP] * 3)):
+        assert grey_film(same).dtype == np.uint8 and np.array_equal(grey_film(same), GREY_RAMP)
+    assert np.array_equal(grey_film(deep.astype(np.int32)), deep)  # values beyond 255: 16-bit
+    assert np.array_equal(grey_film(GREY_RAMP / 255.0), deep)  # floats in [0, 1] read as 16-bit
+    assert np.array_equal(grey_film(GREY_RAMP > 100), (GREY_RAMP > 100) * np.uint8(255))
+    tifffile.imwrite(tmp_path / "float.tif", (GREY_RAMP / 255.0).astype(np.float32))
+    tifffile.imwrite(tmp_path / "int32.tif", GREY_RAMP.astype(np.int32))
+    assert np.array_equal(read_image(tmp_path / "float.tif"), deep)  # a file is read by the same rule
+    assert np.array_equal(read_image(tmp_path / "int32.tif"), GREY_RAMP)
+    tifffile.imwrite(tmp_path / "raw.tif", GREY_RAMP.astype(np.float32) * 40)
+    with pytest.raises(DataError, match=r"raw.tif: floating-point pixels must lie in \[0, 1\]"):
+        read_image(tmp_path / "raw.tif")
 
 
 def test_unreadable_image_names_the_file(tmp_path):

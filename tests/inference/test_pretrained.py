@@ -142,3 +142,64 @@ def test_notebook_00_segments_a_users_folder_without_truth_and_measures_only_wha
     assert "left_hip at mean Dice" in capsys.readouterr().out
     shutil.rmtree(films / "masks")
     assert PretrainedSegmentation(settings).accuracy() is None
+
+
+def test_the_same_film_in_memory_as_uint8_int64_or_float_gets_the_same_masks(unseen_films):
+    """Integers are read by their values (an 8-bit film handed over as int64 stays 8-bit), floats in [0, 1]."""
+    import seglib
+
+    predictor = seglib.pretrained("pelvis")
+    film16 = read_image(unseen_films / "images" / "pelvis_0000.png")
+    film8 = np.round(film16 / 257).astype(np.uint8)
+    reference = predictor.probabilities(film8)
+    for same in (film8.astype(np.int64), film8.astype(np.int32), film8 / 255.0, (film8 / 255).astype(np.float32),
+                 film8[..., None], np.dstack([film8] * 3)):
+        probabilities = predictor.probabilities(same)
+        for structure, probability in reference.items():
+            differing = ((probabilities[structure] >= 0.5) != (probability >= 0.5)).sum()
+            assert differing <= 4, f"{structure} of a {same.dtype} {same.shape} film: {differing} pixels differ"
+    deep = predictor.probabilities(film16)
+    as_int64 = predictor.probabilities(film16.astype(np.int64))
+    assert all(((deep[s] >= 0.5) != (as_int64[s] >= 0.5)).sum() <= 4 for s in deep)
+
+
+@pytest.mark.parametrize("pixels, problem", [(np.full((64, 64), 1.5), r"\[0, 1\].*found 1\.5"),
+                                             (np.full((64, 64), -0.1), r"\[0, 1\].*found -0\.1"),
+                                             (np.full((64, 64), np.nan), "NaN"),
+                                             (np.full((64, 64), np.inf, np.float32), "infinity"),
+                                             (np.full((64, 64), -3), "0-255.*0-65535.*found -3"),
+                                             (np.full((64, 64), 70000), "0-65535.*found 70000"),
+                                             (np.zeros((64, 64, 2)), "2D grey or RGB")])
+def test_a_film_in_memory_outside_the_accepted_types_is_refused_in_one_line(pixels, problem):
+    import seglib
+    from seglib.data.io import DataError
+
+    with pytest.raises(DataError, match=f"^film: .*{problem}") as refused:
+        seglib.pretrained("pelvis").probabilities(pixels)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("film, reason", [(np.full((256, 256), 900, np.uint16), "blank"),
+                                          (np.ones((1, 1), np.uint8), "too small"),
+                                          (np.random.default_rng(0).integers(0, 255, (3, 5000), np.uint8), "too small"),
+                                          (np.random.default_rng(0).integers(0, 255, (40, 500), np.uint8), "a strip"),
+                                          (np.pad(np.full((8, 40), 255, np.uint8), 124, constant_values=30),
+                                           "nearly blank")])  # a label burnt into a blank film
+def test_a_film_that_cannot_be_segmented_gets_empty_maps_and_one_warning(film, reason, capsys):
+    import seglib
+
+    probabilities = seglib.pretrained("pelvis").probabilities(film, name="scan.png")
+    assert set(probabilities) == {"left_hip", "right_hip", "sacrum", "left_femur", "right_femur"}
+    assert all(p.shape == film.shape and not p.any() for p in probabilities.values())
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: scan.png: ") and reason in warning[0]
+
+
+def test_real_films_of_any_depth_and_the_longest_formats_are_segmentable(unseen_films):
+    """The limits of seglib.inference.film_checks stay far from real films: 8-bit, 10 bits in a 16-bit file,
+    a film stitched to 1 : 4 like a long-leg film, a thumbnail."""
+    from seglib.inference.film_checks import degenerate_reason
+
+    film = read_image(unseen_films / "images" / "pelvis_0001.png")
+    for same in (film, film >> 6, np.round(film / 257).astype(np.uint8), np.vstack([film] * 4), film[::8, ::8]):
+        assert degenerate_reason(same) is None, same.shape

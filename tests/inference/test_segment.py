@@ -1,6 +1,7 @@
 """Folder segmentation: mixed sizes and bit depths in, label maps at original size, overlays, areas."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,8 @@ def test_label_maps_have_the_original_sizes(segmented):
 
 def test_areas_equal_label_map_pixel_counts(segmented):
     areas = pd.read_csv(segmented / "areas.csv", dtype={"id": str})
-    assert list(areas.columns) == ["id", "structure", "area_px", "area_mm2", "left_right_area_ratio", "contested_px"]
+    assert list(areas.columns) == ["id", "structure", "area_px", "area_mm2", "left_right_area_ratio", "contested_px",
+                             "warning"]
     assert len(areas) == len(SHAPES) * 2
     assert areas["area_px"].sum() > 0
     labels = json.loads((segmented / "labels.json").read_text())
@@ -111,3 +113,64 @@ def test_bad_options_fail_before_any_output(hip_runs, images_dir, tmp_path):
     with pytest.raises(ValueError, match="format"):
         segment_folder(hip_runs, images_dir, tmp_path / "d", formats=("png", "jpeg"))
     assert not any(tmp_path.iterdir())
+
+
+DEGENERATE = {"blank": (np.full((300, 240), 1200, np.uint16), "blank"),
+              "dot": (np.full((1, 1), 200, np.uint8), "too small"),
+              "strip": (np.random.default_rng(1).integers(0, 255, (3, 5000), dtype=np.uint8), "too small"),
+              "ribbon": (np.random.default_rng(2).integers(0, 255, (40, 400), dtype=np.uint8), "a strip")}
+
+
+@pytest.fixture(scope="module")
+def degenerate_films(tmp_path_factory):
+    """Films no model can segment, beside a real phantom film."""
+    from seglib.phantom.dataset import write_phantom_dataset
+
+    folder = tmp_path_factory.mktemp("degenerate")
+    films = write_phantom_dataset(folder / "phantom", n=1, size=256, seed=993)
+    for image_id, (pixels, _) in DEGENERATE.items():
+        write_png(folder / "images" / f"{image_id}.png", pixels)
+    (folder / "images" / "pelvis.png").write_bytes((films / "images" / "pelvis_0000.png").read_bytes())
+    return folder / "images"
+
+
+def _warnings(stderr: str) -> dict[str, str]:
+    lines = [line for line in stderr.splitlines() if line.startswith("warning:")]
+    return {Path(line.split(": ")[1]).stem: line for line in lines}
+
+
+def test_segment_warns_of_films_it_cannot_segment_and_gives_them_no_label_map(degenerate_films, tmp_path, capsys):
+    from seglib.cli.commands import main
+
+    out = tmp_path / "out"
+    assert main(["segment", "--model", "pelvis", "--images", str(degenerate_films), "--out", str(out), "--quiet"]) == 0
+    warnings = _warnings(capsys.readouterr().err)
+    assert sorted(warnings) == sorted(DEGENERATE)  # one line each, none for the real film
+    areas = pd.read_csv(out / "areas.csv", dtype={"id": str}, keep_default_na=False)
+    for image_id, (pixels, reason) in DEGENERATE.items():
+        assert str(degenerate_films / f"{image_id}.png") in warnings[image_id] and reason in warnings[image_id]
+        label_map = read_image(out / "labels" / f"{image_id}.png")
+        assert label_map.shape == pixels.shape and not label_map.any()
+        rows = areas[areas["id"] == image_id]
+        assert len(rows) == 5 and (rows["area_px"] == 0).all()
+        assert rows["warning"].str.contains(reason).all()
+    real = areas[areas["id"] == "pelvis"]
+    assert (real["area_px"] > 0).all() and (real["warning"] == "").all()
+    assert read_image(out / "labels" / "pelvis.png").any()
+
+
+def test_predict_warns_of_films_it_cannot_segment_and_writes_empty_masks(degenerate_films, tmp_path, capsys):
+    from seglib.cli.commands import main
+    from seglib.training.run_dir import pretrained_run
+
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(pretrained_run("pelvis").path), "--images", str(degenerate_films),
+                 "--out", str(out), "--quiet"]) == 0
+    warnings = _warnings(capsys.readouterr().err)
+    assert sorted(warnings) == sorted(DEGENERATE)
+    for image_id, (pixels, reason) in DEGENERATE.items():
+        assert reason in warnings[image_id]
+        for structure in ("left_hip", "sacrum", "right_femur"):
+            mask = read_image(out / "masks" / structure / f"{image_id}.png")
+            assert mask.shape == pixels.shape and not mask.any()
+    assert read_image(out / "masks" / "left_hip" / "pelvis.png").any()

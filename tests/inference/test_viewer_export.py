@@ -31,7 +31,7 @@ def images_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("films")
     for seed, (image_id, (shape, photometric, attribute, spacing)) in enumerate(DICOM_INPUTS.items()):
         write_dicom_film(folder / f"{image_id}.dcm", shape, photometric, attribute, spacing, seed=seed)
-    write_png(folder / "photo.png", np.random.default_rng(9).integers(0, 255, (30, 36), dtype=np.uint8))
+    write_png(folder / "photo.png", np.random.default_rng(9).integers(0, 255, (32, 36), dtype=np.uint8))
     return folder
 
 
@@ -151,7 +151,8 @@ def test_nifti_label_maps_keep_values_orientation_and_spacing(segmented):
 
 def test_areas_table_has_mm2_from_the_dicom_header_and_per_image_columns(segmented):
     areas = pd.read_csv(segmented / "areas.csv", dtype={"id": str}).set_index(["id", "structure"])
-    assert list(areas.columns) == ["area_px", "area_mm2", "left_right_area_ratio", "contested_px"]
+    assert list(areas.columns) == ["area_px", "area_mm2", "left_right_area_ratio", "contested_px",
+                                   "warning"]
     for image_id, (*_, spacing) in DICOM_INPUTS.items():
         rows = areas.loc[image_id]
         np.testing.assert_allclose(rows["area_mm2"], rows["area_px"] * spacing[0] * spacing[1])
@@ -266,3 +267,98 @@ def test_written_seg_passes_the_dicom3tools_validator(segmented):
         report = subprocess.run(["dciodvfy", str(segmented / "dicom-seg" / f"{image_id}.dcm")],
                                 capture_output=True, text=True, check=False).stderr
         assert report.strip() == "Segmentation", report  # the IOD it checked against, and no error or warning
+
+
+# --- every text written fits its value representation (issue #29 item 2) -------------------
+
+TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+def misfits(seg) -> list[str]:
+    """Every text element of `seg`, sequences included, that breaks its value representation (length,
+    characters of the default repertoire) or holds several values where DICOM allows one."""
+    from pydicom import config
+    from pydicom.datadict import dictionary_VM
+    from pydicom.valuerep import validate_value
+
+    found = []
+    for element in seg.iterall():
+        if element.VR not in TEXT_VRS or element.value in (None, ""):
+            continue
+        if element.VM > 1 and dictionary_VM(element.tag) == "1":
+            found.append(f"{element.keyword}: {element.VM} values where DICOM allows one")
+        for value in element.value if element.VM > 1 else [element.value]:
+            try:
+                validate_value(element.VR, str(value), config.RAISE)
+            except ValueError as error:
+                found.append(f"{element.keyword}: {error}")
+            if not str(value).isascii():
+                found.append(f"{element.keyword}: {str(value)!r} is not in the default character repertoire")
+    return found
+
+
+def dciodvfy_report(path) -> str:
+    import subprocess
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    return subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False).stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def pelvis_seg(tmp_path_factory):
+    """`segment --model pelvis --format dicom-seg` of a DICOM film: the shipped model's five structures."""
+    from seglib.cli import main
+
+    root = tmp_path_factory.mktemp("pelvis")
+    write_dicom_film(root / "films" / "hips.dcm", (72, 64))
+    assert main(["segment", "--model", "pelvis", "--images", str(root / "films"), "--out", str(root / "out"),
+                 "--format", "dicom-seg"]) == 0
+    return root / "out" / "dicom-seg" / "hips.dcm"
+
+
+def test_the_shipped_pelvis_model_writes_a_seg_of_its_five_structures(pelvis_seg):
+    seg = pydicom.dcmread(pelvis_seg)
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["left_hip", "right_hip", "sacrum", "left_femur",
+                                                             "right_femur"]
+    assert int(seg.NumberOfFrames) == 5 and misfits(seg) == []
+    assert seg.ContentDescription == "seglib 0.1.0: 5 structures"  # the five names would not fit a Long String
+
+
+def test_the_shipped_pelvis_models_seg_passes_the_dicom3tools_validator(pelvis_seg):
+    report = dciodvfy_report(pelvis_seg)
+    assert report == "Segmentation", report
+
+
+def test_any_run_name_fits_the_algorithm_name(tmp_path):
+    from seglib.config import RunConfig
+    from seglib.inference.dicom_seg_export import algorithm_identification
+
+    film = write_dicom_film(tmp_path / "a.dcm", (6, 5))
+    run_name = "Müller\\hips " + "x" * 80  # non-ASCII, a backslash (DICOM's value separator) and too long
+    structure = "s" * 64  # the longest name a SegmentLabel holds
+    algorithm = algorithm_identification(run_name, RunConfig(structures=(structure,)), {"threshold": 0.5})
+    seg = pydicom.dcmread(write_segmentation(tmp_path / "seg.dcm", film, {structure: np.eye(6, 5, dtype=bool)},
+                                             {structure: algorithm}))
+    assert misfits(seg) == []
+    assert seg.SegmentSequence[0].SegmentLabel == structure  # read back as the same structure
+    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName.startswith(
+        "seglib unet M?ller?hips xxx")
+    report = dciodvfy_report(tmp_path / "seg.dcm")
+    assert report == "Segmentation", report
+
+
+def test_a_structure_name_no_segment_label_holds_is_refused_before_work(tmp_path, capsys):
+    from conftest import untrained_run
+
+    from seglib.cli import main
+
+    structure = "s" * 65
+    run = untrained_run(tmp_path / "run", (structure,))
+    write_dicom_film(tmp_path / "films" / "a.dcm", (8, 8))
+    assert main(["segment", "--runs", str(run), "--images", str(tmp_path / "films"), "--out", str(tmp_path / "out"),
+                 "--format", "dicom-seg"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run / 'config.json'}: structure name {structure[:40]!r}... has 65 characters; a DICOM SEG's "
+        "SegmentLabel (VR LO) holds 64, so --format dicom-seg cannot name it"]
+    assert not (tmp_path / "out").exists()

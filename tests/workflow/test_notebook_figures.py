@@ -8,7 +8,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from seglib.workflow.notebooks import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_CELLS = ("bone.show_data()", "bone.plot_history()", "bone.show_validation()")
@@ -27,8 +28,7 @@ def executed_01(tmp_path_factory):
         environment.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
         notebook = nbformat.read(ROOT / "notebooks" / "01_train_left_hip.ipynb", as_version=4)
         notebook.cells.append(nbformat.v4.new_code_cell("import seglib; print(seglib.__file__)"))
-        NotebookClient(notebook, timeout=1200, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        execute_notebook(notebook, ROOT / "notebooks", timeout=1200)
     return notebook
 
 
@@ -66,3 +66,14 @@ def test_no_cell_shows_tensorflow_start_up_noise_and_training_names_its_devices(
              if re.search(r"cuda|cuInit|absl", line, re.IGNORECASE)]
     assert noise == []
     assert re.search(r"^devices: (CPU \(\d+ threads?\)|GPU:0)", _stream(executed_01, "stdout"), re.MULTILINE)
+
+
+def test_running_a_notebook_prints_no_transport_warning_but_keeps_the_notebooks_own(tmp_path, capfd):
+    """`make demo` once printed ipykernel's "running over TCP without encryption" per notebook (issue #29)."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import warnings; warnings.warn('check the spacing'); print(6 * 7)")])
+    execute_notebook(notebook, tmp_path, timeout=120)
+    outputs = {output.name: output.text for output in notebook.cells[0].outputs}
+    assert outputs["stdout"] == "42\n" and "check the spacing" in outputs["stderr"]
+    assert "without encryption" not in capfd.readouterr().err
+    assert not list(tmp_path.iterdir())  # no socket files left behind in the working folder

@@ -1,0 +1,58 @@
+"""Whether a film can be segmented at all: the one check that `segment`, `predict`, `fuse` and a
+Predictor apply before a model sees the film (and the rule a film-quality flag reuses).
+
+A film that fails it is not given a label map a reader could trust: its masks are empty, and the
+reason is said once, on a warning line naming the film (and in segment's areas.csv). The limits are
+far from any real radiograph, so a real one never fails them:
+
+- MIN_SIDE: a thumbnail of a radiograph is still hundreds of pixels a side; below 32 pixels the
+  bones are a few pixels each, and a model sees an upsampled blur.
+- MAX_ASPECT: the longest films (stitched long-leg and full-spine films, 14 x 51 inch cassettes)
+  are about 1 : 4; a strip beyond 1 : 6 is a crop or a scan error, and squeezing it into the model's
+  square input would distort every bone.
+- NEAR_CONSTANT: a blank film, or a blank one with a label burnt into a corner, shows nothing to
+  segment; yet per-image standardisation would stretch its noise into "anatomy". Measured on the
+  middle 98% of the pixel values, so a few stray pixels do not count as contrast; the limit is two
+  8-bit grey levels (the same fraction of a 16-bit range: 514 levels), while even a 10-bit film in
+  a 16-bit file spans hundreds of levels between its soft tissue and its bone.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from seglib.data.io import grey_film
+
+MIN_SIDE = 32
+MAX_ASPECT = 6.0
+NEAR_CONSTANT = 2 / 255  # of the pixel type's full range
+_SAMPLED_PIXELS = 2**20  # the value spread is measured on at most about this many pixels of a large film
+
+
+def degenerate_reason(image) -> str | None:
+    """Why the film cannot be segmented ("blank ...", "too small ...", "a strip ..."), or None when
+    it can. `image`: a film as seglib.data.io.grey_film accepts it (what read_image returns)."""
+    image = grey_film(image)
+    rows, columns = image.shape
+    if min(rows, columns) < MIN_SIDE:
+        return f"too small to segment ({rows} x {columns} pixels; at least {MIN_SIDE} a side)"
+    if max(rows, columns) > MAX_ASPECT * min(rows, columns):
+        return f"a strip, not a film ({rows} x {columns} pixels; sides beyond 1 : {MAX_ASPECT:g})"
+    if image.min() == image.max():
+        return "blank (every pixel has the same value)"
+    step = max(1, int(np.ceil(np.sqrt(image.size / _SAMPLED_PIXELS))))  # a regular grid: no copy of the film
+    low, high = np.percentile(image[::step, ::step], [1, 99])
+    full = np.iinfo(image.dtype).max
+    if high - low < NEAR_CONSTANT * full:
+        return f"nearly blank (98% of its pixels within {high - low:g} of {full} grey levels)"
+    return None
+
+
+def warn_if_degenerate(image, name) -> str | None:
+    """degenerate_reason, said on one warning line on stderr naming the film."""
+    reason = degenerate_reason(image)
+    if reason is not None:
+        print(f"warning: {name}: {reason}; not segmented, its masks are empty", file=sys.stderr)
+    return reason
