@@ -88,7 +88,8 @@ def _add_phantom(commands):
     p.add_argument("--model", type=Path, help="pelvis shape model .npz (default: the one shipped in seglib)")
     p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
                    help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
-                        "or both spanned (wide)")
+                        "both spanned (wide), or films as they come from the clinic: implants, lead shields, "
+                        "processing, tight fields (clinical)")
     p.add_argument("--workers", type=int, help="rendering processes (default: up to 2)")
     p.set_defaults(handler=_phantom)
 
@@ -133,7 +134,8 @@ def _add_render_atlas(commands):
     p.add_argument("--seed", type=int, default=0, help="random seed of poses, femurs and look (default 0)")
     p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
                    help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
-                        "or both spanned (wide)")
+                        "both spanned (wide), or films as they come from the clinic: implants, lead shields, "
+                        "processing, tight fields (clinical)")
     p.add_argument("--model", type=Path, help="shape model giving the pelvic frame (default: shipped)")
     p.set_defaults(handler=_render_atlas)
 

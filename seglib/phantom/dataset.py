@@ -2,7 +2,7 @@
 
 Each image is rendered by seglib.phantom.render (one film with its bone masks); this module numbers
 them reproducibly, renders them in parallel and writes images, masks, the label-value image of the
-two hips and a manifest with each film's geometry.
+two hips and a manifest with each film's geometry and the clinical conditions it got.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from seglib.progress import progress
 
 LABEL_VALUES = {"left_hip": 134, "right_hip": 255}
 POSE_COLUMNS = ("tilt_deg", "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification")
-MANIFEST_COLUMNS = ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", *POSE_COLUMNS)
+# conditions: what a clinical look drew for the film, ";"-separated (seglib.phantom.clinical), empty when none
+MANIFEST_COLUMNS = ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", *POSE_COLUMNS, "conditions")
 
 
 def phantom_rng(seed: int, index: int) -> np.random.Generator:
@@ -98,7 +99,7 @@ def manifest_row(sample_id: str, patient_id: str, sample: PelvisSample) -> list:
     pose = sample.pose
     return [sample_id, patient_id, f"{sample.pixel_spacing_mm:.6g}", f"{sample.midline_x:.3f}",
             f"{sample.midline_tilt_deg:.3f}", f"{pose.tilt:.3f}", f"{pose.rotation:.3f}", f"{pose.obliquity:.3f}",
-            f"{pose.source_distance:.1f}", f"{pose.magnification:.4f}"]
+            f"{pose.source_distance:.1f}", f"{pose.magnification:.4f}", ";".join(sample.conditions)]
 
 
 def label_map(sample: PelvisSample) -> np.ndarray:

@@ -1,6 +1,7 @@
 """From line integrals of attenuation to a processed 16-bit film: soft tissue of the body and
 thighs, and the detector chain (Beer-Lambert, anode heel effect, scatter, blur, quantum noise,
-log, dynamic-range compression, film curve, edge enhancement, collimation, a lead side marker).
+log, dynamic-range compression, film curve, edge enhancement, collimation, a lead side marker), and
+for a clinical film the processing and presentation of seglib.phantom.clinical.
 
 Every random range of the look is a field of `Appearance`, so an experiment can widen or move
 them (e.g. another noise, contrast and blur range, to check that a model did not learn one look).
@@ -8,12 +9,13 @@ them (e.g. another noise, contrast and blur range, to check that a model did not
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from seglib.phantom import clinical
 from seglib.phantom.projector import Detector
 
 _MU_FAT = 0.018      # per mm, 60-70 keV
@@ -35,6 +37,15 @@ class Appearance:
     collimation: float = 0.5                          # probability of visible collimator edges
     collimation_margin: tuple[float, float] = (0.02, 0.1)  # share of the width, per edge
     marker: float = 0.8                               # probability of a lead L/R marker
+    # What clinical films bring (seglib.phantom.clinical.CONDITION_FIELDS): the probability of each.
+    implants: float = 0.0      # hardware: arthroplasty, dynamic hip screw, cannulated/sacroiliac screws, plates
+    shield: float = 0.0        # a gonadal lead shield
+    wide_pose: float = 0.0     # tilt 10-20 and rotation 8-15 degrees, obliquity up to 10
+    tight_field: float = 0.0   # collimation (and a film) that cuts bones at its edge
+    low_dose: float = 0.0      # 30-70 % of the photons
+    unsharp: float = 0.0       # multi-scale unsharp masking of CR/DR processing
+    equalised: float = 0.0     # strong equalisation (latitude reduction)
+    text: float = 0.0          # burned-in text and digital markers
 
 
 # Another look, outside the default ranges: fewer photons (more noise), flatter or steeper film,
@@ -55,9 +66,14 @@ def widest(*looks: Appearance) -> Appearance:
     return Appearance(**{f.name: span(f.name) for f in fields(Appearance)})
 
 
+# Films as they come from the clinic: the wide detector ranges, and hardware, lead, processing,
+# presentation and poses, each with its own probability (seglib.phantom.clinical).
+CLINICAL_APPEARANCE = replace(widest(Appearance(), SHIFTED_APPEARANCE), implants=0.5, shield=0.3, wide_pose=0.3,
+                              tight_field=0.3, low_dose=0.2, unsharp=0.5, equalised=0.4, text=0.6)
+
 # The keys are seglib.config.APPEARANCE_NAMES (the command line's choices).
 APPEARANCES = {"default": Appearance(), "shifted": SHIFTED_APPEARANCE,
-               "wide": widest(Appearance(), SHIFTED_APPEARANCE)}
+               "wide": widest(Appearance(), SHIFTED_APPEARANCE), "clinical": CLINICAL_APPEARANCE}
 
 
 @dataclass(frozen=True)
@@ -113,11 +129,13 @@ def soft_tissue_path(detector: Detector, body: BodyOutline, turn: np.ndarray) ->
 
 
 def expose(attenuation: np.ndarray, detector: Detector, rng: np.random.Generator, look: Appearance,
-           factor: int) -> tuple[np.ndarray, np.ndarray]:
+           factor: int, plan: clinical.Plan | None = None,
+           opaque: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The film (uint16, size = detector.size // factor) and the mask of its exposed field.
 
     `attenuation` is on the `factor`-times finer grid of `detector`; the detector integrates over
-    each output pixel.
+    each output pixel. A clinical film's `plan` adds its dose, field, processing and text; `opaque`
+    (output grid) marks metal and lead, which the window leaves to saturate.
     """
     mm = detector.spacing * factor                          # output pixel size
     size = detector.size // factor
@@ -129,17 +147,28 @@ def expose(attenuation: np.ndarray, detector: Detector, rng: np.random.Generator
     scatter = rng.uniform(*look.scatter) * _low_pass(primary, 40 / mm)
     signal = ndimage.gaussian_filter(primary + scatter, rng.uniform(*look.blur_mm) / mm)
     photons = rng.uniform(*look.photons) * (mm / 1.4) ** 2  # the same dose per area at any pixel size
-    counts = rng.poisson(photons * signal) + rng.uniform(0, 1, signal.shape)
+    photons *= plan.dose if plan else 1.0
+    noise = plan.streams["noise"] if plan else rng   # see seglib.phantom.clinical._STREAMS
+    counts = noise.poisson(photons * signal) + noise.uniform(0, 1, signal.shape)
     measured = -np.log(counts / photons)
 
     exposed = _collimation(size, rng, look)
+    if plan and plan.tight_field:
+        exposed &= clinical.tight_field(plan, size)
+    anatomy = exposed if opaque is None or (exposed & ~opaque).sum() < 100 else exposed & ~opaque
+    measured, excess = clinical.split_saturated(measured, anatomy, opaque) if opaque is not None else (measured, 0)
     measured -= rng.uniform(*look.compression) * _low_pass(measured, 25 / mm)
-    low, high = np.percentile(measured[exposed], [rng.uniform(0.5, 3), rng.uniform(99.0, 99.9)])
+    if plan:
+        measured = clinical.process(plan, measured, mm)
+    measured = measured + excess
+    low, high = np.percentile(measured[anatomy], [rng.uniform(0.5, 3), rng.uniform(99.0, 99.9)])
     shown = np.clip((measured - low) / max(high - low, 1e-9), 0, 1)
     shown = _film_curve(shown, rng.uniform(*look.contrast)) ** rng.uniform(*look.gamma)
     shown += rng.uniform(*look.sharpening) * (shown - ndimage.gaussian_filter(shown, 3 / mm))
     shown = np.clip(shown, 0, 1)
     shown[~exposed] = rng.choice([rng.uniform(0.85, 1.0), rng.uniform(0.0, 0.05)])
+    if plan and plan.text:
+        shown = clinical.burn_in(plan, shown)
     return np.round(shown * 65535).astype(np.uint16), exposed
 
 

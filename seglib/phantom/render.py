@@ -18,12 +18,13 @@ through it, so a label-value image of the two hips (seglib.phantom.dataset) is e
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
 
+from seglib.phantom import clinical
 from seglib.phantom.exposure import Appearance, BodyOutline, expose, soft_tissue_path
 from seglib.phantom.meshes import superellipsoid, tube
 from seglib.phantom.projector import Detector, project_meshes
@@ -103,6 +104,7 @@ class PelvisSample:
     midline_tilt_deg: float
     pixel_spacing_mm: float = 0.0
     pose: Pose = field(default_factory=Pose)
+    conditions: tuple[str, ...] = ()   # what a clinical look drew (seglib.phantom.clinical.Plan.conditions)
 
 
 # --- The scene ----------------------------------------------------------------------------------
@@ -119,11 +121,19 @@ class Solid:
     cortex_cap_mm: float = 10.0
 
 
+# The femoral shaft's outline: mm below the neck base (rounded top, trochanteric flare, shaft) and
+# its half-width (medio-lateral) and half-depth there, for a head of 24 mm radius.
+_SHAFT_PROFILE = (-22, -12, 10, 60, 100, 320)
+_SHAFT_WIDTH = (8, 21, 25, 17, 14.5, 13.5)
+_SHAFT_DEPTH = (7, 18, 21, 16, 14, 13.5)
+
+
 def _femur(head_centre: np.ndarray, cup_radius: float, side: float, body_turn: np.ndarray,
-           rng: np.random.Generator) -> list[Solid]:
+           rng: np.random.Generator) -> tuple[dict[str, Solid], clinical.FemurAxes]:
     """A proximal femur (table frame) with its head seated in the acetabulum: head, neck,
-    greater and lesser trochanters, and a shaft whose cortex thickens around a medullary canal.
-    The leg lies along the body, which `body_turn` turns in the detector plane."""
+    greater and lesser trochanters, and a shaft whose cortex thickens around a medullary canal
+    (solids by name), and its axes, where implants go. The leg lies along the body, which
+    `body_turn` turns in the detector plane."""
     head = cup_radius - rng.uniform(2.0, 3.5)             # the joint space is the cartilage of both sides
     scale = head / 24.0
     neck_shaft = np.deg2rad(rng.uniform(122, 140))
@@ -138,8 +148,7 @@ def _femur(head_centre: np.ndarray, cup_radius: float, side: float, body_turn: n
     frame = np.column_stack([lateral, posterior, -down])   # local (lateral, posterior, up) -> table
 
     neck_length = np.linalg.norm(head_centre - base)
-    profile = [-22, -12, 10, 60, 100, 320]   # mm below the neck base: rounded top, trochanteric flare, shaft
-    width, depth = [8, 21, 25, 17, 14.5, 13.5], [7, 18, 21, 16, 14, 13.5]
+    profile, width, depth = _SHAFT_PROFILE, _SHAFT_WIDTH, _SHAFT_DEPTH
     along = np.linspace(-22, 320, 48)
     shaft = tube(base + along[:, None] * scale * down, np.column_stack([np.interp(along, profile, width),
                                                                          np.interp(along, profile, depth)]) * scale,
@@ -179,9 +188,11 @@ def _femur(head_centre: np.ndarray, cup_radius: float, side: float, body_turn: n
                  np.interp(canal_along, [55, 100, 330], [0.5, 8.5, 8.0])[:, None] * scale, around=20)
     thickness = {"head": 0.9, "neck": 1.1, "shaft": shaft_cortex, "greater": 0.8, "lesser": 1.0}
     density = {"greater": 0.8 * _MU_TRABECULAR}   # it overlaps the shaft; their paths add up
-    solids = [Solid(*parts[name], density.get(name, _MU_TRABECULAR), cortex(name, parts[name][0], thickness[name]),
-                    14.0 if name == "shaft" else 10.0) for name in parts]
-    return solids + [Solid(*canal, _MU_MARROW - _MU_TRABECULAR)]
+    solids = {name: Solid(*parts[name], density.get(name, _MU_TRABECULAR),
+                          cortex(name, parts[name][0], thickness[name]), 14.0 if name == "shaft" else 10.0)
+              for name in parts}
+    axes = clinical.FemurAxes(head_centre, head, base, down, towards_head, lateral, scale, profile, width)
+    return {**solids, "canal": Solid(*canal, _MU_MARROW - _MU_TRABECULAR)}, axes
 
 
 def _lumbar_spine(sacrum: np.ndarray, rng: np.random.Generator) -> list[Solid]:
@@ -251,15 +262,21 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
     pelvis = pelvis or cached_shape_model(None if model_path is None else str(model_path)).sample(rng)
-    pose = pose or random_pose(rng)
     appearance = appearance or Appearance()
+    plan = clinical.draw_plan(rng, appearance, fixed_pose=pose is not None)
+    pose = pose or random_pose(rng)
+    pose = clinical.adjust_pose(plan, pose) if plan else pose
     factor = _supersampling(size)
     fine = pose.detector(size).supersampled(factor)
     bones = {name: [Solid(pose.place(pelvis.vertices[name]), pelvis.triangles[name], _MU_TRABECULAR,
                           rng.uniform(0.8, 1.6), 9.0)] for name in BONES}
+    femurs = {}
     for side, sign in _SIDES.items():
         centre, radius = pelvis.cups[f"{side}_hip"]
-        bones[f"{side}_femur"] = _femur(pose.place(centre), radius, sign, pose.body_turn(), rng)
+        parts, femurs[side] = _femur(pose.place(centre), radius, sign, pose.body_turn(), rng)
+        if plan and side in plan.resected:  # the arthroplasty took head and neck; they stay in the mask
+            parts.update({name: replace(parts[name], mu=0.0, cortex_mm=0.0) for name in ("head", "neck")})
+        bones[f"{side}_femur"] = list(parts.values())
     spine = [Solid(pose.place(s.vertices), s.triangles, s.mu, s.cortex_mm)
              for s in _lumbar_spine(pelvis.vertices["sacrum"], rng)]
     gas = _bowel_gas(pose, rng)
@@ -277,11 +294,31 @@ def make_pelvis(rng: np.random.Generator, size: int = 256, appearance: Appearanc
     attenuation = bone * (1 + 0.08 * _trabecular_texture(rng, fine)) + np.minimum(gas_attenuation, 0)
     body = BodyOutline.random(rng, pose.hip_height)
     attenuation = attenuation.ravel() + soft_tissue_path(fine, body, pose.body_turn())
-    image, field_of_view = expose(attenuation.reshape(fine.size, fine.size), fine, rng, appearance, factor)
+    foreign = _metal_and_lead(plan, pelvis, pose, femurs, fine) if plan else None
+    if foreign is not None:
+        attenuation = attenuation + foreign
+        foreign = _block_mean((foreign > 1.5).reshape(fine.size, fine.size), factor) > 0.25  # metal or lead
+    image, field_of_view = expose(attenuation.reshape(fine.size, fine.size), fine, rng, appearance, factor, plan,
+                                  foreign)
     masks = {name: (_block_mean(coverage[name], factor) >= 0.5) & field_of_view for name in STRUCTURES}
     masks.update(separate_hips(masks, {name: _block_mean(paths[name], factor) for name in ("left_hip", "right_hip")}))
     detector = pose.detector(size)
-    return PelvisSample(image, masks, *_midline(pose, detector), detector.spacing, pose)
+    return PelvisSample(image, masks, *_midline(pose, detector), detector.spacing, pose,
+                        plan.conditions if plan else ())
+
+
+def _metal_and_lead(plan: clinical.Plan, pelvis: Pelvis, pose: Pose, femurs: dict, detector: Detector):
+    """Attenuation (flattened pixels) of the plan's implants and shield; None when it has neither."""
+    parts = clinical.implant_parts(plan, pelvis, pose, femurs)
+    if not parts and not plan.shield:
+        return None
+    total = np.zeros(detector.size**2)
+    if parts:
+        metal = _project(detector, [(0, Solid(vertices, triangles, mu)) for vertices, triangles, mu in parts], 1)
+        total += np.maximum(metal.attenuation[0], 0)   # hollow parts are negative solids inside positive ones
+    if plan.shield:
+        total += clinical.shield_attenuation(plan, pelvis, pose, detector)
+    return total
 
 
 def _project(detector: Detector, solids: list[tuple[int, Solid]], n_groups: int):

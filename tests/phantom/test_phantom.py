@@ -238,9 +238,11 @@ def test_manifest_gives_spacing_midline_and_true_pose(dataset):
     with open(dataset / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == ("id", "patient_id", "pixel_spacing_mm", "midline_x", "midline_tilt_deg", "tilt_deg",
-                              "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification")  # data/README.md
+                              "rotation_deg", "obliquity_deg", "source_detector_mm", "magnification",
+                              "conditions")  # data/README.md
     assert [row["id"] for row in rows] == [f"pelvis_{i:04d}" for i in range(4)]
     for row in rows:
+        assert row["conditions"] == "", "the default look is a clean film"
         assert 400 / 64 <= float(row["pixel_spacing_mm"]) <= 470 / 64
         assert 0 < float(row["midline_x"]) < 64
         assert abs(float(row["tilt_deg"])) <= 10 and abs(float(row["rotation_deg"])) <= 8
