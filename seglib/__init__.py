@@ -34,6 +34,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "training.run_dir": ("RunDir", "load_run_model"),
     "inference.predictor": ("Predictor", "predict_folder", "fuse_folder", "pretrained"),
     "inference.fusion": ("fuse",),
+    "inference.quality": ("film_quality",),
     "inference.segment": ("segment_folder",),
     "inference.export": ("export_run",),
     "evaluation.metrics": ("segmentation_metrics",),

@@ -339,6 +339,7 @@ def _resolved_init(config: RunConfig, given: dict) -> str:
 # matplotlib); tests/cli/test_help.py checks each against its implementation.
 FUSION_STRATEGIES = ("argmax", "priority", "multilabel")              # seglib.inference.fusion
 SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.viewer_export
+OVERLAY_CHOICES = ("all", "flagged", "none")                           # segment --overlays (inference.archive)
 IMPORT_FORMATS = ("labels", "uwmgi", "sides", "dicom", "dicom-seg")    # seglib.data.adapters.FORMATS
 SIDE_CONVENTIONS = ("patient", "image")                                # seglib.data.adapters
 APPEARANCE_NAMES = ("default", "shifted", "wide", "clinical")         # seglib.phantom.exposure.APPEARANCES

@@ -431,3 +431,16 @@ def test_a_complete_result_that_cannot_take_its_place_stays_in_sight(tmp_path):
     assert (out / "theirs.txt").read_text() == "another run's result"
     remove_stale_temporaries(out)  # what the next run into the same place does first
     assert (kept / "areas.csv").is_file()
+
+
+def test_a_temporary_killed_before_it_was_marked_is_removed_only_when_empty(tmp_path):
+    """A kill between creating a temporary and marking it (seen under load) left it for ever."""
+    from seglib.data.outputs import remove_stale_temporaries
+
+    dead = 2**22 + 1  # above Linux's default pid_max: no process has it
+    empty, holding = tmp_path / f".pred.seglib-{dead}-empty", tmp_path / f".pred.seglib-{dead}-mine"
+    empty.mkdir()
+    holding.mkdir()
+    (holding / "notes.txt").write_text("not seglib's")
+    remove_stale_temporaries(tmp_path / "pred")
+    assert _hidden(tmp_path) == [f".pred.seglib-{dead}-mine"]

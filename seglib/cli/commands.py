@@ -16,6 +16,7 @@ from seglib.config import (
     BASELINE_METHODS,
     FUSION_STRATEGIES,
     IMPORT_FORMATS,
+    OVERLAY_CHOICES,
     PRETRAINED_MODELS,
     PROFILES,
     SEGMENT_FORMATS,
@@ -70,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_phantom, _add_atlas, _add_render_atlas, _add_pretrain, _add_train, _add_predict, _add_fuse, _add_evaluate,
-                _add_check, _add_import, _add_split, _add_demo, _add_segment, _add_export, _add_baseline, _add_bench,
-                _add_ablation, _add_report):
+                _add_check, _add_import, _add_split, _add_demo, _add_segment, _add_merge, _add_export, _add_baseline,
+                _add_bench, _add_ablation, _add_report):
         add(commands)
     for name in PROGRESS_COMMANDS:
         commands.choices[name].add_argument("--quiet", action="store_true",
@@ -159,13 +160,15 @@ def _add_pretrain(commands):
     p.add_argument("--out", required=True, type=Path,
                    help="the shipped run folder to write (seglib/data/pretrained/pelvis replaces the shipped one)")
     p.add_argument("--force", action="store_true", help="replace an earlier pretrain output in --out")
+    p.add_argument("--base", help="fine-tune this network in the clinical stage instead of training the first "
+                                  "stage from random weights: a pretrained model's name (pelvis) or a finished run")
     p.set_defaults(handler=_pretrain, interrupted="run the same command again: it continues where it stopped")
 
 
 def _pretrain(args):
     from seglib.workflow.pretrain import build_pretrained
 
-    print(build_pretrained(args.atlas, args.work, args.out, force=args.force))
+    print(build_pretrained(args.atlas, args.work, args.out, force=args.force, base=args.base))
 
 
 def _add_train(commands):
@@ -275,16 +278,21 @@ def _add_fuse(commands):
     p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
 
 
-def _add_folder_inference_options(p, images: str, shipped_models: bool = False) -> None:
+def _add_folder_inference_options(p, images: str, shipped_models: bool = False, images_list: bool = False) -> None:
     """The options fuse and segment share: per-structure runs (or, with `shipped_models`, a model that ships
-    with seglib) over a folder of images."""
+    with seglib) over a folder of images (or, with `images_list`, a list of films)."""
     models = p.add_mutually_exclusive_group(required=True) if shipped_models else p
     models.add_argument("--runs", required=not shipped_models, nargs="+", type=Path,
                         help="run directories, one per structure")
     if shipped_models:
         models.add_argument("--model", choices=PRETRAINED_MODELS,
                             help="a pretrained model that ships with seglib, instead of --runs (README, Pretrained model)")
-    p.add_argument("--images", required=True, type=Path, help=images)
+    source = p.add_mutually_exclusive_group(required=True) if images_list else p
+    source.add_argument("--images", required=not images_list, type=Path, help=images)
+    if images_list:
+        source.add_argument("--images-list", type=Path, metavar="FILE",
+                            help="instead of --images: a text file with one film path a line, or a .csv with a path "
+                                 "column (and optionally id); relative paths are relative to FILE's folder")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
     p.add_argument("--threshold", type=_checked(float, "threshold"), default=0.5,
@@ -394,24 +402,70 @@ def _demo(args):
 
 
 def _add_segment(commands):
-    p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv")
-    _add_folder_inference_options(p, images="folder of images of any sizes", shipped_models=True)
+    p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv; "
+                                            "streaming, resumable, sharded, on one machine or a Ray cluster")
+    _add_folder_inference_options(p, images="folder of images of any sizes", shipped_models=True, images_list=True)
     p.add_argument("--format", nargs="+", choices=SEGMENT_FORMATS, default=["png"], dest="formats",
                    help="png (default): labels/ and overlays/; nifti: nifti/<id>.nii.gz with pixel spacing + colour "
                         "tables for ITK-SNAP and 3D Slicer; dicom-seg: dicom-seg/<id>.dcm referencing each DICOM "
                         "input (other inputs are named on stderr and get their other formats; refused when no "
                         "input is DICOM). Several at once: --format png nifti dicom-seg")
-    p.set_defaults(handler=_segment, interrupted=NOTHING_WRITTEN)
+    p.add_argument("--overlays", choices=OVERLAY_CHOICES, default="all",
+                   help="which films get a colour overlay (png format): all (default), flagged (those quality.csv "
+                        "flags: not segmentable, a structure empty or little trusted), none (an archive: labels and "
+                        "tables only)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted segment in --out (same options): films already written are kept")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="only the I-th of N shares of the films (by a hash of the id), e.g. one job of a Slurm "
+                        "array; join the shard folders with `seglib merge`")
+    p.add_argument("--batch-size", type=_checked(int, "batch_size"), default=8, help="films per network call (default 8)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Ray Data: a local Ray on this machine's cores, or the cluster at ADDRESS "
+                        "(e.g. 10.0.0.1:6379, or auto); needs pip install 'seglib[ray]'")
+    p.add_argument("--workers", type=_checked(int, "batch_size"),
+                   help="with --ray: actors, each with the model loaded once (default: one per GPU, else 1)")
+    p.set_defaults(handler=_segment)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from seglib.inference.archive import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _segment(args):
+    from seglib.inference.archive import segment_archive
     from seglib.inference.predictor import PRETRAINED_FUSION
-    from seglib.inference.segment import segment_folder
     from seglib.training.run_dir import pretrained_run
 
     runs = args.runs or [pretrained_run(args.model)]
-    print(segment_folder(runs, args.images, args.out, tta=args.tta, threshold=args.threshold, force=args.force,
-                         formats=args.formats, fuse_options=PRETRAINED_FUSION.get(args.model)))
+    args.interrupted = (f"{args.out} is as it was; nothing of the new run was kept" if args.force else
+                        f"the films finished so far are kept in {args.out}; the same command with --resume "
+                        "segments the rest")
+    print(segment_archive(runs, args.images, args.out, images_list=args.images_list, tta=args.tta,
+                          threshold=args.threshold, force=args.force, formats=args.formats,
+                          fuse_options=PRETRAINED_FUSION.get(args.model), overlays=args.overlays, resume=args.resume,
+                          shard=args.shard, batch_size=args.batch_size, ray=args.ray, workers=args.workers))
+
+
+def _add_merge(commands):
+    p = commands.add_parser("merge", help="join the tables of the shard folders of one `segment --shard I/N` run")
+    p.add_argument("shards", nargs="+", type=Path, help="the complete shard folders, all N of them")
+    p.add_argument("--out", required=True, type=Path,
+                   help="new folder: areas.csv, quality.csv, labels.json, films.csv (which shard folder holds each "
+                        "film's files)")
+    p.add_argument("--force", action="store_true", help="replace an earlier merge output (never anything else)")
+    p.set_defaults(handler=_merge, interrupted=NOTHING_WRITTEN)
+
+
+def _merge(args):
+    from seglib.inference.archive import merge_shards
+
+    print(merge_shards(args.shards, args.out, force=args.force))
 
 
 def _add_export(commands):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ import pandas as pd
 
 from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table, write_png
 from seglib.data.names import checked_name, checked_names
+from seglib.data.outputs import output_folder
 
 NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
 
@@ -375,3 +378,41 @@ def positive_mm(text) -> float | None:
     except (TypeError, ValueError):
         return None
     return mm if math.isfinite(mm) and mm > 0 else None
+
+
+def join_datasets(parts: dict[str, Path], out: str | Path) -> Path:
+    """One dataset of several (prefix -> dataset folder with binary masks): every image and mask under the
+    id `<prefix>_<id>`, hard-linked where the file system allows (else copied), and the manifests' rows with
+    the new ids and patients (two parts' `case_0001` are different people). The parts must hold the same
+    structures. OUT appears complete or not at all (seglib.data.outputs)."""
+    scans = {prefix: scan(root) for prefix, root in parts.items()}
+    for found in scans.values():
+        if found.first_error() is not None:
+            raise found.first_error().as_error()
+    structures = {prefix: sorted(found.masks) for prefix, found in scans.items()}
+    if len({tuple(names) for names in structures.values()}) > 1 or any(found.labelled for found in scans.values()):
+        raise DataError(f"cannot join {', '.join(map(str, parts.values()))}: each must have binary masks of the same "
+                        f"structures (they have {structures})")
+    with output_folder(out, "join", list(parts.values())) as staging:
+        manifests = []
+        for prefix, found in scans.items():
+            for image_id, path in found.images.items():
+                _link(path, staging / "images" / f"{prefix}_{image_id}{path.suffix}")
+                for structure, masks in found.masks.items():
+                    mask = masks[image_id].path
+                    _link(mask, staging / "masks" / structure / f"{prefix}_{image_id}{mask.suffix}")
+            manifest = read_manifest(parts[prefix])
+            if manifest is not None:
+                renamed = {column: prefix + "_" + manifest[column] for column in ("id", "patient_id") if column in manifest}
+                manifests.append(manifest.assign(**renamed))
+        if manifests:
+            pd.concat(manifests).to_csv(staging / "manifest.csv", index=False)
+    return Path(out)
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)

@@ -249,12 +249,17 @@ def claim_folder(path: str | Path, command: str, inputs=()) -> Path:
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Delete the marked temporaries of `path` left by processes that no longer run (killed)."""
+    """Delete the marked temporaries of `path` left by processes that no longer run (killed), and the
+    empty unmarked ones of a process killed between creating and marking one; nothing else."""
     pattern = re.compile(re.escape(_temporaries(path)) + r"(\d+)-")
     for candidate in path.parent.glob(f"{_temporaries(path)}*") if path.parent.is_dir() else ():
         owner = pattern.match(candidate.name)
-        if owner and not _running(int(owner.group(1))) and (candidate / MARKER).is_file():
+        if not owner or _running(int(owner.group(1))):
+            continue
+        if (candidate / MARKER).is_file():
             shutil.rmtree(candidate, ignore_errors=True)
+        elif candidate.is_dir() and not any(candidate.iterdir()):  # killed between creating and marking it
+            candidate.rmdir()
 
 
 def _temporaries(path: Path) -> str:

@@ -9,6 +9,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "postprocessing": ("select_postprocessing",),
     "segment": ("segment_folder",),
     "film_checks": ("degenerate_reason",),
+    "quality": ("film_quality", "quality_rows", "QualityModel"),
     "dicom_seg_export": ("write_segmentation",),
     "nifti": ("write_label_map", "write_colour_tables"),
     "baselines": ("BASELINES", "predict_baseline_folder"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
 from seglib.inference.film_checks import warn_if_degenerate
 from seglib.inference.fusion import fuse
+from seglib.inference.quality import QualityTable
 from seglib.networks.tiling import apply_model
 from seglib.progress import progress
 from seglib.symmetry.partners import partner_of
@@ -29,12 +31,23 @@ from seglib.training.calibration import calibrated, run_thresholds
 from seglib.training.run_dir import RunDir, pretrained_run
 
 
+class TTAPasses(NamedTuple):
+    """The two flip-TTA passes of one film apart, structure -> map at the model's working resolution
+    (flipped: None when a structure's mirror partner has no model); `averaged`: whether the film's maps are
+    their mean (tta) or the plain pass alone."""
+
+    plain: dict[str, np.ndarray]
+    flipped: dict[str, np.ndarray]
+    averaged: bool
+
+
 class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path, calibrate: bool = True):
         """calibrate: apply each run's validation-chosen threshold (seglib.training.calibration)."""
-        self.runs = [(RunDir(d).load_model(), RunDir(d).config()) for d in run_list(run_dirs)]
+        self.run_dirs = [RunDir(d).path for d in run_list(run_dirs)]
+        self.runs = [(RunDir(d).load_model(), RunDir(d).config()) for d in self.run_dirs]
         self.thresholds = {s: t for d in run_list(run_dirs) for s, t in run_thresholds(d).items()} if calibrate else {}
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
@@ -51,8 +64,11 @@ class Predictor:
                              f"({', '.join(str(partner_of(s)) for s in missing)}); pass both runs or drop --tta")
         return partners
 
-    def probabilities(self, image: np.ndarray, tta: bool = False, name: str = "film") -> dict[str, np.ndarray]:
-        """structure -> float32 probability map with the image's own shape.
+    def probabilities(self, image: np.ndarray, tta: bool = False, name: str = "film", passes: bool = False):
+        """structure -> float32 probability map with the image's own shape; with `passes`, the pair
+        (those maps, TTAPasses) for seglib.inference.quality: the plain and the flipped pass apart, at the
+        working resolution (the flipped pass is run for it even without `tta`, where the runs have the mirror
+        partners; None for a degenerate film).
 
         `image`: a film as read_image returns it, or any array seglib.data.io.grey_film accepts (8- or 16-bit,
         other integers by their values, floats in [0, 1], grey or RGB), normalised by that one rule, as a
@@ -65,14 +81,18 @@ class Predictor:
         outline is drawn at the film's resolution, and memory follows the working size, not the film's."""
         image = grey_film(image, name)
         if warn_if_degenerate(image, name) is not None:
-            return {s: np.zeros(image.shape, np.float32) for s in self.structures}
+            maps = {s: np.zeros(image.shape, np.float32) for s in self.structures}
+            return (maps, None) if passes else maps
         working = {size: working_image(image, size) for size in {config.image_size for _, config in self.runs}}
-        maps = self._predict(working)
-        if tta:
+        maps = plain = self._predict(working)
+        flipped = None
+        if tta or (passes and all(partner_of(s) in self.structures for s in self.structures)):
             mirrored = self._predict({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
-            maps = {s: (maps[s] + _resized(mirrored[p][:, ::-1], maps[s].shape)) / 2.0
-                    for s, p in self.tta_partners().items()}
-        return {s: _resized(m, image.shape) for s, m in maps.items()}
+            flipped = {s: _resized(mirrored[p][:, ::-1], plain[s].shape) for s, p in self.tta_partners().items()}
+        if tta:
+            maps = {s: (plain[s] + flipped[s]) / 2.0 for s in plain}
+        maps = {s: _resized(m, image.shape) for s, m in maps.items()}
+        return (maps, TTAPasses(plain, flipped, tta)) if passes else maps
 
     def _predict(self, working: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """structure -> probability map at its model's working resolution."""
@@ -124,11 +144,12 @@ def prepared_inference(run_dirs, images_dir, tta: bool = False, subset: str | No
     return predictor, select_ids(list_images(images_dir), _first(run_dirs), subset)
 
 
-def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False):
-    """(id, image, structure -> probability map) for each image, one image in memory at a time."""
+def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False, passes: bool = False):
+    """(id, image, structure -> probability map) for each image, one image in memory at a time; with
+    `passes`, the third item is the pair (maps, TTAPasses) (Predictor.probabilities)."""
     for image_id, path in images.items():
         image = read_image(path)
-        yield image_id, image, predictor.probabilities(image, tta=tta, name=str(path))
+        yield image_id, image, predictor.probabilities(image, tta=tta, name=str(path), passes=passes)
 
 
 def save_probability(path: Path, probability: np.ndarray) -> None:
@@ -138,15 +159,20 @@ def save_probability(path: Path, probability: np.ndarray) -> None:
 
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
-    """Write OUT/probabilities/<structure>/<id>.png and OUT/masks/<structure>/<id>.png."""
+    """Write OUT/probabilities/<structure>/<id>.png, OUT/masks/<structure>/<id>.png and OUT/quality.csv
+    (seglib.inference.quality: a predicted Dice and a flag per image and structure)."""
     threshold = checked_threshold(threshold, "predict threshold")  # before any model is loaded
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
+    quality = QualityTable(predictor, threshold)
     with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
         dataset = DatasetWriter(staging)
-        for image_id, _, probabilities in progress(predictions(predictor, images, tta), "predict", len(images)):
+        for image_id, image, (probabilities, passes) in progress(
+                predictions(predictor, images, tta, passes=True), "predict", len(images)):
             for structure, probability in probabilities.items():
                 save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
                 dataset.mask(structure, image_id, probability >= threshold)
+            quality.add(image_id, image, passes)
+        quality.write(staging / "quality.csv")
         write_text(staging / "predict.json", json.dumps(
             {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))

@@ -5,6 +5,7 @@
     OUT/overlays/<id>.png   the image with each structure coloured (seglib.reporting.plots.structure_color)
     OUT/areas.csv           id, structure, area_px, area_mm2, left_right_area_ratio, contested_px, warning
                             (seglib.inference.measurements)
+    OUT/quality.csv         id, structure, predicted_dice, flag and their evidence (seglib.inference.quality)
     OUT/nifti/, OUT/dicom-seg/   with formats=("nifti", "dicom-seg"): see seglib.inference.viewer_export
 
 labels/ and overlays/ are the "png" format, the default; formats may name several.
@@ -30,6 +31,7 @@ from seglib.inference.film_checks import degenerate_reason
 from seglib.inference.fusion import fuse
 from seglib.inference.measurements import AREA_COLUMNS, area_rows, spacing_pair
 from seglib.inference.predictor import predictions, prepared_inference, run_list
+from seglib.inference.quality import QualityTable
 from seglib.inference.viewer_export import image_spacing, open_exports
 from seglib.progress import progress
 from seglib.reporting.plots import structure_color
@@ -55,7 +57,10 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
             open(staging / "areas.csv", "w", newline="") as table:
         areas = csv.DictWriter(table, fieldnames=AREA_COLUMNS)
         areas.writeheader()
-        for image_id, image, probabilities in progress(predictions(predictor, images, tta), "segment", len(images)):
+        quality = QualityTable(predictor, threshold)
+        for image_id, image, (probabilities, passes) in progress(
+                predictions(predictor, images, tta, passes=True), "segment", len(images)):
+            quality.add(image_id, image, passes)
             fused = fuse(probabilities, **options)
             del probabilities  # fused: the film-sized maps go before the overlay is drawn (README, memory)
             path = images[image_id]
@@ -69,6 +74,7 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
             areas.writerows(area_rows(spreadsheet_safe(image_id), fused.masks, fused.contested, spacing, warning))
         for export in exports:
             export.finish(staging, fused.labels)
+        quality.write(staging / "quality.csv")
         write_text(staging / "labels.json", json.dumps(fused.labels, indent=2))
     return Path(out_dir)
 

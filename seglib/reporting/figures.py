@@ -122,17 +122,33 @@ def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
 
 
 def show_overlays(segment_dir, n: int = 6, out=None) -> Figure:
-    """The first n overlays of a `segment` output folder (OUT/overlays/), with a legend of its structures."""
+    """n overlays of a `segment` output folder (OUT/overlays/), with a legend of its structures: the films
+    its quality.csv flags first, least trusted first (their lowest predicted Dice in the title), then the rest."""
     segment_dir = Path(segment_dir)
-    overlays = sorted((segment_dir / "overlays").glob("*.png"))[:n]
-    figure, axes = _grid(len(overlays), ncols=3)
-    for ax, path in zip(axes, overlays):
-        with PILImage.open(path) as picture:  # colour: read_image reads radiographs, in grey
+    overlays = {path.stem: path for path in sorted((segment_dir / "overlays").glob("*.png"))}
+    trust = _least_predicted_dice(segment_dir / "quality.csv")
+    flagged_first = {image_id: (-flag, dice) for image_id, (dice, flag) in trust.items()}
+    shown = sorted(overlays, key=lambda image_id: flagged_first.get(image_id, (0, 1.0)))[:n]
+    figure, axes = _grid(len(shown), ncols=3)
+    for ax, image_id in zip(axes, shown):
+        with PILImage.open(overlays[image_id]) as picture:  # colour: read_image reads radiographs, in grey
             ax.imshow(np.asarray(picture.convert("RGB")))
-        ax.set_title(path.stem, fontsize=9)
+        dice, flag = trust.get(image_id, (None, 0))
+        ax.set_title(image_id + (f"  FLAGGED (predicted Dice {dice:.2f})" if flag else ""), fontsize=9,
+                     color="crimson" if flag else "black")
         ax.set_axis_off()
     _legend(figure, list(json.loads((segment_dir / "labels.json").read_text())))
     return save(figure, out)
+
+
+def _least_predicted_dice(quality_csv: Path) -> dict[str, tuple[float, int]]:
+    """id -> (its lowest predicted Dice, 1 when any structure is flagged), from a quality.csv (none: {})."""
+    if not quality_csv.is_file():
+        return {}
+    table = pd.read_csv(quality_csv, dtype={"id": str}, keep_default_na=False)
+    table["id"] = table["id"].str.replace(r"^'(?=[=+\-@\t\r])", "", regex=True)  # undo spreadsheet_safe
+    grouped = table.groupby("id").agg(dice=("predicted_dice", "min"), flag=("flag", "max"))
+    return {image_id: (float(row.dice), int(row.flag)) for image_id, row in grouped.iterrows()}
 
 
 def metric_boxplot(table: pd.DataFrame, metrics=("dice", "hd95"), out=None) -> Figure:

@@ -9,9 +9,16 @@ was stopped continues where it stopped (the training itself with `train --resume
 1. WORK/shape_model.npz     the shape model of the atlas pelves except the held-out ones
 2. WORK/films/              films rendered from it in the wide look (default and shifted ranges spanned)
 3. WORK/run/                one network for the five bones (seglib.training)
-4. WORK/heldout_<look>/     the REAL held-out pelves rendered in the default and the shifted look, and
+4. WORK/films_clinical/     films as they come from the clinic (implants, lead shields, processing, tight
+                            fields: the clinical look), with wide-look films among them so the clean ones
+                            are not forgotten
+5. WORK/run_clinical/       the network of step 3 fine-tuned on them: the shipped network
+6. WORK/heldout_<look>/     the REAL held-out pelves rendered in the default, shifted and clinical looks, and
    WORK/metrics_<look>.csv  the network's accuracy on them
-5. OUT/                     the shipped run: config, thresholds, float16 weights, metrics, MODEL_CARD.md
+7. OUT/                     the shipped run: config, thresholds, float16 weights, metrics, MODEL_CARD.md
+
+`base` (`--base pelvis`, or a finished run folder) skips steps 2-3 and fine-tunes that network instead: the
+clinical stage on top of a model already built, without repeating the first stage's hour of training.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from seglib.config import profile_config
+from seglib.config import PRETRAINED_MODELS, profile_config
 from seglib.data.io import DataError, write_text
+from seglib.data.layout import join_datasets
 from seglib.data.outputs import UnsafeOutput, check_output_path, check_replaceable, output_folder
 from seglib.evaluation.folder import evaluate_folder
 from seglib.inference.predictor import predict_folder
@@ -43,18 +51,40 @@ HELD_OUT = ("45", "46", "52", "55", "65")
 FILMS = dict(n=1200, size=256, seed=7)
 NETWORK = dict(image_size=192, epochs=20, val_fraction=0.1, test_fraction=0.0, intensity_augmentation="wide")
 HELD_OUT_FILMS = dict(poses=6, size=512, seed=1)
-LOOKS = ("default", "shifted")
+LOOKS = ("default", "shifted", "clinical")
+# The clinical stage: films in the clinical look, and a third as many in the wide look again (fine-tuning on
+# hardware and shields alone would trade the clean films for them), at a tenth of the first stage's rate.
+CLINICAL_FILMS = dict(n=600, size=256, seed=8)
+REFRESHER_FILMS = dict(n=200, size=256, seed=9)
+FINE_TUNING = dict(epochs=8, learning_rate=1e-4)
 
 
 def build_pretrained(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, force: bool = False,
-                     films: int = FILMS["n"], epochs: int = NETWORK["epochs"]) -> Path:
-    """Steps 1-5 of the module doc; returns OUT. `force` replaces an earlier pretrain output in OUT."""
-    check_start(atlas, work, out, held_out, force)
+                     films: int = FILMS["n"], epochs: int = NETWORK["epochs"], base: str | None = None) -> Path:
+    """Steps 1-7 of the module doc; returns OUT. `force` replaces an earlier pretrain output in OUT; `base`
+    (a pretrained model's name or a finished run folder) is fine-tuned instead of training step 3."""
+    check_start(atlas, work, out, held_out, force, base)
     work.mkdir(parents=True, exist_ok=True)
     model_path = work / "shape_model.npz"
     if not model_path.exists():
         shape_model.save_shape_model(shape_model.build_shape_model(
             shape_model.load_atlas(atlas, exclude=held_out)), model_path)
+    first = base or str(_first_stage(work, model_path, films, epochs).path)
+    if not (work / "films_clinical").exists():
+        _write_clinical_films(work / "films_clinical", work, model_path)
+    run = RunDir(work / "run_clinical")
+    if not run.is_finished():
+        config = profile_config("demo", data=str((work / "films_clinical").resolve()), structures=STRUCTURES,
+                                **{**NETWORK, **FINE_TUNING, "init": first})
+        train(config, run.path, resume=run.config_path.exists())
+    metrics = {look: _held_out_metrics(atlas, work, run, look, held_out) for look in LOOKS}
+    with output_folder(out, "pretrain", [atlas, work], force) as staging:
+        _write_shipped_run(run, RunDir(staging), metrics, held_out, first)
+    return out
+
+
+def _first_stage(work: Path, model_path: Path, films: int, epochs: int) -> RunDir:
+    """Steps 2-3: the network trained from random weights on wide-look films."""
     if not (work / "films").exists():
         write_phantom_dataset(work / "films", n=films, size=FILMS["size"], seed=FILMS["seed"],
                               appearance=APPEARANCES["wide"], model_path=model_path)
@@ -63,15 +93,27 @@ def build_pretrained(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, forc
         config = profile_config("demo", data=str((work / "films").resolve()), structures=STRUCTURES,
                                 **{**NETWORK, "epochs": epochs, "init": "none"})  # not from the model it rebuilds
         train(config, run.path, resume=run.config_path.exists())
-    metrics = {look: _held_out_metrics(atlas, work, run, look, held_out) for look in LOOKS}
-    with output_folder(out, "pretrain", [atlas, work], force) as staging:
-        _write_shipped_run(run, RunDir(staging), metrics, held_out)
-    return out
+    return run
 
 
-def check_start(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, force: bool = False) -> None:
+def _write_clinical_films(folder: Path, work: Path, model_path: Path) -> None:
+    """Step 4: clinical-look films and wide-look refreshers in one dataset (ids `clinical_*`, `wide_*`),
+    rendered apart and joined by hard links, so each keeps its own seed and manifest row."""
+    parts = {"clinical": CLINICAL_FILMS, "wide": REFRESHER_FILMS}
+    for look, films in parts.items():
+        if not (work / f"films_{look}_part").exists():
+            write_phantom_dataset(work / f"films_{look}_part", appearance=APPEARANCES[look], model_path=model_path,
+                                  **films)
+    join_datasets({look: work / f"films_{look}_part" for look in parts}, folder)
+
+
+def check_start(atlas: Path, work: Path, out: Path, held_out=HELD_OUT, force: bool = False,
+                base: str | None = None) -> None:
     """Everything the rebuild needs, before it creates anything: a refusal after an hour of training
     (or a WORK folder left by a mistyped --atlas) helps nobody."""
+    if base is not None and base not in PRETRAINED_MODELS and not RunDir(Path(base)).is_finished():
+        raise DataError(f"{base}: --base is a pretrained model ({', '.join(PRETRAINED_MODELS)}) or a finished run "
+                        "folder (with summary.json)")
     if not atlas.is_dir():
         raise DataError(f"{atlas}: no such folder; --atlas is the CT atlas folder (left/, right/, sacrum/)")
     subjects = shape_model.load_atlas(atlas).ids  # every mesh read now: a damaged one is named before the work
@@ -117,10 +159,10 @@ def accuracy_table(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _write_shipped_run(run: RunDir, shipped: RunDir, metrics, held_out) -> None:
-    """The run as it ships: the network in float16, the thresholds, the config without the local data path,
-    the held-out accuracy and the model card."""
-    config = dataclasses.replace(run.config(), data="")
+def _write_shipped_run(run: RunDir, shipped: RunDir, metrics, held_out, first: str) -> None:
+    """The run as it ships: the network in float16, the thresholds, the config without the local data path
+    or the first stage's folder, the held-out accuracy and the model card."""
+    config = dataclasses.replace(run.config(), data="", init="")
     shipped.write(config)
     shipped.save_float16_weights(run.load_model())
     shutil.copy(run.calibration_path, shipped.calibration_path)
@@ -131,8 +173,17 @@ def _write_shipped_run(run: RunDir, shipped: RunDir, metrics, held_out) -> None:
         structures=", ".join(config.structures), image_size=config.image_size, depth=config.depth,
         base_filters=config.base_filters, films=_count_films(run), epochs=summary["epochs_run"],
         size_mb=shipped.float16_weights_path.stat().st_size / 1e6, held_out=", ".join(held_out),
-        train_minutes=summary["train_seconds"] / 60,
-        accuracy=_markdown(table)))
+        train_minutes=summary["train_seconds"] / 60, first=_first_stage_text(first),
+        clinical=CLINICAL_FILMS["n"], refreshers=REFRESHER_FILMS["n"], accuracy=_markdown(table)))
+
+
+def _first_stage_text(first: str) -> str:
+    if first in PRETRAINED_MODELS:  # --base pelvis: the first stage is the earlier shipped model's
+        return (f"{FILMS['n']} wide-look films for {NETWORK['epochs']} epochs (about 75 minutes on a 2-core CPU; "
+                f"this build took that stage from the earlier shipped `{first}` model, its result)")
+    summary = RunDir(Path(first)).summary()
+    return (f"{FILMS['n']} wide-look films for {summary['epochs_run']} epochs "
+            f"({summary['train_seconds'] / 60:.0f} minutes on a 2-core CPU)")
 
 
 def _count_films(run: RunDir) -> int:
@@ -165,7 +216,7 @@ ship inside the package: nothing is downloaded at run time.
     python -m seglib train --init pelvis --data DATA --structure left_hip --out RUN   # fine-tuning
 
 ## Training data and attribution
-{films} synthetic films (256 px, 90 % training, 10 % validation) rendered by seglib's phantom renderer
+Synthetic films (256 px) rendered by seglib's phantom renderer
 (`seglib.phantom`: X-ray projection of bone meshes, soft tissue, femurs, detector chain) from a
 statistical shape model of the pelvis surfaces of 25 of the 30 subjects of the **Open Source Atlas of
 Pelvis Segmentations and Surgical Trajectories**, I-STAR Lab, Johns Hopkins University
@@ -175,19 +226,36 @@ Vogt S, Kleinszig G, Osgood G, Siewerdsen J H. Atlas-based automatic planning an
 guidance in pelvic trauma surgery. Phys. Med. Biol. 64 (2019) 095022, doi:10.1088/1361-6560/ab1456.
 These weights are derived from that atlas and are shared under the same licence, with this attribution.
 
-The films' look spans the renderer's default and "shifted" ranges (photons, blur, scatter, contrast,
-gamma, edge enhancement, collimation, lead markers); poses, femur positions and soft tissue are random.
-Training adds random rotation, scale, shift, mirroring (each film is also an example of the other side) and
-the wide intensity augmentation (gamma, noise, blur and edge enhancement): {epochs} epochs, {train_minutes:.0f} minutes
-on a 2-core CPU. Rebuild: `python -m seglib pretrain` (README, "Pretrained model").
+Two stages. The first trains from random weights on {first}. Their look spans the renderer's default and "shifted"
+ranges (photons, blur, scatter, contrast, gamma, edge enhancement, collimation, lead markers); poses, femur
+positions and soft tissue are random. Then the clinical stage, fine-tuning at a tenth of the rate: {clinical}
+films in the clinical look (the wide ranges plus, each with its own probability, hip arthroplasty, dynamic hip
+screws, cannulated and sacroiliac screws, plates, gonadal lead shields, CR/DR processing, low dose, burned-in
+text, tight fields that cut bones, poses beyond the usual ranges) and {refreshers} wide-look films among them,
+so the clean films are not forgotten; {films} films in all (90 % training, 10 % validation), {epochs} epochs,
+{train_minutes:.0f} minutes on a 2-core CPU. The truth masks are anatomical: a bone behind a shield or around
+metal is still bone. Training adds random rotation, scale, shift, mirroring (each film is also an example of
+the other side) and the wide intensity augmentation (gamma, noise, blur and edge enhancement). Rebuild:
+`python -m seglib pretrain` (README, "Pretrained model").
 
 ## Accuracy on pelves it has never seen
 The five held-out atlas subjects ({held_out}), their real bone surfaces rendered in 6 random poses each
-at 512 px, in the default look and in the shifted look (more noise and blur, flatter contrast; its ranges lie
-inside the wide look the model was trained on, so it is a harder look, not an unseen one). One model, no
+at 512 px, in the default look, the shifted look (more noise and blur, flatter contrast; its ranges lie
+inside the wide look the model was trained on, so it is a harder look, not an unseen one) and the clinical
+look (implants, shields, processing, tight fields: new draws, not the training films). One model, no
 test-time augmentation; HD95 at the detector (about 1.2x the anatomy):
 
 {accuracy}
+
+## How far to trust each film
+Every segmentation comes with `quality.csv`: per film and bone a predicted Dice and a flag (1: a person should
+look), from measurements the inference already has (agreement of the plain and the mirrored pass, the outline's
+soft Dice, the left/right area ratio, fragments, outline on the film's edge), through a least-squares fit made on
+rendered films whose truth is known; its coefficients and flag threshold are `quality.json` beside the weights,
+refitted for this network by `reports/quality/quality_study.py`. How well it ranks and flags the held-out films:
+`reports/quality/quality.md`, and the figure of predicted against true Dice:
+
+![predicted against true Dice](../../../../reports/quality/quality_vs_dice.png)
 
 ## Intended use
 Research and teaching: a model that segments AP pelvis films without training, and a starting point for
@@ -195,10 +263,15 @@ fine-tuning on a user's own films (`train --init pelvis`; what it buys over trai
 films and budget is measured in the README, "Pretrained model").
 
 ## Known limits
-- Trained on rendered films only; real radiographs differ (implants, contrast, bowel gas, clothing,
-  positioning aids, other processing). Check it on your own films before relying on it, and fine-tune.
-- Adult pelves from 30 CTs: no children, no fractures, no implants, no severe deformity.
+- Trained on rendered films only; real radiographs differ (contrast, bowel gas, clothing, positioning aids,
+  hardware and processing of other makes than the renderer's). Check it on your own films before relying on
+  it, and fine-tune.
+- Adult pelves from 30 CTs: no children, no fractures, no severe deformity. Implants are drawn into these
+  pelves by the renderer; bone resorption or remodelling around them is not.
 - AP projection only, pelvis roughly centred; other views (inlet, outlet, Judet, lateral) are not handled.
+- Where a tight field cuts a bone, it may draw the bone on beyond the collimator's edge (the truth stops
+  there), and a gonadal shield is sometimes taken for bone: the worst films of the clinical look; its
+  quality.csv flags most of them.
 - The sacrum is the atlas's S1-S3; the femurs are drawn by the renderer, not from CTs.
 - At {image_size} px working resolution the outline of a 2000-3000 px film is off by a few film pixels.
 """

@@ -53,6 +53,11 @@ class PretrainedSegmentation:
     def areas(self) -> pd.DataFrame:
         return pd.read_csv(self.out / "areas.csv")
 
+    def quality(self) -> pd.DataFrame:
+        """quality.csv, the films to look at first: flagged rows, then by predicted Dice, lowest first."""
+        table = pd.read_csv(self.out / "quality.csv", dtype={"id": str}, keep_default_na=False)
+        return table.sort_values(["flag", "predicted_dice"], ascending=[False, True], kind="stable")
+
     def accuracy(self) -> pd.DataFrame | None:
         """Mean Dice and median HD95 per structure against the films' truth masks; None without them."""
         truth = [s for s in available_structures(self.films) if s in self.run.config().structures]

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from conftest import write_square_dataset
 
 from seglib.data.io import DataError, read_image, read_mask, write_png
-from seglib.data.layout import load_records
+from seglib.data.layout import join_datasets, load_records
 from seglib.data.splits import split_records, write_split
 from seglib.data.validation import check_dataset
 
@@ -325,3 +326,24 @@ def test_the_dataset_writer_writes_what_check_and_training_read_back(tmp_path):
     assert set(np.unique(read_image(record.masks["right_thing"].path)).tolist()) == {0, 255}
     with pytest.raises(DataError, match=r"structure: structure name '\.\./x' is not allowed"):
         writer.mask("../x", "x1", left)
+
+
+def test_joined_datasets_keep_every_image_and_mask_apart_by_prefix(tmp_path):
+    """pretrain's clinical stage trains on clinical and wide films joined into one dataset."""
+    first, second = write_square_dataset(tmp_path / "a", n=2), write_square_dataset(tmp_path / "b", n=3)
+    (first / "manifest.csv").write_text("id,patient_id,split\ncase0,p1,train\ncase1,p1,val\n")
+    joined = join_datasets({"clinical": first, "wide": second}, tmp_path / "joined")
+    records = {r.id: r for r in load_records(joined, ["left_thing", "right_thing"])}
+    assert sorted(records) == ["clinical_case0", "clinical_case1", "wide_case0", "wide_case1", "wide_case2"]
+    assert (read_image(records["wide_case2"].image) == read_image(second / "images" / "case2.png")).all()
+    assert records["clinical_case1"].patient_id == "clinical_p1"  # two parts' p1 are different people
+    with pytest.raises(FileExistsError):  # OUT is an output like any other: never replaced unasked
+        join_datasets({"clinical": first}, tmp_path / "joined")
+
+
+def test_datasets_of_different_structures_are_not_joined(tmp_path):
+    first, second = write_square_dataset(tmp_path / "a", n=2), write_square_dataset(tmp_path / "b", n=2)
+    shutil.rmtree(second / "masks" / "right_thing")
+    with pytest.raises(DataError, match="same structures"):
+        join_datasets({"x": first, "y": second}, tmp_path / "joined")
+    assert not (tmp_path / "joined").exists()

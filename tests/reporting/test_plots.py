@@ -63,3 +63,16 @@ def test_show_overlays_shows_segment_overlays_in_their_colours(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps({"left_hip": 1, "right_hip": 2}))
     shown = show_overlays(tmp_path).axes[0].images[0].get_array()
     assert shown.shape == (16, 16, 3) and tuple(shown[8, 8]) == (213, 94, 0)
+
+
+def test_show_overlays_shows_the_flagged_films_first(tmp_path):
+    """Notebook 00 shows the films a person should check before the others (issue #31)."""
+    from seglib.reporting.figures import show_overlays
+
+    for image_id in ("a", "b", "c", "=d"):
+        write_png(tmp_path / "overlays" / f"{image_id}.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "labels.json").write_text(json.dumps({"left_hip": 1}))
+    (tmp_path / "quality.csv").write_text("id,structure,predicted_dice,flag\na,left_hip,0.98,0\n"
+                                          "b,left_hip,0.97,0\nc,left_hip,0.62,1\n'=d,left_hip,0.91,1\n")
+    titles = [ax.get_title() for ax in show_overlays(tmp_path).axes if ax.get_title()]
+    assert titles == ["c  FLAGGED (predicted Dice 0.62)", "=d  FLAGGED (predicted Dice 0.91)", "b", "a"]

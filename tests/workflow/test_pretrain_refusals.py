@@ -99,3 +99,16 @@ def test_an_earlier_pretrain_output_with_force_passes_the_checks(tmp_path):
     shutil.copytree(pretrained_run("pelvis"), out)  # the shipped run: what the README's rebuild replaces
     with pytest.raises(RebuildStarted):
         pretrain(atlas, tmp_path / "work", out, "--force")
+
+
+def test_a_base_that_is_no_model_is_refused_before_the_rebuild(tmp_path, capsys):
+    atlas, notes = write_atlas(tmp_path / "atlas"), tmp_path / "notes"
+    notes.mkdir()
+    assert pretrain(atlas, tmp_path / "work", tmp_path / "out", "--base", str(notes)) == 2
+    assert f"{notes}: --base is a pretrained model (pelvis) or a finished run folder" in refusal(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atlas", "notes"]
+
+
+def test_the_shipped_model_is_a_base_the_rebuild_starts_from(tmp_path):
+    with pytest.raises(RebuildStarted):  # every check passed: the shape model is built next
+        pretrain(write_atlas(tmp_path / "atlas"), tmp_path / "work", tmp_path / "out", "--base", "pelvis")

@@ -1,0 +1,189 @@
+"""segment on an archive (seglib.inference.archive): the streaming path gives today's label maps, a run killed
+at any moment and resumed has every film once, shards cover a folder once, memory follows the batch."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seglib.cli.commands import main
+from seglib.data.io import read_image, write_png
+from seglib.inference.archive import done_ids, in_shard, segment_archive
+from seglib.inference.segment import segment_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_films(folder: Path, n: int, size=(40, 48), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        shape = (size[0] + i % 5, size[1] + i % 3)  # sizes differ, as in an archive
+        write_png(folder / f"film{i:04d}.png", rng.integers(0, 65535, shape, dtype=np.uint16))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def films(tmp_path_factory):
+    folder = write_films(tmp_path_factory.mktemp("films") / "images", 12)
+    write_png(folder / "blank.png", np.full((30, 30), 900, np.uint16))  # not segmentable: flagged
+    return folder
+
+
+@pytest.fixture(scope="module")
+def today(hip_runs, films, tmp_path_factory):
+    """The single-process path's folder (seglib.inference.segment.segment_folder)."""
+    return segment_folder(hip_runs, films, tmp_path_factory.mktemp("today") / "out", tta=True, threshold=0.3)
+
+
+def segment(hip_runs, images, out, *options) -> list[str]:
+    return ["segment", "--runs", *map(str, hip_runs), "--images", str(images), "--out", str(out), "--tta",
+            "--threshold", "0.3", "--quiet", *options]
+
+
+def labels_of(folder: Path) -> dict[str, bytes]:
+    return {p.stem: read_image(p).tobytes() for p in sorted((folder / "labels").glob("*.png"))}
+
+
+def areas_of(folder: Path) -> pd.DataFrame:
+    table = pd.read_csv(folder / "areas.csv", dtype={"id": str}, keep_default_na=False)
+    return table.sort_values(["id", "structure"]).reset_index(drop=True)
+
+
+def test_the_streaming_path_writes_todays_label_maps_overlays_and_areas(hip_runs, films, today, tmp_path):
+    out = tmp_path / "out"
+    assert main(segment(hip_runs, films, out, "--batch-size", "3")) == 0
+    assert labels_of(out) == labels_of(today) and len(labels_of(out)) == 13
+    for film in films.glob("*.png"):
+        np.testing.assert_array_equal(read_image(out / "overlays" / film.name), read_image(today / "overlays" / film.name))
+    pd.testing.assert_frame_equal(areas_of(out), areas_of(today))
+    assert json.loads((out / "labels.json").read_text()) == json.loads((today / "labels.json").read_text())
+
+
+def test_overlays_for_none_or_only_flagged_films(hip_runs, films, today, tmp_path):
+    assert main(segment(hip_runs, films, tmp_path / "none", "--overlays", "none")) == 0
+    assert not (tmp_path / "none" / "overlays").exists() and len(labels_of(tmp_path / "none")) == 13
+    assert main(segment(hip_runs, films, tmp_path / "flagged", "--overlays", "flagged")) == 0
+    quality = pd.read_csv(tmp_path / "flagged" / "quality.csv", dtype={"id": str}, keep_default_na=False)
+    flagged = set(quality.loc[quality["flag"] == 1, "id"])  # the quality estimate's flag says who should look
+    assert "blank" in flagged and set(quality.loc[quality["warning"] != "", "id"]) <= flagged
+    assert {p.stem for p in (tmp_path / "flagged" / "overlays").glob("*.png")} == flagged
+
+
+def killed_after(arguments, out: Path, films: int) -> dict[str, int]:
+    """`python -m seglib ARGUMENTS` killed (SIGKILL) once `films` films of OUT are done: record -> mtime."""
+    run = subprocess.Popen([sys.executable, "-m", "seglib", *arguments], cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(done_ids(out)) < films and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    return {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
+
+
+def test_a_run_killed_midway_and_resumed_has_every_film_exactly_once(hip_runs, tmp_path):
+    images = write_films(tmp_path / "images", 100, size=(64, 64), seed=1)
+    out = tmp_path / "out"
+    before = killed_after(segment(hip_runs, images, out, "--batch-size", "2"), out, 10)
+    assert 10 <= len(before) < 100 and not (out / "areas.csv").exists()
+
+    assert main(segment(hip_runs, images, out)) == 2  # not without --resume: said in one line
+    assert main(segment(hip_runs, images, out, "--resume")) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json") if p.name in before} == before
+    areas = pd.read_csv(out / "areas.csv", dtype={"id": str})
+    assert len(areas) == 2 * 100 and not areas.duplicated(["id", "structure"]).any()
+    assert set(areas["id"]) == {f"film{i:04d}" for i in range(100)} == set(labels_of(out))
+    hidden = [p for p in out.rglob(".*") if p.name != ".seglib-output"]
+    assert hidden == []  # no half-written file left
+    reference = segment_folder(hip_runs, images, tmp_path / "reference", tta=True, threshold=0.3)
+    assert labels_of(out) == labels_of(reference)
+    pd.testing.assert_frame_equal(areas_of(out), areas_of(reference))
+
+
+def test_resume_continues_only_its_own_run(hip_runs, films, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(segment(hip_runs, films, out, "--overlays", "none")) == 0
+    written = labels_of(out)
+    assert main(segment(hip_runs, films, out, "--overlays", "none", "--resume")) == 0  # complete: nothing to do
+    assert "complete already" in capsys.readouterr().err
+    assert main([*segment(hip_runs, films, out, "--overlays", "none", "--resume"), "--threshold", "0.4"]) == 2
+    assert capsys.readouterr().err == (f"error: {out}: was segmented with threshold 0.3, not 0.4; resume with the "
+                                       "same options, or choose another --out\n")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    assert main(segment(hip_runs, films, theirs, "--resume")) == 2
+    assert "was not written by seglib segment" in capsys.readouterr().err
+    assert (theirs / "notes.txt").read_text() == "mine" and labels_of(out) == written
+
+
+def test_force_refuses_a_finished_folder_holding_a_users_file(hip_runs, films, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(segment(hip_runs, films, out, "--overlays", "none")) == 0
+    assert main(segment(hip_runs, films, out, "--overlays", "none", "--force")) == 0  # as written: replaced
+    (out / "labels" / "notes.txt").write_text("checked by hand")
+    assert main(segment(hip_runs, films, out, "--overlays", "none", "--force")) == 2
+    assert "holds files added or changed since seglib segment wrote it (labels/notes.txt)" in capsys.readouterr().err
+    assert (out / "labels" / "notes.txt").is_file()
+
+
+def test_shards_cover_a_folder_exactly_once_and_merge_joins_them(hip_runs, films, today, tmp_path, capsys):
+    ids = {p.stem for p in films.glob("*.png")}
+    shares = [{i for i in ids if in_shard(i, (k, 3))} for k in (1, 2, 3)]
+    assert sum(map(len, shares)) == len(ids) and set.union(*shares) == ids and all(shares)
+    folders = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, folder in enumerate(folders, 1):
+        assert main(segment(hip_runs, films, folder, "--shard", f"{k}/3", "--overlays", "none")) == 0
+        assert set(labels_of(folder)) == shares[k - 1]
+    capsys.readouterr()
+    assert main(["merge", str(folders[0]), str(folders[2]), "--out", str(tmp_path / "merged")]) == 2
+    assert capsys.readouterr().err == "error: shard 2/3 is missing; give all 3 shard folders\n"
+    assert main(["merge", *map(str, folders), "--out", str(tmp_path / "merged")]) == 0
+    pd.testing.assert_frame_equal(areas_of(tmp_path / "merged"), areas_of(today))
+    where = pd.read_csv(tmp_path / "merged" / "films.csv", dtype=str)
+    assert sorted(where["id"]) == sorted(ids)
+    assert all(Path(row.folder) == folders[next(k for k in range(3) if row.id in shares[k])].resolve()
+               for row in where.itertuples())
+
+
+def test_a_list_of_films_is_read_from_a_text_file_or_a_csv(hip_runs, films, today, tmp_path, capsys):
+    def from_list(list_file, out):
+        arguments = segment(hip_runs, films, out, "--overlays", "none")
+        arguments[arguments.index("--images")] = "--images-list"
+        arguments[arguments.index("--images-list") + 1] = str(list_file)
+        return arguments
+
+    listed = tmp_path / "films.txt"
+    listed.write_text("# the archive\n" + "".join(f"{p}\n" for p in sorted(films.glob("*.png"))))
+    assert main(from_list(listed, tmp_path / "a")) == 0
+    assert labels_of(tmp_path / "a") == labels_of(today)
+    table = tmp_path / "films.csv"
+    table.write_text("id,path\nfirst,images/film0000.png\nsecond,images/nowhere.png\n")
+    (tmp_path / "images").symlink_to(films)
+    capsys.readouterr()
+    assert main(from_list(table, tmp_path / "b")) == 2
+    assert capsys.readouterr().err == f"error: {table} line 3: images/nowhere.png not found\n"
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_memory_follows_the_batch_not_the_archive(hip_runs, tmp_path):
+    """2000 films: the memory at its peak is that of a few batches, a small part of the archive's."""
+    images = write_films(tmp_path / "images", 2000, size=(64, 64))
+    tracemalloc.start()
+    try:
+        segment_archive(hip_runs, images, tmp_path / "out", overlays="none", batch_size=8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(done_ids(tmp_path / "out")) == 2000
+    held = 2000 * 64 * 64 * (2 + 2 * 4)  # every film and its two probability maps, were they kept: 82 MB
+    assert peak < held / 4, peak
