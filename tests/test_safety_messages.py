@@ -89,7 +89,7 @@ def test_a_colour_mask_is_called_a_colour_image(tmp_path, capsys):
 def test_ctrl_c_during_predict_writes_nothing_and_says_so(tmp_path):
     run = untrained_run(tmp_path / "run")
     images = tmp_path / "images"
-    for i in range(400):  # enough work to be interrupted mid-way
+    for i in range(2000):  # enough work to be interrupted mid-way, even on a loaded machine
         write_png(images / f"im{i:03d}.png", np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8))
     command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
                "--out", str(tmp_path / "pred")]

@@ -145,7 +145,7 @@ def _hidden(folder):
 
 def test_the_temporary_of_a_killed_predict_is_cleaned_by_the_next_run(run, tmp_path):
     images = tmp_path / "images"
-    for i in range(400):  # enough work to be caught mid-way
+    for i in range(2000):  # enough work to be caught mid-way, even on a loaded machine
         write_png(images / f"im{i:03d}.png", np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8))
     (tmp_path / ".pred.mine").mkdir()  # a hidden folder of the user's, not a seglib temporary
     command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
@@ -444,3 +444,20 @@ def test_a_temporary_killed_before_it_was_marked_is_removed_only_when_empty(tmp_
     (holding / "notes.txt").write_text("not seglib's")
     remove_stale_temporaries(tmp_path / "pred")
     assert _hidden(tmp_path) == [f".pred.seglib-{dead}-mine"]
+
+
+def test_a_file_added_while_a_command_writes_in_place_is_never_replaced(tmp_path):
+    """train and segment write their folder in place for hours: a note put there meanwhile is the user's,
+    before the run is sealed (killed) and after (complete), and --force refuses to delete it."""
+    from seglib.data.outputs import UnsafeOutput, check_replaceable, claim_folder, seal
+
+    run = claim_folder(tmp_path / "run", "train", layout=("model.keras", "backup/*"))
+    (run / "model.keras").write_text("weights")
+    (run / "notes.txt").write_text("epoch 12 looked odd")
+    with pytest.raises(UnsafeOutput, match=r"notes\.txt"):  # killed: never sealed
+        check_replaceable(run, "train", force=True)
+    seal(run)
+    with pytest.raises(UnsafeOutput, match=r"notes\.txt"):  # complete
+        check_replaceable(run, "train", force=True)
+    (run / "notes.txt").unlink()
+    assert check_replaceable(run, "train", force=True)

@@ -17,6 +17,7 @@ Rules (README, "Safety"):
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -25,9 +26,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from seglib.data.io import resolved
+from seglib.data.io import atomic_file, resolved
 
 MARKER = ".seglib-output"
+LOCK = ".seglib-lock"  # while a process writes a folder in place: its process id
 
 class UnsafeOutput(FileExistsError):
     """An output path that would overwrite or delete something seglib must not touch."""
@@ -135,35 +137,48 @@ def check_replaceable(path: Path, command: str, inputs=(), force: bool | None = 
     return True
 
 
-def mark(folder: Path, command: str, ids=None, files=None) -> None:
+def mark(folder: Path, command: str, ids=None, files=None, layout=None) -> None:
     """The marker: the command, for prediction folders the image ids they cover (all of them have a
-    prediction; evaluate checks that none went missing), and for a complete folder its files (seal)."""
+    prediction; evaluate checks that none went missing), for a folder written in place the layout of
+    what the command writes there (claim_folder), and for a complete folder its files (seal). Written
+    whole or not at all: a torn marker would orphan the folder."""
     record = {"command": command, **({} if ids is None else {"ids": sorted(ids)}),
+              **({} if layout is None else {"layout": list(layout)}),
               **({} if files is None else {"files": files})}
-    (folder / MARKER).write_text(json.dumps(record) + "\n")
+    with atomic_file(folder / MARKER, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(record) + "\n")
 
 
 def seal(folder: Path) -> None:
     """Record in a complete folder's marker what it holds, so that --force can tell the folder as it
-    was written from one a person has since added to or edited (check_replaceable)."""
+    was written from one a person has since added to or edited (check_replaceable). A folder written
+    in place lists only the files of its layout: one a person put there during the run is not seglib's."""
     record = _marker(folder)
-    mark(folder, record["command"], record.get("ids"), _inventory(folder))
+    files = {name: facts for name, facts in _inventory(folder).items() if _in_layout(name, record.get("layout"))}
+    mark(folder, record["command"], record.get("ids"), files, record.get("layout"))
 
 
 def _inventory(folder: Path) -> dict[str, list[int]]:
     """Relative path -> [size, modification time in ns] of every file below `folder` but the marker."""
     files = (Path(root) / name for root, _, names in os.walk(folder) for name in names)
     return {file.relative_to(folder).as_posix(): [(stat := file.lstat()).st_size, stat.st_mtime_ns]
-            for file in files if file != folder / MARKER}
+            for file in files if file not in (folder / MARKER, folder / LOCK)}
+
+
+def _in_layout(name: str, layout) -> bool:
+    """Whether a file (relative path) is one the folder's command writes: any file without a layout."""
+    return layout is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in layout)
 
 
 def _touched_since_written(folder: Path) -> list[str]:
-    """The files of `folder` that its sealed marker does not list as they are now (none for a folder
-    sealed by no version of seglib: it is taken as written). A file removed since loses nothing."""
-    written = _marker(folder).get("files")
-    if not isinstance(written, dict):
-        return []
-    return sorted(name for name, facts in _inventory(folder).items() if written.get(name) != facts)
+    """The files of `folder` that seglib did not write as they are now: for a sealed folder, those its
+    marker does not list so; for an unfinished folder written in place, those outside its layout; none
+    for a folder marked by a version of seglib that kept no list. A file removed since loses nothing."""
+    record = _marker(folder)
+    written, layout = record.get("files"), record.get("layout")
+    if isinstance(written, dict):
+        return sorted(name for name, facts in _inventory(folder).items() if written.get(name) != facts)
+    return sorted(name for name in _inventory(folder) if not _in_layout(name, layout)) if layout else []
 
 
 def covered_ids(folder: str | Path) -> set[str] | None:
@@ -237,15 +252,43 @@ def _kept(temporary: Path, path: Path) -> Path:
     return kept
 
 
-def claim_folder(path: str | Path, command: str, inputs=()) -> Path:
-    """An empty marked folder at `path`, written in place (a training run, which must stay
+def claim_folder(path: str | Path, command: str, inputs=(), layout=()) -> Path:
+    """An empty marked folder at `path`, written in place (a training or segment run, which must stay
     resumable after a kill); anything already there is refused (an earlier run is replaced through
-    output_folder, only when the new one is complete)."""
+    output_folder, only when the new one is complete). `layout`: glob patterns (relative paths) of every
+    file the command writes there, so that a file a person adds during the run is never taken for
+    seglib's (seal, check_replaceable)."""
     path = Path(path)
     check_replaceable(path, command, inputs, force=False)
     path.mkdir(parents=True, exist_ok=True)
-    mark(path, command)
+    mark(path, command, layout=layout or None)
     return path
+
+
+@contextmanager
+def writing_alone(folder: Path):
+    """The block as the only process writing `folder` in place (a segment run and its --resume): two
+    jobs given one --out would rename each other's files. The lock of a process that no longer runs
+    (killed) is taken over."""
+    lock = Path(folder) / LOCK
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            owner = lock.read_text().strip()
+            if owner.isdigit() and _running(int(owner)):
+                raise UnsafeOutput(f"{folder}: is being written by another seglib process ({owner}); "
+                                   "wait for it, or choose another --out") from None
+            lock.unlink(missing_ok=True)  # its owner was killed
+    else:
+        raise UnsafeOutput(f"{folder}: cannot lock it for writing ({lock})")
+    try:
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        os.close(descriptor)
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -27,6 +27,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -42,6 +43,8 @@ from seglib.config import OVERLAY_CHOICES
 from seglib.data.io import IMAGE_SUFFIXES, DataError, atomic_file, read_image, resolved, spreadsheet_safe, write_text
 from seglib.data.layout import list_images
 from seglib.data.outputs import (
+    LOCK,
+    MARKER,
     UnsafeOutput,
     check_output_path,
     check_replaceable,
@@ -49,6 +52,7 @@ from seglib.data.outputs import (
     marked_command,
     output_folder,
     seal,
+    writing_alone,
 )
 from seglib.inference.film_checks import degenerate_reason, warn_if_degenerate
 from seglib.inference.fusion import fuse
@@ -56,12 +60,16 @@ from seglib.inference.measurements import AREA_COLUMNS, area_rows
 from seglib.inference.quality import QUALITY_COLUMNS, quality_model, quality_rows
 from seglib.inference.viewer_export import image_spacing, open_exports
 from seglib.progress import progress_bar
+from seglib.symmetry.partners import flip_partners
 
 TABLES = {"areas": AREA_COLUMNS, "quality": QUALITY_COLUMNS}  # name -> columns of each per-film table: OUT/<name>.csv
 SETTINGS = "segment.json"
 RECORDS = "records"
 # The settings a resumed run must share with the folder it continues (the images may have moved).
 RESUME_SETTINGS = ("runs", "tta", "threshold", "fusion", "formats", "overlays", "shard")
+# Every file a segment run writes into OUT (seglib.data.outputs.claim_folder): any other is a person's.
+LAYOUT = ("labels/*", "overlays/*", "nifti/*", "dicom-seg/*", f"{RECORDS}/*", *(f"{name}.csv" for name in TABLES),
+          "labels.json", SETTINGS, ".*.tmp*")
 RAY_INSTALL = "--ray needs Ray: pip install 'seglib[ray]' (or pip install 'ray[data]')"
 
 
@@ -75,7 +83,7 @@ class Film:
 
 def folder_films(folder: str | Path) -> list[Film]:
     """The films of a folder, by the listing rules of every command (seglib.data.layout.list_images)."""
-    return [Film(image_id, path) for image_id, path in list_images(folder).items()]
+    return [Film(image_id, path.absolute()) for image_id, path in list_images(folder).items()]
 
 
 def listed_films(list_file: str | Path) -> list[Film]:
@@ -103,7 +111,7 @@ def listed_films(list_file: str | Path) -> list[Film]:
         if image_id in lines:
             raise DataError(f"{where}: id {image_id!r} is also on line {lines[image_id]}; ids must be unique")
         lines[image_id] = line
-        films.append(Film(image_id, path))
+        films.append(Film(image_id, path.absolute()))  # the same file for a Ray actor elsewhere
     if not films:
         raise DataError(f"{list_file}: lists no films")
     return films
@@ -383,7 +391,7 @@ def _check_resumable(out: Path, settings: dict, inputs) -> None:
 
 def _remove_leftovers(folder: Path) -> None:
     """The temporaries of a killed run's unfinished files (seglib.data.io.atomic_file's names)."""
-    for sub in ("labels", "overlays", "nifti", "dicom-seg", RECORDS):
+    for sub in ("", "labels", "overlays", "nifti", "dicom-seg", RECORDS):
         if (folder / sub).is_dir():
             for entry in os.scandir(folder / sub):
                 if entry.name.startswith(".") and ".tmp" in entry.name and entry.is_file():
@@ -395,7 +403,8 @@ def assemble_tables(folder: Path, ids) -> None:
     with ExitStack() as stack:
         tables = {}
         for name, columns in TABLES.items():
-            temporary = stack.enter_context(atomic_file(folder / f"{name}.csv"))
+            # overwrite: a run stopped after the tables but before labels.json rewrites them when resumed
+            temporary = stack.enter_context(atomic_file(folder / f"{name}.csv", overwrite=True))
             tables[name] = csv.DictWriter(stack.enter_context(open(temporary, "w", newline="")), fieldnames=columns)
             tables[name].writeheader()
         for image_id in ids:
@@ -431,6 +440,10 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
     films = listed_films(images_list) if images_list is not None else folder_films(images)
     films = [film for film in films if in_shard(film.image_id, shard)]
     fusion, labels = _fusion(threshold, fuse_options, run_dirs)
+    # What the network's workers would find wrong, found before OUT exists (README: before any model loads).
+    if tta:
+        flip_partners(list(labels))
+    quality_model(run_dirs)
     given_spacing = {image_id: spacing_pair(image_id, value) for image_id, value in (spacing_mm or {}).items()}
     settings = {"runs": [str(resolved(d)) for d in run_dirs], "tta": tta, "threshold": threshold,
                 "fusion": {k: v for k, v in fusion.items() if k != "threshold"}, "formats": sorted(formats),
@@ -439,10 +452,10 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
     resuming = resume and out.is_dir() and any(out.iterdir())
     if resuming:
         _check_resumable(out, settings, inputs)
-        if is_complete(out):
+        _check_records_listed(out, films)
+        if is_complete(out) and {film.image_id for film in films} <= done_ids(out):
             print(f"{out}: complete already ({len(done_ids(out))} films); nothing to do", file=sys.stderr)
             return out
-        _check_records_listed(out, films)
     else:
         if not force and marked_command(out) == "segment" and not is_complete(out):
             raise UnsafeOutput(f"{out}: holds an unfinished segment run; pass --resume to finish it "
@@ -456,7 +469,8 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
         elif force:
             folder = stack.enter_context(output_folder(out, "segment", inputs, force))
         else:
-            folder = claim_folder(out, "segment", inputs)
+            folder = claim_folder(out, "segment", inputs, LAYOUT)
+        stack.enter_context(writing_alone(folder))  # before the leftovers of a killed run are cleared
         if not resuming:
             write_text(folder / SETTINGS, json.dumps(settings, indent=2))
         _remove_leftovers(folder)
@@ -465,24 +479,38 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
         if resuming:
             print(f"{out}: {len(done)} films done, {len(todo)} to segment", file=sys.stderr)
         run = _run_ray if ray is not None else _run_here
-        result = run(todo, folder, run_dirs=run_dirs, tta=tta, fusion=fusion, formats=formats, overlays=overlays,
-                     exports=exports, spacing=given_spacing, batch_size=batch_size, address=ray, workers=workers)
+        try:
+            result = run(todo, folder, run_dirs=run_dirs, tta=tta, fusion=fusion, formats=formats,
+                         overlays=overlays, exports=exports, spacing=given_spacing, batch_size=batch_size,
+                         address=ray, workers=workers)
+        except Exception:  # e.g. a film that cannot be read: the error names it
+            if not resuming and not force:
+                _remove_if_nothing_done(folder)
+            raise
         if timing is not None:
             timing.__dict__.update(result.__dict__)
         finish(folder, [film.image_id for film in films], labels, exports)
     return out
 
 
+def _remove_if_nothing_done(folder: Path) -> None:
+    """A fresh run that failed before any film was done leaves no folder (as every command's failure
+    leaves nothing); one with finished films stays, for --resume once the cause is fixed."""
+    ours = {folder / MARKER, folder / SETTINGS, folder / LOCK}
+    if not any(path.is_file() and path not in ours and not path.name.startswith(".") for path in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def finish(folder: Path, ids: list[str], labels: dict[str, int], exports) -> None:
     """The tables and the files of the whole folder, once every film is done; then the seal (--force's check)."""
     missing = [image_id for image_id in ids if not (folder / RECORDS / f"{image_id}.json").is_file()]
     if missing:
-        raise RuntimeError(f"{folder}: {len(missing)} film(s) have no record after the run, e.g. {missing[0]}; "
-                           "run again with --resume")
+        raise DataError(f"{folder}: {len(missing)} film(s) have no record after the run, e.g. {missing[0]}; "
+                        "run again with --resume")
     assemble_tables(folder, ids)
     for export in exports:
         export.finish(folder, labels)
-    write_text(folder / "labels.json", json.dumps(labels, indent=2))
+    write_text(folder / "labels.json", json.dumps(labels, indent=2), overwrite=True)  # a resumed complete folder
     seal(folder)
 
 
@@ -570,7 +598,9 @@ def _ray_job(films, folder, run_dirs, tta, fusion, formats, overlays, exports, s
     resources = {"num_gpus": 1} if gpus else {"num_cpus": max(1, ray.cluster_resources().get("CPU", 1) // actors)}
     results = dataset.map_batches(
         RaySegmenter, batch_size=batch_size, concurrency=actors, **resources,
-        fn_constructor_kwargs={"folder": str(folder), "run_dirs": [str(d) for d in run_dirs], "tta": tta,
+        # absolute paths: an actor's working folder is not the driver's
+        fn_constructor_kwargs={"folder": str(folder.absolute()), "run_dirs": [str(Path(d).absolute()) for d in run_dirs],
+                               "tta": tta,
                                "fusion": fusion, "formats": list(formats), "overlays": overlays, "exports": exports,
                                "spacing": spacing, "batch_size": batch_size})
     start, timing = time.perf_counter(), Timing()
@@ -589,6 +619,10 @@ def merge_shards(shard_folders, out, force: bool = False) -> Path:
     """OUT/<table>.csv joined from the complete shard folders of one sharded segment (every shard of
     I/N once, the same settings), with OUT/films.csv naming the folder holding each film's files."""
     shard_folders = [Path(folder) for folder in shard_folders]
+    twice = next((folder for i, folder in enumerate(shard_folders)
+                  if resolved(folder) in {resolved(f) for f in shard_folders[:i]}), None)
+    if twice is not None:
+        raise ValueError(f"{twice}: given twice; give each shard folder once")
     settings = {}
     for folder in shard_folders:
         if marked_command(folder) != "segment" or not is_complete(folder):
@@ -627,7 +661,7 @@ def merge_shards(shard_folders, out, force: bool = False) -> Path:
         with open(staging / "films.csv", "w", newline="") as table:
             writer = csv.writer(table)
             writer.writerow(["id", "folder"])
-            writer.writerows((image_id, str(resolved(folder))) for image_id, folder in owners.items())
+            writer.writerows((spreadsheet_safe(image_id), str(resolved(folder))) for image_id, folder in owners.items())
         (staging / "labels.json").write_text((shard_folders[0] / "labels.json").read_text())
         write_text(staging / SETTINGS, json.dumps({**first, "shard": None,
                                                   "shards": [str(resolved(f)) for f in shard_folders]}, indent=2))

@@ -13,8 +13,8 @@ far from any real radiograph, so a real one never fails them:
 - NEAR_CONSTANT: a blank film, or a blank one with a label burnt into a corner, shows nothing to
   segment; yet per-image standardisation would stretch its noise into "anatomy". Measured on the
   middle 98% of the pixel values, so a few stray pixels do not count as contrast; the limit is two
-  8-bit grey levels (the same fraction of a 16-bit range: 514 levels), while even a 10-bit film in
-  a 16-bit file spans hundreds of levels between its soft tissue and its bone.
+  8-bit grey levels, as a fraction of the range the film's bits hold (stored_range: a 10-bit film in a
+  16-bit file is measured against its 1023 levels, where its soft tissue and bone span hundreds).
 """
 
 from __future__ import annotations
@@ -44,10 +44,17 @@ def degenerate_reason(image) -> str | None:
         return "blank (every pixel has the same value)"
     step = max(1, int(np.ceil(np.sqrt(image.size / _SAMPLED_PIXELS))))  # a regular grid: no copy of the film
     low, high = np.percentile(image[::step, ::step], [1, 99])
-    full = np.iinfo(image.dtype).max
+    full = stored_range(image)
     if high - low < NEAR_CONSTANT * full:
         return f"nearly blank (98% of its pixels within {high - low:g} of {full} grey levels)"
     return None
+
+
+def stored_range(image: np.ndarray) -> int:
+    """The grey levels the film's bits can hold: a 16-bit file often stores a 10- or 12-bit film, whose
+    contrast is measured against 1023 or 4095 levels, not 65535 (the highest value's bit length; 8 bits
+    at least)."""
+    return 2 ** max(8, int(image.max()).bit_length()) - 1
 
 
 def warn_if_degenerate(image, name) -> str | None:

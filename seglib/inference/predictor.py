@@ -26,7 +26,7 @@ from seglib.inference.fusion import fuse
 from seglib.inference.quality import QualityTable
 from seglib.networks.tiling import apply_model
 from seglib.progress import progress
-from seglib.symmetry.partners import partner_of
+from seglib.symmetry.partners import flip_partners, partner_of
 from seglib.training.calibration import calibrated, run_thresholds
 from seglib.training.run_dir import RunDir, pretrained_run
 
@@ -57,12 +57,7 @@ class Predictor:
 
     def tta_partners(self) -> dict[str, str]:
         """structure -> the structure whose mirrored prediction serves as its flip-TTA second opinion."""
-        partners = {s: partner_of(s) for s in self.structures}
-        missing = sorted(s for s, p in partners.items() if p not in self.structures)
-        if missing:
-            raise ValueError(f"flip TTA for {', '.join(missing)} needs a model of the mirror partner "
-                             f"({', '.join(str(partner_of(s)) for s in missing)}); pass both runs or drop --tta")
-        return partners
+        return flip_partners(self.structures)
 
     def probabilities(self, image: np.ndarray, tta: bool = False, name: str = "film", passes: bool = False):
         """structure -> float32 probability map with the image's own shape; with `passes`, the pair

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from seglib.data.io import spreadsheet_safe
+from seglib.data.io import DataError, spreadsheet_safe
 from seglib.inference.film_checks import degenerate_reason
 from seglib.symmetry.partners import partner_of
 
@@ -71,7 +71,38 @@ class QualityModel:
 
     @classmethod
     def load(cls, path: str | Path) -> QualityModel:
-        return cls(**json.loads(Path(path).read_text()))
+        """The model stored at `path`; a DataError naming the file and the field for anything else."""
+        try:
+            values = json.loads(Path(path).read_text())
+            if not isinstance(values, dict) or set(values) - _FIELDS or {"intercept", "coefficients"} - set(values):
+                raise ValueError(f"expected an object with the fields {', '.join(sorted(_FIELDS))}")
+            _check_terms(values, "", with_tta=True)
+            _check_terms(values.get("single_pass"), "single_pass.", with_tta=False)
+            if not _finite(values.get("threshold")) or not 0 < values["threshold"] < 1:
+                raise ValueError(f"threshold {values.get('threshold')!r} is not a predicted Dice between 0 and 1")
+            return cls(**values)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read the quality model: {error}") from None
+
+
+_FIELDS = {"intercept", "coefficients", "single_pass", "threshold", "fitted_on", "name"}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def _check_terms(values, prefix: str, with_tta: bool) -> None:
+    """An intercept and a coefficient for each of FEATURES (tta_dice only `with_tta`), all finite numbers."""
+    if not isinstance(values, dict) or not isinstance(values.get("coefficients"), dict):
+        raise ValueError(f"{prefix}coefficients: expected an object of feature: number")
+    expected = set(FEATURES) - ({"tta_dice"} if not with_tta else set())
+    given = values["coefficients"]
+    if set(given) != expected:
+        raise ValueError(f"{prefix}coefficients: expected the features {', '.join(sorted(expected))}")
+    for name, value in {"intercept": values.get("intercept"), **given}.items():
+        if not _finite(value):
+            raise ValueError(f"{prefix}{name} {value!r} is not a finite number")
 
 
 def design_terms(features: dict[str, float | None]) -> dict[str, float]:

@@ -34,6 +34,17 @@ def mirror_targets(structures: tuple[str, ...] | list[str]) -> tuple[str, ...] |
     return None if None in partners else partners
 
 
+def flip_partners(structures) -> dict[str, str]:
+    """structure -> the structure whose mirrored prediction serves as its flip-TTA second opinion; a
+    ValueError naming those whose mirror partner is not among `structures`."""
+    partners = {s: partner_of(s) for s in structures}
+    missing = sorted(s for s, p in partners.items() if p not in partners)
+    if missing:
+        raise ValueError(f"flip TTA for {', '.join(missing)} needs a model of the mirror partner "
+                         f"({', '.join(str(partner_of(s)) for s in missing)}); pass both runs or drop --tta")
+    return partners
+
+
 def flip_with_partner_swap(image: np.ndarray, masks: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Mirror an image (H, W[, C]) and its masks; each flipped mask is filed under its partner."""
     unpaired = [name for name in masks if partner_of(name) is None]

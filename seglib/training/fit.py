@@ -117,7 +117,7 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
         with output_folder(run_dir, "train", inputs, force) as new_run:
             _start(config, new_run, split, train_records, val_records, verbose, strategy, callbacks)
         return run_dir
-    claim_folder(run_dir, "train", inputs)
+    claim_folder(run_dir, "train", inputs, RunDir.LAYOUT)
     try:
         return _start(config, run_dir, split, train_records, val_records, verbose, strategy, callbacks)
     except Exception:

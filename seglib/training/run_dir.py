@@ -55,6 +55,9 @@ class RunDir(os.PathLike):
     calibration_path = _in_run("calibration.json")
     backup_path = _in_run("backup")
     float16_weights_path = _in_run("weights.float16.npz")
+    # Every file training writes into the run (seglib.data.outputs.claim_folder): any other is a person's.
+    LAYOUT = (RUN_CONFIG_FILE, "split.csv", "model.keras", "history.csv", "summary.json", "calibration.json",
+              "weights.float16.npz", "backup/*", ".*.tmp*")
 
     def config(self) -> RunConfig:
         return RunConfig.load(self.config_path)

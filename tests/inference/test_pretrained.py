@@ -203,3 +203,14 @@ def test_real_films_of_any_depth_and_the_longest_formats_are_segmentable(unseen_
     film = read_image(unseen_films / "images" / "pelvis_0001.png")
     for same in (film, film >> 6, np.round(film / 257).astype(np.uint8), np.vstack([film] * 4), film[::8, ::8]):
         assert degenerate_reason(same) is None, same.shape
+
+
+def test_a_10_bit_film_in_a_16_bit_file_is_no_blank_film():
+    """Contrast is measured against the levels the film's bits hold, not the file's 65535 (review, #29 case 7)."""
+    from seglib.inference.film_checks import degenerate_reason
+
+    rng = np.random.default_rng(0)
+    ramp = 235 + 395 * np.linspace(0, 1, 256)[None, :] + rng.normal(0, 5, (256, 256))  # soft tissue to bone
+    assert degenerate_reason(ramp.clip(0, 1023).astype(np.uint16)) is None
+    flat = 30000 + rng.normal(0, 20, (256, 256))  # a flat 15-bit exposure: noise only
+    assert degenerate_reason(flat.astype(np.uint16)).startswith("nearly blank")

@@ -105,3 +105,26 @@ def test_a_run_without_its_own_quality_model_uses_the_pelvis_default_and_says_so
     assert [r["structure"] for r in rows] == ["left_thing"]
     assert rows[0]["estimator"].startswith("default (pelvis coefficients)") and "single pass" in rows[0]["estimator"]
     assert rows[0]["tta_dice"] == "" and 0.0 <= rows[0]["predicted_dice"] <= 1.0
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda q: {**q, "version": 2}, "expected an object with the fields"),
+    (lambda q: [q], "expected an object with the fields"),
+    (lambda q: {**q, "threshold": "0.9"}, "threshold '0.9'"),
+    (lambda q: {**q, "coefficients": {**q["coefficients"], "tta_dice": "big"}}, "tta_dice 'big'"),
+    (lambda q: {**q, "single_pass": None}, "single_pass.coefficients"),
+])
+def test_a_hand_edited_quality_model_is_refused_before_any_work_naming_file_and_field(tmp_path, capsys, edit, field):
+    import json
+    import shutil
+
+    from seglib.cli.commands import main
+
+    run = tmp_path / "run"
+    shutil.copytree(pretrained_run("pelvis").path, run)
+    (run / "quality.json").write_text(json.dumps(edit(json.loads((run / "quality.json").read_text()))))
+    write_png(tmp_path / "images" / "film.png", np.zeros((64, 64), np.uint8))
+    assert main(["predict", "--run", str(run), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "p")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{run / 'quality.json'}: cannot read the quality model" in error and field in error
+    assert not (tmp_path / "p").exists()
