@@ -40,7 +40,16 @@ from pathlib import Path
 import numpy as np
 
 from seglib.config import OVERLAY_CHOICES
-from seglib.data.io import IMAGE_SUFFIXES, DataError, atomic_file, read_image, resolved, spreadsheet_safe, write_text
+from seglib.data.io import (
+    IMAGE_SUFFIXES,
+    DataError,
+    atomic_file,
+    read_image,
+    resolved,
+    spreadsheet_safe,
+    write_png,
+    write_text,
+)
 from seglib.data.layout import list_images
 from seglib.data.outputs import (
     LOCK,
@@ -167,11 +176,11 @@ class FilmWriter:
         tables = film_tables(film.image_id, image, passes, fused, spacing, self.quality)
         self.clear(film.image_id)  # an earlier, killed attempt's files
         if "png" in self.formats:
-            _write_png(self.folder / "labels" / f"{film.image_id}.png", fused.label_map)
+            write_png(self.folder / "labels" / f"{film.image_id}.png", fused.label_map)
             if self.overlays == "all" or (self.overlays == "flagged" and flagged(tables)):
                 from seglib.inference.segment import overlay_rgb
 
-                _write_png(self.folder / "overlays" / f"{film.image_id}.png", overlay_rgb(image, fused.masks))
+                write_png(self.folder / "overlays" / f"{film.image_id}.png", overlay_rgb(image, fused.masks))
         for export in self.exports:
             export.write(self.folder, film.image_id, film.path, fused, spacing)
         write_text(self.folder / RECORDS / f"{film.image_id}.json",
@@ -186,7 +195,9 @@ class FilmWriter:
 def film_tables(image_id: str, image: np.ndarray, passes, fused, spacing, quality) -> dict[str, list[dict]]:
     """The film's rows of each per-film table (TABLES): one more table is one more entry here.
     `quality`: (QualityModel, its estimator's words, threshold)."""
-    warning, shown_id = degenerate_reason(image), spreadsheet_safe(image_id)
+    # The network's passes are None exactly for a film it did not segment (seglib.inference.film_checks).
+    warning = None if passes is not None else degenerate_reason(image)
+    shown_id = spreadsheet_safe(image_id)
     return {"areas": area_rows(shown_id, fused.masks, fused.contested, spacing, warning),
             "quality": quality_rows(shown_id, list(fused.masks), passes, *quality, warning)}
 
@@ -195,14 +206,6 @@ def flagged(tables: dict[str, list[dict]]) -> bool:
     """Films a person should look at (overlays='flagged'): the quality estimate's flag (which covers films
     that could not be segmented and empty masks)."""
     return any(row["flag"] for row in tables["quality"])
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    """PNG through Pillow directly (scikit-image's plugin costs more than the encoding on small films)."""
-    from PIL import Image
-
-    with atomic_file(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG")
 
 
 # --- the network on batches -------------------------------------------------------------------------------
@@ -221,12 +224,11 @@ class BatchNetwork:
     the network and writing can overlap; each film's probabilities are those Predictor.probabilities gives."""
 
     def __init__(self, predictor, tta: bool):
-        from seglib.symmetry.partners import partner_of
-
         self.predictor, self.tta = predictor, tta
+        if tta:
+            predictor.tta_partners()  # flip TTA without a structure's partner: said before any film is read
         # The mirrored pass runs for the quality estimate too, wherever the runs hold the mirror partners.
-        self.flip = tta or all(partner_of(s) in predictor.structures for s in predictor.structures)
-        self.partners = predictor.tta_partners() if self.flip else None
+        self.flip = tta or predictor.mirrorable
         self.busy_seconds = 0.0
 
     def load(self, film: Film) -> Loaded:
@@ -264,25 +266,12 @@ class BatchNetwork:
     def probabilities(self, loaded: Loaded):
         """(structure -> float32 map at the film's size, TTAPasses): Predictor.probabilities(passes=True),
         from the batch's outputs."""
-        from seglib.inference.predictor import TTAPasses, _resized
-        from seglib.training.calibration import calibrated
-
         predictor = self.predictor
         if loaded.inputs is None:
             return {s: np.zeros(loaded.image.shape, np.float32) for s in predictor.structures}, None
-
-        def maps(view: int) -> dict:
-            return {s: calibrated(outputs[view][..., i], predictor.thresholds.get(s, 0.5))
-                    for (_, config), outputs in zip(predictor.runs, loaded.outputs)
-                    for i, s in enumerate(config.structures)}
-        plain = result = maps(0)
-        flipped = None
-        if self.flip:
-            mirrored = maps(1)
-            flipped = {s: _resized(mirrored[p][:, ::-1], plain[s].shape) for s, p in self.partners.items()}
-        if self.tta:
-            result = {s: (plain[s] + flipped[s]) / 2.0 for s in plain}
-        return {s: _resized(m, loaded.image.shape) for s, m in result.items()}, TTAPasses(plain, flipped, self.tta)
+        plain = predictor.calibrated([outputs[0] for outputs in loaded.outputs])
+        mirrored = predictor.calibrated([outputs[1] for outputs in loaded.outputs]) if self.flip else None
+        return predictor.film_maps(plain, mirrored, loaded.image.shape, self.tta)
 
 
 def load_network(run_dirs, tta: bool) -> BatchNetwork:

@@ -79,25 +79,37 @@ class Predictor:
             maps = {s: np.zeros(image.shape, np.float32) for s in self.structures}
             return (maps, None) if passes else maps
         working = {size: working_image(image, size) for size in {config.image_size for _, config in self.runs}}
-        maps = plain = self._predict(working)
+        plain = self._predict(working)
+        mirrored = (self._predict({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
+                    if tta or (passes and self.mirrorable) else None)
+        maps, tta_passes = self.film_maps(plain, mirrored, image.shape, tta)
+        return (maps, tta_passes) if passes else maps
+
+    @property
+    def mirrorable(self) -> bool:
+        """Whether every structure's mirror partner is predicted too, so a mirrored pass can be run (for the
+        quality estimate even without flip TTA)."""
+        return all(partner_of(s) in self.structures for s in self.structures)
+
+    def film_maps(self, plain: dict, mirrored: dict | None, shape, tta: bool):
+        """(structure -> map at the film's `shape`, TTAPasses) from the plain and the mirrored pass at the
+        working resolution (mirrored: None without one; with `tta` the maps are the passes' mean)."""
         flipped = None
-        if tta or (passes and all(partner_of(s) in self.structures for s in self.structures)):
-            mirrored = self._predict({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
+        if mirrored is not None:
             flipped = {s: _resized(mirrored[p][:, ::-1], plain[s].shape) for s, p in self.tta_partners().items()}
-        if tta:
-            maps = {s: (plain[s] + flipped[s]) / 2.0 for s in plain}
-        maps = {s: _resized(m, image.shape) for s, m in maps.items()}
-        return (maps, TTAPasses(plain, flipped, tta)) if passes else maps
+        maps = {s: (plain[s] + flipped[s]) / 2.0 for s in plain} if tta else plain
+        return {s: _resized(m, shape) for s, m in maps.items()}, TTAPasses(plain, flipped, tta)
+
+    def calibrated(self, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """structure -> probability map, from each run's network output (in the order of self.runs), mapped
+        so that the run's validation-chosen threshold becomes 0.5."""
+        return {s: calibrated(output[..., i], self.thresholds.get(s, 0.5))
+                for (_, config), output in zip(self.runs, outputs) for i, s in enumerate(config.structures)}
 
     def _predict(self, working: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """structure -> probability map at its model's working resolution."""
-        result = {}
-        for model, config in self.runs:
-            inputs = model_input(working[config.image_size], config.side_aware)
-            maps = apply_model(model, inputs, config)
-            result.update({s: calibrated(maps[..., i], self.thresholds.get(s, 0.5))
-                           for i, s in enumerate(config.structures)})
-        return result
+        return self.calibrated([apply_model(model, model_input(working[config.image_size], config.side_aware), config)
+                                for model, config in self.runs])
 
 
 # The shipped pelvis model's bones overlap in projection (the femoral heads in the acetabula, the ilia behind

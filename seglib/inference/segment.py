@@ -70,7 +70,8 @@ def segment_folder(run_dirs, images_dir, out_dir, tta: bool = False, threshold: 
                 write_png(staging / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
             for export in exports:
                 export.write(staging, image_id, path, fused, spacing)
-            warning = degenerate_reason(image)  # said on stderr already, by the predictor
+            # said on stderr already, by the predictor, which gives no passes exactly for such a film
+            warning = None if passes is not None else degenerate_reason(image)
             areas.writerows(area_rows(spreadsheet_safe(image_id), fused.masks, fused.contested, spacing, warning))
         for export in exports:
             export.finish(staging, fused.labels)

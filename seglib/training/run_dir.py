@@ -26,9 +26,12 @@ from seglib.config import PRETRAINED_MODELS, RUN_CONFIG_FILE, RunConfig, init_fo
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
+_RUN_FILES = []  # every file name given to _in_run: what a run folder holds (RunDir.LAYOUT)
+
 
 def _in_run(name: str) -> property:
     """The path of `name` inside the run folder, as a read-only attribute."""
+    _RUN_FILES.append(name)
     return property(lambda run: run.path / name, doc=f"RUN_DIR/{name}")
 
 
@@ -56,8 +59,7 @@ class RunDir(os.PathLike):
     backup_path = _in_run("backup")
     float16_weights_path = _in_run("weights.float16.npz")
     # Every file training writes into the run (seglib.data.outputs.claim_folder): any other is a person's.
-    LAYOUT = (RUN_CONFIG_FILE, "split.csv", "model.keras", "history.csv", "summary.json", "calibration.json",
-              "weights.float16.npz", "backup/*", ".*.tmp*")
+    LAYOUT = (*_RUN_FILES, "backup/*", ".*.tmp*")  # the backup's files, atomic writes' temporaries
 
     def config(self) -> RunConfig:
         return RunConfig.load(self.config_path)
