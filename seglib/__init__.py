@@ -5,8 +5,11 @@ The public API, without knowing file names (each name is imported on first use, 
 
     from seglib import train, Predictor, fuse, evaluate_folder, build_report
 
-Subpackages, one per concern: data, phantom, symmetry, networks, losses, training, inference,
-evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
+A function for each command with a Python use, e.g. `seglib.segment("films", "out")` (`segment`, with the
+pelvis model that ships with seglib) and `seglib.pretrained("pelvis")` (its Predictor, for films in memory).
+
+Subpackages, one per concern: data, phantom, symmetry, networks, losses, training, models (the shipped
+models), inference, evaluation, reporting, experiments, workflow, cli (see docs/architecture.md).
 """
 
 from seglib.tensorflow_start import quiet_tensorflow_start
@@ -32,11 +35,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "losses.spec": ("get_loss",),
     "training.fit": ("train",),
     "training.run_dir": ("RunDir", "load_run_model"),
-    "inference.predictor": ("Predictor", "predict_folder", "fuse_folder", "pretrained"),
+    "inference.predictor": ("Predictor", "predict_folder", "fuse_folder"),
     "inference.fusion": ("fuse",),
     "inference.quality": ("film_quality",),
-    "inference.segment": ("segment_folder",),
-    "inference.export": ("export_run",),
+    "inference.segment": ("segment", "pretrained", "Segmentation", "segment_folder"),
+    "inference.saved_model": ("export_run",),
     "evaluation.metrics": ("segmentation_metrics",),
     "evaluation.folder": ("evaluate_folder",),
     "evaluation.statistics": ("summarise",),

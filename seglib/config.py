@@ -61,10 +61,12 @@ class RunConfig:
                                                  "and --no-side-aware")
     # Transfer learning: start from the weights of a model that ships with seglib (PRETRAINED_MODELS) or of
     # an earlier run, not from random ones. profile_config takes the network's shape from it; "auto" (the demo
-    # profile's) picks the shipped model that predicts every structure of the run, if any.
-    init: str = option("", "start from trained weights: auto (a shipped model that predicts every --structure, if "
-                           "any), a shipped model (pelvis), a run directory, or none; the network's shape follows "
-                           "them, the learning rate is a tenth; the demo profile's is auto")
+    # profile's) picks the shipped model, fine-tuned for structures it predicts and transferred to others.
+    init: str = option("", "start from trained weights: auto (the shipped model of the run's network), a shipped "
+                           "model by name, as segment --model takes it (pelvis), a run directory, or none; the "
+                           "network's shape follows them; structures they predict are fine-tuned at their working "
+                           "size and a tenth of the learning rate, others get a fresh output layer; the demo "
+                           "profile's is auto")
     # Model
     architecture: str = option("unet", "network builder", choices=ARCHITECTURES)
     depth: int = option(4, "number of down-samplings")
@@ -101,6 +103,12 @@ class RunConfig:
     jit_compile: bool | str = "auto"
     # Deterministic ops make a run repeatable on the same machine; XLA is off while they are on.
     deterministic: bool = True
+
+    def __post_init__(self):
+        # The bounds hold for a config built in Python too, not only for the command line and config.json.
+        for name in VALUE_RULES:
+            if name in _FIELDS:  # the threshold is no RunConfig field
+                checked_option(name, getattr(self, name))
 
     def validate(self) -> RunConfig:
         """Refuse option combinations that cannot work, before any file is written."""
@@ -251,6 +259,7 @@ _PROFILE_SETTINGS = {
     # Hip bones, sacrum and femurs start from the shipped pelvis model (init auto; seglib.training.transfer):
     # on pelves it never saw, 12 epochs of fine-tuning at its 192 px reach Dice 0.983 / HD95 2.3 mm where 30 epochs
     # from random weights at 128 px, in the same time, reach 0.963 / 4.7 mm (reports/benchmarks.md, issue #23).
+    # Every other structure starts from its encoder and decoder too, with a fresh output layer (TRANSFER below).
     "demo": dict(image_size=128, depth=4, base_filters=24, downsampling="strided", epochs=30, batch_size=8,
                  early_stopping_patience=8, init="auto"),
     # full keeps the max-pool U-Net: a GPU runs its extra full-resolution operations cheaply, and on the
@@ -276,10 +285,9 @@ def profile_config(profile: str, **overrides) -> RunConfig:
 
 # Starting from trained weights (RunConfig.init; the weights are copied by seglib.training.transfer).
 # The options that shape the network's weights: a run started from another must have the same ones. It takes them
-# from it, and its working resolution too, which the weights do not depend on.
+# from it, and, fine-tuning, its working resolution too, which the weights do not depend on.
 WEIGHT_SHAPING_OPTIONS = ("architecture", "depth", "base_filters", "batch_norm", "upsampling", "downsampling",
                           "side_aware")
-NETWORK_OPTIONS = (*WEIGHT_SHAPING_OPTIONS, "image_size")
 # Fine-tuning moves trained weights a little: at a tenth of the profile's learning rate, 20 films of another look
 # fine-tuned the shipped pelvis model to Dice 0.974 on held-out pelves, at the full rate to 0.972 (README,
 # "Pretrained model").
@@ -287,7 +295,12 @@ FINE_TUNING_RATE = 0.1
 # Epochs of a run that starts from trained weights, where the profile sets them apart from its own: the demo's 12
 # at the pelvis model's 192 px cost about what 30 from random weights at 128 px do.
 FINE_TUNING_EPOCHS = {"demo": 12}
-PRETRAINED_FOLDER = Path(__file__).parent / "data" / "pretrained"  # NAME/: a run folder (seglib.training.run_dir)
+# Transfer: a run of structures the source does not predict (lungs from the pelvis model) takes its encoder, decoder
+# and side channel, with a fresh output layer (seglib.training.transfer), at the profile's working size, learning rate
+# and epochs. On the real chest films, against random weights, it reached MONAI's Dice after 4 epochs instead of 6 and
+# ended 0.022 higher (reports/benchmarks.md, "Starting lungs from the pelvis model"): init auto does it.
+TRANSFER_BY_DEFAULT = True
+PRETRAINED_FOLDER = Path(__file__).parent / "models"  # NAME/: a shipped model's run folder (seglib.models)
 RUN_CONFIG_FILE = "config.json"  # the resolved RunConfig in every run folder (seglib.training.run_dir)
 
 
@@ -307,15 +320,17 @@ def init_folder(init: str) -> Path:
 
 def _starting_from(config: RunConfig, given: dict) -> RunConfig:
     """`config` (a profile's settings with the options `given` explicitly) as a run that starts from the weights
-    its init names: the source's network-shaping options, a tenth of the learning rate and the profile's
-    fine-tuning epochs, unless given. init auto becomes the shipped model it picks, or "" (random weights)."""
+    its init names: the source's network-shaping options; when the source predicts every structure (fine-tuning),
+    its working size too, a tenth of the learning rate and the profile's fine-tuning epochs; all unless given.
+    init auto becomes the shipped model it picks, or "" (random weights)."""
     init = _resolved_init(config, given)
     if not init:
         return dataclasses.replace(config, init="")
     source = RunConfig.load(init_folder(init) / RUN_CONFIG_FILE)
-    tuned = {name: getattr(source, name) for name in NETWORK_OPTIONS}
-    tuned.update(learning_rate=config.learning_rate * FINE_TUNING_RATE,
-                 epochs=FINE_TUNING_EPOCHS.get(config.profile, config.epochs))
+    tuned = {name: getattr(source, name) for name in WEIGHT_SHAPING_OPTIONS}
+    if set(config.structures) <= set(source.structures):  # fine-tuning; else transfer: the profile's size and rate
+        tuned.update(image_size=source.image_size, learning_rate=config.learning_rate * FINE_TUNING_RATE,
+                     epochs=FINE_TUNING_EPOCHS.get(config.profile, config.epochs))
     return RunConfig.from_dict({**dataclasses.asdict(config), **tuned, **given, "init": init})
 
 
@@ -325,11 +340,11 @@ def _resolved_init(config: RunConfig, given: dict) -> str:
         return ""
     if config.init != "auto":
         return config.init if config.init in PRETRAINED_MODELS else str(resolved(config.init))
-    for name in PRETRAINED_MODELS:  # one that predicts every structure, unless another network was asked for
+    for name in PRETRAINED_MODELS:  # unless another network was asked for
         source = RunConfig.load(init_folder(name) / RUN_CONFIG_FILE)
         other_network = any(option in given and given[option] != getattr(source, option)
                             for option in WEIGHT_SHAPING_OPTIONS)
-        if set(config.structures) <= set(source.structures) and not other_network:
+        if not other_network and (set(config.structures) <= set(source.structures) or TRANSFER_BY_DEFAULT):
             return name
     return ""
 
@@ -338,12 +353,12 @@ def _resolved_init(config: RunConfig, given: dict) -> str:
 # builds its parser without importing what implements them (scikit-image, scipy, pandas,
 # matplotlib); tests/cli/test_help.py checks each against its implementation.
 FUSION_STRATEGIES = ("argmax", "priority", "multilabel")              # seglib.inference.fusion
-SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.viewer_export
+SEGMENT_FORMATS = ("png", "nifti", "dicom-seg")                        # seglib.inference.segment_formats
 OVERLAY_CHOICES = ("all", "flagged", "none")                           # segment --overlays (inference.archive)
 IMPORT_FORMATS = ("labels", "uwmgi", "sides", "dicom", "dicom-seg")    # seglib.data.adapters.FORMATS
 SIDE_CONVENTIONS = ("patient", "image")                                # seglib.data.adapters
 APPEARANCE_NAMES = ("default", "shifted", "wide", "clinical")         # seglib.phantom.exposure.APPEARANCES
-PRETRAINED_MODELS = ("pelvis",)                                       # seglib/data/pretrained/NAME
+PRETRAINED_MODELS = ("pelvis",)                                       # seglib/models/NAME (seglib.models)
 BASELINE_METHODS = ("otsu", "random_walker", "chan_vese")              # seglib.inference.baselines
 ABLATION_CONFIGURATIONS = ("plain", "mirror", "mirror+tta", "mirror+tta+side", "mirror+tta+unified_focal",
                            "mirror+tta+consistency")                   # seglib.experiments.ablation

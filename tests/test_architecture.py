@@ -45,3 +45,43 @@ def test_imports_point_down_the_table():
     upward = {name: sorted(p for p in imported_packages(name) if p in order and order.index(p) < order.index(name))
               for name in order}
     assert not {name: above for name, above in upward.items() if above}
+
+
+def module_imports() -> dict[str, set[str]]:
+    """seglib module -> the seglib modules it imports, at the top or inside a function (a deferred import
+    still makes the two modules depend on each other). `from seglib.data import io` names the module io."""
+    def name(path: Path) -> str:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for module, path in files.items():
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in files else node.module
+                          for alias in node.names}
+        graph[module] = (names & files.keys()) - {module}
+    return graph
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    graph = module_imports()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == goal:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        return False
+
+    circles = sorted(f"{a} -> {b} -> ... -> {a}" for a, imported in graph.items() for b in imported
+                     if reaches(b, a))
+    assert not circles

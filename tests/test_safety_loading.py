@@ -51,7 +51,7 @@ def _predict_error(run, tmp_path, capsys) -> str:
     from seglib.cli import main
 
     images = write_square_dataset(tmp_path / "data", n=1) / "images"
-    assert main(["predict", "--run", str(run), "--images", str(images), "--out", str(tmp_path / "out")]) == 2
+    assert main(["predict", "--runs", str(run), "--images", str(images), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
     (line,) = capsys.readouterr().err.splitlines()
     return line
@@ -81,7 +81,7 @@ def test_a_model_with_a_class_this_version_does_not_know_is_named_in_one_line(tm
 
 
 def test_truncated_half_precision_weights_are_named_in_one_line(tmp_path, capsys):
-    # a shipped-style run (seglib/data/pretrained/NAME) whose weights file was cut short by a failed copy
+    # a shipped-style run (seglib/models/NAME) whose weights file was cut short by a failed copy
     from conftest import untrained_run
 
     from seglib.training.run_dir import RunDir

@@ -34,7 +34,7 @@ def test_a_truncated_model_is_named_as_truncated_not_missing(tmp_path, capsys):
     model = RunDir(run).model_path
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a kill -9 while saving
     images = write_square_dataset(tmp_path / "data", n=2) / "images"
-    assert main(["predict", "--run", str(run), "--images", str(images), "--out", str(tmp_path / "pred")]) == 2
+    assert main(["predict", "--runs", str(run), "--images", str(images), "--out", str(tmp_path / "pred")]) == 2
     assert error_line(capsys).startswith(f"error: {model}: truncated or damaged model file")
 
 
@@ -59,7 +59,7 @@ def test_an_empty_image_file_is_called_empty(tmp_path, capsys):
     (data / "images" / "case0.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"case0.png: empty file \(0 bytes\)$"):
         read_image(data / "images" / "case0.png")
-    assert main(["check", str(data)]) == 1
+    assert main(["check", "--data", str(data)]) == 1
     assert f"error: {data / 'images' / 'case0.png'}: empty file (0 bytes)" in capsys.readouterr().out
 
 
@@ -67,7 +67,7 @@ def test_a_dataset_without_images_fails_check(tmp_path, capsys):
     data = tmp_path / "data"
     (data / "images").mkdir(parents=True)
     (data / "masks" / "left_thing").mkdir(parents=True)
-    assert main(["check", str(data)]) == 1
+    assert main(["check", "--data", str(data)]) == 1
     assert (f"error: {data / 'images'}: no images (.png, .jpg, .jpeg, .tif, .tiff, .dcm) in the image folder"
             in capsys.readouterr().out)
 
@@ -81,7 +81,7 @@ def test_a_colour_mask_is_called_a_colour_image(tmp_path, capsys):
     write_png(mask, red)
     with pytest.raises(DataError, match="case0.png: is a colour image; a mask must be grey"):
         read_mask(mask)
-    assert main(["check", str(data)]) == 1
+    assert main(["check", "--data", str(data)]) == 1
     problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
     assert problems == [f"error: {mask}: is a colour image; a mask must be grey, with only 0 and 255 (or 0 and 1)"]
 
@@ -91,7 +91,7 @@ def test_ctrl_c_during_predict_writes_nothing_and_says_so(tmp_path):
     images = tmp_path / "images"
     for i in range(2000):  # enough work to be interrupted mid-way, even on a loaded machine
         write_png(images / f"im{i:03d}.png", np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8))
-    command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
+    command = [sys.executable, "-m", "seglib", "predict", "--runs", str(run), "--images", str(images),
                "--out", str(tmp_path / "pred")]
     # A background job ignores SIGINT, and so would its children; a handler here (reset to the default
     # in the child) makes the child take Ctrl-C as from a terminal.
@@ -131,14 +131,14 @@ def inputs(tmp_path_factory):
 WRITING_COMMANDS = {
     "segment": lambda i, out: ["segment", "--runs", str(i / "run"), "--images", str(i / "data" / "images"),
                                "--out", out],
-    "import": lambda i, out: ["import", "--format", "labels", str(i / "source"), "--out", out],
+    "import": lambda i, out: ["import", "--from", "labels", "--data", str(i / "source"), "--out", out],
     "train": lambda i, out: ["train", "--data", str(i / "data"), "--structure", "left_thing", "--out", out,
                              "--no-mirror-flip", *TINY_TRAIN],
     "evaluate": lambda i, out: ["evaluate", "--pred", str(i / "pred"), "--data", str(i / "data"), "--out", out],
-    "phantom": lambda i, out: ["phantom", "--out", out, "--n", "1", "--size", "64", "--workers", "1"],
+    "phantom": lambda i, out: ["phantom", "--out", out, "--n", "1", "--film-size", "64", "--workers", "1"],
     "report": lambda i, out: ["report", "--eval", str(i / "metrics.csv"), "--out", out, "--no-images"],
-    "split": lambda i, out: ["split", str(i / "data"), "--out", out, "--test", "1", "--val", "1"],
-    "export": lambda i, out: ["export", "--run", str(i / "run"), "--out", out],
+    "split": lambda i, out: ["split", "--data", str(i / "data"), "--out", out, "--test", "1", "--val", "1"],
+    "export": lambda i, out: ["export", "--runs", str(i / "run"), "--out", out],
 }
 
 
@@ -189,20 +189,22 @@ def test_a_huge_png_is_called_too_large_not_damaged(tmp_path, capsys):
         read_image(huge)
     run = untrained_run(tmp_path / "run")
     assert main(["segment", "--runs", str(run), "--images", str(huge.parent), "--out", str(tmp_path / "out")]) == 2
-    assert error_line(capsys).startswith(f"error: {huge}: image too large, not damaged")
+    named, summary = capsys.readouterr().err.splitlines()  # the film, then how many failed and where they are listed
+    assert named.startswith(f"error: {huge}: image too large, not damaged")
+    assert "failed.csv" in summary
 
 
 def test_a_symlink_loop_in_images_is_named_by_check_train_and_predict(tmp_path, capsys):
     data = write_square_dataset(tmp_path / "data", n=4)
     loop = data / "images" / "case9.png"
     os.symlink(loop, loop)
-    assert main(["check", str(data)]) == 1
+    assert main(["check", "--data", str(data)]) == 1
     assert f"error: {loop}: symbolic link loop" in capsys.readouterr().out.splitlines()
     assert main(["train", "--data", str(data), "--structure", "left_thing", "--out", str(tmp_path / "run"),
                  "--no-mirror-flip", *TINY_TRAIN]) == 2
     assert f"error: {loop}: symbolic link loop" in capsys.readouterr().err
     run = untrained_run(tmp_path / "tiny")
-    assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(tmp_path / "p")]) == 2
+    assert main(["predict", "--runs", str(run), "--images", str(data / "images"), "--out", str(tmp_path / "p")]) == 2
     assert error_line(capsys) == f"error: {loop}: symbolic link loop"
 
 
@@ -226,7 +228,7 @@ def test_baseline_subset_without_its_run_says_what_is_missing(tmp_path, capsys):
     images = write_square_dataset(tmp_path / "data", n=2) / "images"
     assert main(["baseline", "--method", "otsu", "--images", str(images), "--structure", "left_thing",
                  "--out", str(tmp_path / "out"), "--subset", "test"]) == 2
-    assert error_line(capsys) == ("error: baseline: --subset test needs --subset-of RUN_DIR, the run whose split.csv "
+    assert error_line(capsys) == ("error: baseline: --subset test needs --runs RUN, the run whose split.csv "
                                   "names the images of each subset")
 
 

@@ -22,7 +22,7 @@ def test_a_run_config_naming_a_path_as_structure_writes_nothing(tmp_path, capsys
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "structures": [ESCAPE]}))
     work = tmp_path / "a" / "b" / "c"
     images = write_square_dataset(work / "data", n=2) / "images"
-    code = main(["predict", "--run", str(run), "--images", str(images), "--out", str(work / "out")])
+    code = main(["predict", "--runs", str(run), "--images", str(images), "--out", str(work / "out")])
     assert code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
@@ -50,7 +50,7 @@ def test_mask_folders_must_have_safe_names(tmp_path):
     assert problems == [f"error: {folder}: structure name 'left thing' is not allowed; use only letters, digits, _ and -"]
 
 
-@pytest.mark.parametrize("command", [["train", "--data", "d", "--out", "r"], ["check", "d"]])
+@pytest.mark.parametrize("command", [["train", "--data", "d", "--out", "r"], ["check", "--data", "d"]])
 def test_command_line_structure_names_must_be_safe(command, capsys):
     with pytest.raises(SystemExit) as exit:
         main([*command, "--structure", ESCAPE])
@@ -62,6 +62,6 @@ def test_class_names_in_an_imported_table_must_be_safe(tmp_path, capsys):
     source = tmp_path / "uwmgi"
     source.mkdir()
     (source / "train.csv").write_text(f"id,class,segmentation\ncase1_day0_slice_0001,{ESCAPE},\n")
-    assert main(["import", "--format", "uwmgi", str(source), "--out", str(tmp_path / "out")]) == 2
+    assert main(["import", "--from", "uwmgi", "--data", str(source), "--out", str(tmp_path / "out")]) == 2
     assert f"train.csv: line 2: class: structure name '{ESCAPE}' is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -38,7 +38,7 @@ def run(tmp_path_factory):
 
 
 def predict(run, images, out, *options) -> int:
-    return main(["predict", "--run", str(run), "--images", str(images), "--out", str(out), *options])
+    return main(["predict", "--runs", str(run), "--images", str(images), "--out", str(out), *options])
 
 
 def test_force_never_deletes_a_dataset_inside_the_output_folder(run, tmp_path, capsys):
@@ -148,7 +148,7 @@ def test_the_temporary_of_a_killed_predict_is_cleaned_by_the_next_run(run, tmp_p
     for i in range(2000):  # enough work to be caught mid-way, even on a loaded machine
         write_png(images / f"im{i:03d}.png", np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8))
     (tmp_path / ".pred.mine").mkdir()  # a hidden folder of the user's, not a seglib temporary
-    command = [sys.executable, "-m", "seglib", "predict", "--run", str(run), "--images", str(images),
+    command = [sys.executable, "-m", "seglib", "predict", "--runs", str(run), "--images", str(images),
                "--out", str(tmp_path / "pred")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -312,7 +312,7 @@ def test_ablation_out_into_a_folder_it_did_not_write_is_refused_before_training(
     mine.mkdir()
     (mine / "ablation.csv").write_text("the user's own table")
     for options in ([], ["--force"]):
-        assert main(["ablation", "--data", str(data), "--structures", "left_thing", "right_thing", "--out", str(mine),
+        assert main(["ablation", "--data", str(data), "--structure", "left_thing", "--structure", "right_thing", "--out", str(mine),
                      "--work", str(tmp_path / "work"), "--profile", "smoke", *options]) == 2
     assert (mine / "ablation.csv").read_text() == "the user's own table"
     assert not (tmp_path / "work").exists()
@@ -391,9 +391,9 @@ def test_evaluate_force_never_replaces_a_table_inside_its_input_folder(evaluated
 
 @pytest.mark.parametrize("target", ["empty folder", "nowhere"])
 def test_a_symbolic_link_as_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, target):
-    from seglib.inference import segment
+    from seglib.inference import archive
 
-    monkeypatch.setattr(segment, "prepared_inference", lambda *a, **k: pytest.fail("the models loaded first"))
+    monkeypatch.setattr(archive, "load_network", lambda *a, **k: pytest.fail("the models loaded first"))
     images = write_square_dataset(tmp_path / "data", n=1) / "images"
     real = tmp_path / target
     if target == "empty folder":

@@ -52,7 +52,7 @@ def mixed_images(trained, tmp_path):
 @pytest.mark.slow
 def test_predict_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, tmp_path, capsys):
     _, run, _ = trained
-    assert main(["predict", "--run", str(run), "--images", str(mixed_images), "--out", str(tmp_path / "pred")]) == 0
+    assert main(["predict", "--runs", str(run), "--images", str(mixed_images), "--out", str(tmp_path / "pred")]) == 0
     assert sorted(p.name for p in (tmp_path / "pred" / "masks" / "left_thing").iterdir()) == ["case0.png", "case1.png"]
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     expected = f"warning: {mixed_images / 'notes.txt'}: not an image file seglib reads (.png, .jpg, .jpeg, .tif, .tiff, .dcm); skipped"
@@ -71,7 +71,7 @@ def test_segment_reads_jpeg_and_names_the_file_it_skips(trained, mixed_images, t
 def test_evaluate_refuses_missing_predictions_unless_allowed_and_then_lists_them(trained, tmp_path, capsys):
     data, run, _ = trained
     pred = tmp_path / "pred"
-    assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(pred)]) == 0
+    assert main(["predict", "--runs", str(run), "--images", str(data / "images"), "--out", str(pred)]) == 0
     for image_id in ("case1", "case3"):
         (pred / "masks" / "left_thing" / f"{image_id}.png").unlink()
     capsys.readouterr()
@@ -90,7 +90,7 @@ def test_evaluate_refuses_missing_predictions_unless_allowed_and_then_lists_them
 def test_predictions_of_a_subset_are_complete_when_every_selected_image_has_one(trained, tmp_path):
     data, run, _ = trained
     pred = tmp_path / "pred"
-    assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(pred),
+    assert main(["predict", "--runs", str(run), "--images", str(data / "images"), "--out", str(pred),
                  "--subset", "test"]) == 0
     assert main(["evaluate", "--pred", str(pred), "--data", str(data), "--out", str(tmp_path / "m.csv")]) == 0
     test_ids = [i for i, name in RunDir(run).split().items() if name == "test"]

@@ -48,7 +48,7 @@ def test_areas_csv_holds_formula_names_as_text(hip_runs, tmp_path):
 def test_evaluate_and_report_tables_hold_formula_names_as_text(tmp_path):
     data = formula_dataset(tmp_path / "data")
     run = untrained_run(tmp_path / "run")
-    assert main(["predict", "--run", str(run), "--images", str(data / "images"), "--out", str(tmp_path / "pred")]) == 0
+    assert main(["predict", "--runs", str(run), "--images", str(data / "images"), "--out", str(tmp_path / "pred")]) == 0
     metrics = tmp_path / "metrics.csv"
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--data", str(data), "--out", str(metrics)]) == 0
     table = rows(metrics)
@@ -61,5 +61,5 @@ def test_evaluate_and_report_tables_hold_formula_names_as_text(tmp_path):
 def test_a_split_file_seglib_reads_back_keeps_the_ids_as_they_are(tmp_path):
     data = formula_dataset(tmp_path / "data")
     split = tmp_path / "split.csv"
-    assert main(["split", str(data), "--out", str(split), "--test", "1", "--val", "1"]) == 0
+    assert main(["split", "--data", str(data), "--out", str(split), "--test", "1", "--val", "1"]) == 0
     assert {row["id"] for row in rows(split)} == {*FORMULAS, "plain"}  # the names of the files they stand for

@@ -14,8 +14,8 @@ PY=${2:-python}
 ATLAS=${ATLAS:-../shared/data/pelvis_atlas}
 HELD_OUT="45 46 52 55 65"
 mkdir -p "$WORK"
-[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
-[ -d "$WORK/data" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/data" --n 200 --size 256 --seed 0
+[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --atlas "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
+[ -d "$WORK/data" ] || $PY -m seglib phantom --shape-model "$WORK/model25.npz" --out "$WORK/data" --n 200 --film-size 256 --seed 0
 RUNS="$WORK/runs${EPOCHS:+_$EPOCHS}"
 for bone in left_hip right_hip; do
   [ -f "$RUNS/$bone/summary.json" ] || $PY -m seglib train --data "$WORK/data" --structure $bone \
@@ -23,9 +23,9 @@ for bone in left_hip right_hip; do
 done
 wait
 for look in default shifted; do
-  [ -d "$WORK/heldout_$look" ] || $PY -m seglib render-atlas --surfaces "$ATLAS" --ids $HELD_OUT --poses 6 \
-      --size 256 --seed 1 --appearance $look --model "$WORK/model25.npz" --out "$WORK/heldout_$look"
-  [ -d "$RUNS/pred_$look" ] || $PY -m seglib predict --run "$RUNS/left_hip" --run "$RUNS/right_hip" \
+  [ -d "$WORK/heldout_$look" ] || $PY -m seglib render-atlas --atlas "$ATLAS" --ids $HELD_OUT --poses 6 \
+      --film-size 256 --seed 1 --appearance $look --shape-model "$WORK/model25.npz" --out "$WORK/heldout_$look"
+  [ -d "$RUNS/pred_$look" ] || $PY -m seglib predict --runs "$RUNS/left_hip" --runs "$RUNS/right_hip" \
       --images "$WORK/heldout_$look/images" --out "$RUNS/pred_$look" --tta
   $PY -m seglib evaluate --pred "$RUNS/pred_$look" --data "$WORK/heldout_$look" \
       --out "$RUNS/metrics_$look.csv" --method "$look" --force

@@ -1,7 +1,7 @@
-"""Films per second of `segment` with the shipped pelvis model: today's single-process path
-(seglib.inference.segment.segment_folder: one film after the other, labels + overlays + areas) against the
-streaming path (seglib.inference.archive.segment_archive), one after the other in one run on the same films,
-and the share of the wall time the network is busy. Start-up (loading the model, the first batches) is
+"""Films per second of `segment` with the shipped pelvis model: the one-film-at-a-time path `segment` had before
+the archive path (`one_film_at_a_time` below: the loop of seglib 0.x's segment_folder, labels + overlays + areas +
+quality, one film after the other) against the streaming path (seglib.inference.archive.segment_archive), one
+after the other in one run on the same films, and the share of the wall time the network is busy. Start-up (loading the model, the first batches) is
 excluded: the rate is taken between the SKIP-th and the last film's completion. Optionally Ray with 1 and 2
 local workers. Appends nothing anywhere: prints a markdown table (copied into reports/benchmarks.md).
 
@@ -11,6 +11,8 @@ local workers. Appends nothing anywhere: prints a markdown table (copied into re
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import shutil
 import tempfile
 import time
@@ -20,9 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from seglib.data.io import read_image, write_png
-from seglib.inference import archive, predictor, segment
-from seglib.inference.predictor import PRETRAINED_FUSION
-from seglib.training.run_dir import pretrained_run
+from seglib.inference import archive, predictor
+from seglib.inference.fusion import fuse
+from seglib.inference.measurements import AREA_COLUMNS, area_rows
+from seglib.inference.quality import QualityTable
+from seglib.models.shipped import PRETRAINED_FUSION, pretrained_run
+from seglib.reporting.plots import overlay_rgb
 
 RUN = pretrained_run("pelvis").path
 FUSION = PRETRAINED_FUSION["pelvis"]
@@ -42,17 +47,34 @@ class Clock:
         return (len(done) - skip) / (end - start), busy / (end - start) if self.busy else float("nan")
 
 
+def one_film_at_a_time(images: Path, out: Path, clock: Clock) -> Path:
+    """The baseline: segment as it was before the archive path, each film read, predicted (flip pass for the
+    quality estimate), fused and written (label map, overlay, areas and quality rows) before the next."""
+    run = predictor.Predictor([RUN])
+    rows, quality = [], QualityTable(run)
+    for image_id, path in sorted((p.stem, p) for p in images.iterdir()):
+        image = read_image(path)
+        probabilities, passes = run.probabilities(image, passes=True, name=str(path))
+        quality.add(image_id, image, passes)
+        fused = fuse(probabilities, **FUSION)
+        write_png(out / "labels" / f"{image_id}.png", fused.label_map)
+        write_png(out / "overlays" / f"{image_id}.png", overlay_rgb(image, fused.masks))
+        rows += area_rows(image_id, fused.masks, fused.contested, None)
+        clock.done.append(time.perf_counter())
+    with open(out / "areas.csv", "w", newline="") as table:
+        writer = csv.DictWriter(table, fieldnames=AREA_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    quality.write(out / "quality.csv")
+    (out / "labels.json").write_text(json.dumps(fused.labels))
+    return out
+
+
 @contextmanager
 def clocked(clock: Clock):
-    """Record film completions (the progress bars of both paths) and network calls (both paths' own)."""
-    original_progress, original_bar = segment.progress, archive.progress_bar
-    original_predict, original_run = predictor.Predictor._predict, archive.BatchNetwork.run
-
-    def progress(iterable, *args, **kwargs):  # today's: film k is written when film k + 1 is asked for
-        for item in iterable:
-            clock.done.append(time.perf_counter())
-            yield item
-        clock.done.append(time.perf_counter())
+    """Record film completions (the streaming path's progress bar) and network calls (both paths' own)."""
+    original_bar = archive.progress_bar
+    original_predict, original_run = predictor.Predictor._network_maps, archive.BatchNetwork.run
 
     class Bar:
         def __init__(self, *args):
@@ -76,13 +98,13 @@ def clocked(clock: Clock):
                 clock.busy.append((start, time.perf_counter()))
         return run
 
-    segment.progress, archive.progress_bar = progress, Bar
-    predictor.Predictor._predict, archive.BatchNetwork.run = timed(original_predict), timed(original_run)
+    archive.progress_bar = Bar
+    predictor.Predictor._network_maps, archive.BatchNetwork.run = timed(original_predict), timed(original_run)
     try:
         yield clock
     finally:
-        segment.progress, archive.progress_bar = original_progress, original_bar
-        predictor.Predictor._predict, archive.BatchNetwork.run = original_predict, original_run
+        archive.progress_bar = original_bar
+        predictor.Predictor._network_maps, archive.BatchNetwork.run = original_predict, original_run
 
 
 def phantom_films(work: Path, n: int, size: int) -> list[np.ndarray]:
@@ -137,7 +159,7 @@ def film_folders(work: Path, png: int, dicom: int) -> dict[str, Path]:
 
 def measure(name: str, run, skip: int) -> tuple[str, float, float]:
     with clocked(Clock()) as clock:
-        out = run()
+        out = run(clock)
     if (out / archive.RECORDS).is_dir():  # a film is done when its record is written (Ray's results come in bursts)
         clock.done = [p.stat().st_mtime_ns / 1e9 for p in (out / archive.RECORDS).iterdir()]
         clock.busy = [(a - time.perf_counter() + time.time(), b - time.perf_counter() + time.time())
@@ -153,16 +175,16 @@ def compared(images: Path, out: Path, skip: int, batch_size: int, ray: bool) -> 
         return out / name
 
     streaming = {"fuse_options": FUSION, "batch_size": batch_size}
-    runs = [("today: segment_folder (labels, overlays, areas)",
-             lambda: segment.segment_folder([RUN], images, fresh("today"), fuse_options=FUSION)),
+    runs = [("one film at a time (labels, overlays, areas)",
+             lambda clock: one_film_at_a_time(images, fresh("today"), clock)),
             ("streaming (labels, overlays, areas)",
-             lambda: archive.segment_archive([RUN], images, fresh("all"), **streaming)),
+             lambda _: archive.segment_archive([RUN], images, fresh("all"), **streaming)),
             ("streaming (labels, areas: --overlays none)",
-             lambda: archive.segment_archive([RUN], images, fresh("none"), overlays="none", **streaming))]
+             lambda _: archive.segment_archive([RUN], images, fresh("none"), overlays="none", **streaming))]
     if ray:
         runs += [(f"ray, {n} local worker(s) (labels, areas)",
-                  lambda n=n: archive.segment_archive([RUN], images, fresh(f"ray{n}"), overlays="none", ray="local",
-                                                      workers=n, **streaming)) for n in (1, 2)]
+                  lambda _, n=n: archive.segment_archive([RUN], images, fresh(f"ray{n}"), overlays="none",
+                                                         ray="local", workers=n, **streaming)) for n in (1, 2)]
     return [measure(name, run, skip) for name, run in runs]
 
 

@@ -16,7 +16,7 @@ DATA=$SHARED/data/cxr_lungs_covid
 if [ ! -d "$DATA" ] || [ ! -d "$SHARED/peers" ]; then echo "skipped: $SHARED (dev set and peers) not found"; exit 0; fi
 mkdir -p "$WORK"
 [ -d "$WORK/dev" ] || $PY "$SHARED/peers/split_dev.py" "$WORK/dev" > /dev/null
-[ -f "$WORK/split.csv" ] || $PY -m seglib split "$DATA" --out "$WORK/split.csv" --test 20 --val 12 > /dev/null
+[ -f "$WORK/split.csv" ] || $PY -m seglib split --data "$DATA" --out "$WORK/split.csv" --test 20 --val 12 > /dev/null
 for lung in left_lung right_lung; do
   $PEER_PY "$SHARED/peers/monai_unet.py" "$WORK/dev/train" "$WORK/dev/test" $lung 128 30
   for epochs in ${EPOCHS:-default}; do
@@ -28,7 +28,7 @@ for lung in left_lung right_lung; do
 import sys
 from seglib.data.layout import load_records
 from seglib.data.splits import records_in
-from seglib.experiments.bare_comparison import mean_test_dice
+from seglib.experiments.bare_network_comparison import mean_test_dice
 from seglib.training.run_dir import RunDir
 run = RunDir(sys.argv[1]); config, summary = run.config(), run.summary()
 records = load_records(config.data, config.structures)

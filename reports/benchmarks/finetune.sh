@@ -17,18 +17,18 @@ EPOCHS=${EPOCHS:-60}
 HELD_OUT="45 46 52 55 65"
 SHIPPED=$($PY -c "from seglib.training.run_dir import pretrained_run; print(pretrained_run('pelvis').path)")
 mkdir -p "$WORK/runs"
-[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
-[ -d "$WORK/heldout512_shifted" ] || $PY -m seglib render-atlas --surfaces "$ATLAS" --ids $HELD_OUT --poses 6 \
-    --size 512 --seed 1 --appearance shifted --model "$WORK/model25.npz" --out "$WORK/heldout512_shifted"
+[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --atlas "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
+[ -d "$WORK/heldout512_shifted" ] || $PY -m seglib render-atlas --atlas "$ATLAS" --ids $HELD_OUT --poses 6 \
+    --film-size 512 --seed 1 --appearance shifted --shape-model "$WORK/model25.npz" --out "$WORK/heldout512_shifted"
 evaluate() {  # evaluate RUN_DIR NAME
-  [ -d "$WORK/runs/pred_$2" ] || $PY -m seglib predict --run "$1" --images "$WORK/heldout512_shifted/images" \
+  [ -d "$WORK/runs/pred_$2" ] || $PY -m seglib predict --runs "$1" --images "$WORK/heldout512_shifted/images" \
       --out "$WORK/runs/pred_$2" --quiet
   [ -f "$WORK/runs/metrics_$2.csv" ] || $PY -m seglib evaluate --pred "$WORK/runs/pred_$2" \
       --data "$WORK/heldout512_shifted" --out "$WORK/runs/metrics_$2.csv" --method "$2" --quiet
 }
 evaluate "$SHIPPED" shipped_as_is
 for n in 10 20; do
-  [ -d "$WORK/films$n" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/films$n" --n $n --size 256 \
+  [ -d "$WORK/films$n" ] || $PY -m seglib phantom --shape-model "$WORK/model25.npz" --out "$WORK/films$n" --n $n --film-size 256 \
       --seed 11 --appearance shifted --quiet
   for start in init scratch; do
     name="${start}_$n"

@@ -23,11 +23,11 @@ pelvis_192_wide:--intensity-augmentation wide
 pelvis_256_7epochs:--image-size 256 --epochs 7
 pelvis_256_patch192:--image-size 256 --patch-size 192 --epochs 12"}
 mkdir -p "$WORK/runs"
-[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --surfaces "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
-[ -d "$WORK/data" ] || $PY -m seglib phantom --model "$WORK/model25.npz" --out "$WORK/data" --n 200 --size 256 --seed 0
+[ -f "$WORK/model25.npz" ] || $PY -m seglib atlas --atlas "$ATLAS" --exclude $HELD_OUT --out "$WORK/model25.npz"
+[ -d "$WORK/data" ] || $PY -m seglib phantom --shape-model "$WORK/model25.npz" --out "$WORK/data" --n 200 --film-size 256 --seed 0
 for look in default shifted; do
-  [ -d "$WORK/heldout512_$look" ] || $PY -m seglib render-atlas --surfaces "$ATLAS" --ids $HELD_OUT --poses 6 \
-      --size 512 --seed 1 --appearance $look --model "$WORK/model25.npz" --out "$WORK/heldout512_$look"
+  [ -d "$WORK/heldout512_$look" ] || $PY -m seglib render-atlas --atlas "$ATLAS" --ids $HELD_OUT --poses 6 \
+      --film-size 512 --seed 1 --appearance $look --shape-model "$WORK/model25.npz" --out "$WORK/heldout512_$look"
 done
 while IFS=: read -r name options; do
   run="$WORK/runs/$name"
@@ -35,7 +35,7 @@ while IFS=: read -r name options; do
   [ -f "$run/left_hip/summary.json" ] || $PY -m seglib train --data "$WORK/data" --structure left_hip \
       --out "$run/left_hip" --profile demo $options > "$run.log" 2>&1
   for look in default shifted; do
-    [ -d "$run/pred_$look" ] || $PY -m seglib predict --run "$run/left_hip" --images "$WORK/heldout512_$look/images" \
+    [ -d "$run/pred_$look" ] || $PY -m seglib predict --runs "$run/left_hip" --images "$WORK/heldout512_$look/images" \
         --out "$run/pred_$look" --quiet
     [ -f "$run/metrics_$look.csv" ] || $PY -m seglib evaluate --pred "$run/pred_$look" --data "$WORK/heldout512_$look" \
         --out "$run/metrics_$look.csv" --method "$name" --quiet

@@ -7,9 +7,11 @@ import dataclasses
 import math
 import os
 import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
+from seglib import __version__
 from seglib.config import (
     ABLATION_CONFIGURATIONS,
     APPEARANCE_NAMES,
@@ -32,6 +34,8 @@ from seglib.progress import shown_progress
 NOTHING_WRITTEN = "nothing was written"  # commands whose outputs appear only when complete
 # commands that draw a progress bar (seglib.progress) and so take --quiet
 PROGRESS_COMMANDS = ("phantom", "predict", "fuse", "segment", "import", "evaluate", "bench", "ablation")
+# what a maintainer runs, not a user: `python -m seglib --help` lists them apart
+MAINTAINER_COMMANDS = ("pretrain", "atlas", "render-atlas", "bench", "ablation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,30 +72,101 @@ def _structure(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_phantom, _add_atlas, _add_render_atlas, _add_pretrain, _add_train, _add_predict, _add_fuse, _add_evaluate,
-                _add_check, _add_import, _add_split, _add_demo, _add_segment, _add_merge, _add_export, _add_baseline,
-                _add_bench, _add_ablation, _add_report):
+    parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser,
+                                     help="one of the commands below")
+    for add in (_add_phantom, _add_check, _add_import, _add_split, _add_train, _add_predict, _add_fuse, _add_evaluate,
+                _add_report, _add_segment, _add_merge, _add_export, _add_baseline, _add_demo,
+                _add_pretrain, _add_atlas, _add_render_atlas, _add_bench, _add_ablation):
         add(commands)
     for name in PROGRESS_COMMANDS:
         commands.choices[name].add_argument("--quiet", action="store_true",
                                             help="no progress bar (none is drawn when stderr is not a terminal either)")
+    users = [name for name in commands.choices if name not in MAINTAINER_COMMANDS]
+    parser.epilog = (f"commands:\n{_command_list(commands, users)}\n\n"
+                     f"maintainer commands (the shipped model, the shape model, studies):\n"
+                     f"{_command_list(commands, MAINTAINER_COMMANDS)}")
     return parser
 
 
+def _command_list(commands, names) -> str:
+    """`  name  what it does` lines, the description wrapped under itself."""
+    width = max(map(len, commands.choices))
+    return "\n".join(textwrap.fill(commands.choices[name].description, 100, initial_indent=f"  {name:<{width}}  ",
+                                    subsequent_indent=" " * (width + 4)) for name in names)
+
+
+def _next_minor(version: str) -> str:
+    major, minor, *_ = version.split(".")
+    return f"{major}.{int(minor) + 1}"
+
+
+# The spellings replaced when each concept got one flag (issue #30) keep working until the next minor version.
+REMOVED_IN = _next_minor(__version__)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """One command's parser, which can keep an option's earlier spelling working (`renamed`)."""
+
+    def renamed(self, new: str, old: str, **how) -> None:
+        """Let `old` (an option, or the name of a former positional argument) fill the value of option `new`, with
+        a warning; `how`: argparse options where the old spelling took its values otherwise (nargs)."""
+        target = self._option_string_actions[new]
+        how = {"nargs": target.nargs if old.startswith("-") else "?", **how}
+        self.add_argument(old, action=_OldSpelling, target=target, help=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                          **how)
+
+    def parse_known_args(self, args=None, namespace=None):
+        required = [action for action in self._actions if action.required]
+        try:
+            return super().parse_known_args(args, namespace)
+        finally:  # an old spelling that was given lifted its option's `required` (_OldSpelling): for that parse only
+            for action in required:
+                action.required = True
+
+
+class _OldSpelling(argparse.Action):
+    """An earlier spelling of the option `target`: it fills the same value, after one line on stderr."""
+
+    def __init__(self, option_strings, dest, target: argparse.Action, **options):
+        super().__init__(option_strings, dest, **options)
+        self.target, self.warned = target, False
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = self.target.option_strings[0]
+        if not self.warned:  # one line, however often it is given
+            old = option_string or f"{self.dest.upper()} as a positional argument"
+            print(f"warning: {old} is deprecated; use {new} (accepted until seglib {REMOVED_IN})", file=sys.stderr)
+            self.warned = True
+        # the new option's type and choices, with its messages (argparse would convert a missing positional's default)
+        given = [parser._get_value(self.target, value) for value in (values if isinstance(values, list) else [values])]
+        for value in given:
+            parser._check_value(self.target, value)
+        self.target.required = False  # given: argparse counts only the option's own spelling
+        if self.target.nargs in (None, "?"):  # one value a time (store, append): e.g. --structures L R
+            for value in given:
+                self.target(parser, namespace, value, new)
+        else:  # a list (extend, nargs=1): e.g. --run R
+            self.target(parser, namespace, given, new)
+
+
 def _add_phantom(commands):
-    p = commands.add_parser("phantom", help="generate synthetic AP pelvis radiographs with bone masks")
+    p = commands.add_parser("phantom", description="generate synthetic AP pelvis radiographs with bone masks")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder (must not exist or be empty)")
-    p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--model", type=Path, help="pelvis shape model .npz (default: the one shipped in seglib)")
+    p.add_argument("--n", type=_checked(int, "n"), default=200, help="number of images (default 200)")
+    p.add_argument("--film-size", type=_checked(int, "film_size"), default=256, metavar="PX",
+                   help="side of the rendered films in pixels (default 256)")
+    p.renamed("--film-size", "--size")
+    p.add_argument("--seed", type=_checked(int, "seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--shape-model", type=Path, metavar="FILE",
+                   help="pelvis shape model .npz (default: the one shipped in seglib)")
+    p.renamed("--shape-model", "--model")
     p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
                    help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
                         "both spanned (wide), or films as they come from the clinic: implants, lead shields, "
                         "processing, tight fields (clinical)")
-    p.add_argument("--workers", type=int, help="rendering processes (default: up to 2)")
+    p.add_argument("--workers", type=_checked(int, "workers"), help="rendering processes (default: up to 2)")
     p.set_defaults(handler=_phantom)
 
 
@@ -99,14 +174,15 @@ def _phantom(args):
     from seglib.phantom.dataset import write_phantom_dataset
     from seglib.phantom.exposure import APPEARANCES
 
-    print(write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers,
-                                appearance=APPEARANCES[args.appearance], model_path=args.model))
+    print(write_phantom_dataset(args.out, n=args.n, size=args.film_size, seed=args.seed, workers=args.workers,
+                                appearance=APPEARANCES[args.appearance], model_path=args.shape_model))
 
 
 def _add_atlas(commands):
-    p = commands.add_parser("atlas", help="build the pelvis shape model from the CT atlas surfaces")
-    p.add_argument("--surfaces", required=True, type=Path,
+    p = commands.add_parser("atlas", description="build the pelvis shape model from the CT atlas surfaces")
+    p.add_argument("--atlas", required=True, type=Path,
                    help="atlas folder with left/, right/, sacrum/ VTK meshes (e.g. ../shared/data/pelvis_atlas)")
+    p.renamed("--atlas", "--surfaces")
     p.add_argument("--out", type=Path, help="model file to write (default: the one shipped in seglib)")
     p.add_argument("--exclude", nargs="+", default=(), help="atlas ids to leave out (held-out experiments)")
     p.add_argument("--force", action="store_true", help="replace an existing model file")
@@ -119,25 +195,30 @@ def _atlas(args):
     out = args.out or shape_model.DEFAULT_MODEL
     if out.exists() and not args.force and args.out is not None:
         raise FileExistsError(f"{out}: already exists; pass --force to replace it")
-    model = shape_model.build_shape_model(shape_model.load_atlas(args.surfaces, exclude=args.exclude))
+    model = shape_model.build_shape_model(shape_model.load_atlas(args.atlas, exclude=args.exclude))
     shape_model.save_shape_model(model, out)
     print(f"{out}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
           f"{100 * model.variance_kept:.1f}% of the shape variance")
 
 
 def _add_render_atlas(commands):
-    p = commands.add_parser("render-atlas", help="render real atlas pelves (e.g. held-out ones) as AP films")
-    p.add_argument("--surfaces", required=True, type=Path, help="atlas folder (left/, right/, sacrum/)")
+    p = commands.add_parser("render-atlas", description="render real atlas pelves (e.g. held-out ones) as AP films")
+    p.add_argument("--atlas", required=True, type=Path, help="atlas folder (left/, right/, sacrum/)")
+    p.renamed("--atlas", "--surfaces")
     p.add_argument("--ids", required=True, nargs="+", help="atlas ids to render")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
-    p.add_argument("--poses", type=int, default=6, help="random poses per subject (default 6)")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of poses, femurs and look (default 0)")
+    p.add_argument("--poses", type=_checked(int, "poses"), default=6, help="random poses per subject (default 6)")
+    p.add_argument("--film-size", type=_checked(int, "film_size"), default=256, metavar="PX",
+                   help="side of the rendered films in pixels (default 256)")
+    p.renamed("--film-size", "--size")
+    p.add_argument("--seed", type=_checked(int, "seed"), default=0,
+                   help="random seed of poses, femurs and look (default 0)")
     p.add_argument("--appearance", choices=APPEARANCE_NAMES, default="default",
                    help="detector look: the default ranges, another noise/contrast/blur range (shifted), "
                         "both spanned (wide), or films as they come from the clinic: implants, lead shields, "
                         "processing, tight fields (clinical)")
-    p.add_argument("--model", type=Path, help="shape model giving the pelvic frame (default: shipped)")
+    p.add_argument("--shape-model", type=Path, metavar="FILE", help="shape model giving the pelvic frame (default: shipped)")
+    p.renamed("--shape-model", "--model")
     p.set_defaults(handler=_render_atlas)
 
 
@@ -145,12 +226,12 @@ def _render_atlas(args):
     from seglib.phantom.dataset import write_atlas_renderings
     from seglib.phantom.exposure import APPEARANCES
 
-    print(write_atlas_renderings(args.out, args.surfaces, args.ids, poses=args.poses, size=args.size,
-                                 seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.model))
+    print(write_atlas_renderings(args.out, args.atlas, args.ids, poses=args.poses, size=args.film_size,
+                                 seed=args.seed, appearance=APPEARANCES[args.appearance], model_path=args.shape_model))
 
 
 def _add_pretrain(commands):
-    p = commands.add_parser("pretrain", help="rebuild the shipped pelvis model from the CT atlas (hours on a CPU; "
+    p = commands.add_parser("pretrain", description="rebuild the shipped pelvis model from the CT atlas (hours on a CPU; "
                                              "resumable)")
     p.add_argument("--atlas", required=True, type=Path, help="atlas folder (left/, right/, sacrum/), "
                                                              "e.g. ../shared/data/pelvis_atlas")
@@ -158,7 +239,7 @@ def _add_pretrain(commands):
                    help="working folder: shape model, films, the training run, held-out films and metrics; "
                         "run again with the same --work to continue an interrupted rebuild")
     p.add_argument("--out", required=True, type=Path,
-                   help="the shipped run folder to write (seglib/data/pretrained/pelvis replaces the shipped one)")
+                   help="the shipped run folder to write (seglib/models/pelvis replaces the shipped one)")
     p.add_argument("--force", action="store_true", help="replace an earlier pretrain output in --out")
     p.add_argument("--base", help="fine-tune this network in the clinical stage instead of training the first "
                                   "stage from random weights: a pretrained model's name (pelvis) or a finished run")
@@ -166,13 +247,13 @@ def _add_pretrain(commands):
 
 
 def _pretrain(args):
-    from seglib.workflow.pretrain import build_pretrained
+    from seglib.workflow.build_pelvis_model import build_pretrained
 
     print(build_pretrained(args.atlas, args.work, args.out, force=args.force, base=args.base))
 
 
 def _add_train(commands):
-    p = commands.add_parser("train", help="train a U-Net for one structure (or several) into a run directory")
+    p = commands.add_parser("train", description="train a U-Net for one structure (or several) into a run directory")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
     p.add_argument("--structure", required=True, action="append", type=_structure,
                    help="structure to segment (mask folder name); repeat for a multi-output model")
@@ -195,7 +276,11 @@ def _config_options() -> list[dataclasses.Field]:
 # The values each numeric option may take (argparse's int and float accept 0, -1 and nan): checked
 # while parsing, so an impossible value is refused before any file is read or written. The RunConfig
 # options' and the threshold's rules are seglib.config's, which also checks them in config.json.
-_OPTION_RULES = {**VALUE_RULES, "image_count": (lambda v: v >= 0, "a number of images, 0 or more")}
+_AT_LEAST_ONE = (lambda v: v >= 1, "at least 1")
+_OPTION_RULES = {**VALUE_RULES, "image_count": (lambda v: v >= 0, "a number of images, 0 or more"),
+                 "film_size": VALUE_RULES["image_size"], "n": _AT_LEAST_ONE, "poses": _AT_LEAST_ONE,
+                 "workers": _AT_LEAST_ONE, "fraction": (lambda v: 0 < v <= 1, "a fraction above 0, at most 1"),
+                 "min_object_fraction": (lambda v: 0 <= v < 1, "a fraction from 0 up to (not including) 1")}
 
 
 def _checked(kind, name: str):
@@ -243,8 +328,9 @@ def _train(args):
 
 
 def _add_predict(commands):
-    p = commands.add_parser("predict", help="probability maps and masks per structure, in dataset layout")
-    p.add_argument("--run", required=True, action="append", type=Path, help="run directory; repeatable")
+    p = commands.add_parser("predict", description="probability maps and masks per structure, in dataset layout")
+    p.add_argument("--runs", required=True, action="extend", nargs="+", type=Path, metavar="RUN", help="run directories, one per structure")
+    p.renamed("--runs", "--run", nargs=None)
     p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation with partner swap")
@@ -257,12 +343,12 @@ def _add_predict(commands):
 def _predict(args):
     from seglib.inference.predictor import predict_folder
 
-    print(predict_folder(args.run, args.images, args.out, tta=args.tta, subset=args.subset,
+    print(predict_folder(args.runs, args.images, args.out, tta=args.tta, subset=args.subset,
                          threshold=args.threshold, force=args.force))
 
 
 def _add_fuse(commands):
-    p = commands.add_parser("fuse", help="predict with per-bone runs and fuse into one label map per image")
+    p = commands.add_parser("fuse", description="predict with per-bone runs and fuse into one label map per image")
     _add_folder_inference_options(p, images="folder of images")
     p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split")
     p.add_argument("--strategy", default="argmax", choices=FUSION_STRATEGIES,
@@ -272,7 +358,7 @@ def _add_fuse(commands):
     p.add_argument("--no-largest-component", dest="largest_component", action="store_false",
                    help="keep every connected component, not only the largest per structure")
     p.add_argument("--no-fill-holes", dest="fill_holes", action="store_false", help="leave holes inside a structure unfilled")
-    p.add_argument("--min-object-fraction", type=float, default=0.0,
+    p.add_argument("--min-object-fraction", type=_checked(float, "min_object_fraction"), default=0.0,
                    help="remove components smaller than this fraction of the image's pixels "
                         "(e.g. 0.001 = 0.1 %%); 0 keeps all")
     p.set_defaults(handler=_fuse, interrupted=NOTHING_WRITTEN)
@@ -282,7 +368,7 @@ def _add_folder_inference_options(p, images: str, shipped_models: bool = False, 
     """The options fuse and segment share: per-structure runs (or, with `shipped_models`, a model that ships
     with seglib) over a folder of images (or, with `images_list`, a list of films)."""
     models = p.add_mutually_exclusive_group(required=True) if shipped_models else p
-    models.add_argument("--runs", required=not shipped_models, nargs="+", type=Path,
+    models.add_argument("--runs", required=not shipped_models, action="extend", nargs="+", type=Path, metavar="RUN",
                         help="run directories, one per structure")
     if shipped_models:
         models.add_argument("--model", choices=PRETRAINED_MODELS,
@@ -311,7 +397,7 @@ def _fuse(args):
 
 
 def _add_evaluate(commands):
-    p = commands.add_parser("evaluate", help="metrics per (image, structure) of a prediction folder")
+    p = commands.add_parser("evaluate", description="metrics per (image, structure) of a prediction folder")
     p.add_argument("--pred", required=True, type=Path, help="prediction folder (masks/<structure>/<id>.png)")
     p.add_argument("--data", required=True, type=Path, help="dataset with the ground truth")
     p.add_argument("--out", required=True, type=Path, help="metrics CSV to write")
@@ -343,8 +429,9 @@ def _evaluate(args):
 
 
 def _add_check(commands):
-    p = commands.add_parser("check", help="validate a dataset; non-zero exit when it has problems")
-    p.add_argument("dataset", type=Path, help="dataset folder to validate")
+    p = commands.add_parser("check", description="validate a dataset; non-zero exit when it has problems")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder to validate")
+    p.renamed("--data", "dataset")
     p.add_argument("--structure", action="append", type=_structure, help="structures to check (default: all)")
     p.set_defaults(handler=_check)
 
@@ -352,21 +439,23 @@ def _add_check(commands):
 def _check(args):
     from seglib.data.validation import check_dataset, has_errors
 
-    problems = check_dataset(args.dataset, args.structure)
+    problems = check_dataset(args.data, args.structure)
     for problem in problems:
         print(problem)
     errors = sum(p.level == "error" for p in problems)
-    print(f"{args.dataset}: {errors} error(s), {len(problems) - errors} warning(s)")
+    print(f"{args.data}: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if has_errors(problems) else 0
 
 
 def _add_import(commands):
-    p = commands.add_parser("import", help="convert a dataset of another format into the standard layout")
-    p.add_argument("--format", required=True, choices=sorted(IMPORT_FORMATS),
-                   help="labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI tract "
-                        "(train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm images; "
-                        "dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under SOURCE")
-    p.add_argument("source", type=Path, help="folder in the --format to convert (only read)")
+    p = commands.add_parser("import", description="convert a dataset of another format into the standard layout")
+    p.add_argument("--from", required=True, choices=sorted(IMPORT_FORMATS), dest="source_format", metavar="FORMAT",
+                   help="the format of --data: labels: label-value masks + labels.json; uwmgi: Kaggle UW-Madison GI "
+                        "tract (train.csv RLE + 16-bit slices); sides: leftMask/ rightMask/ folders; dicom: .dcm "
+                        "images; dicom-seg: DICOM SEG files + the DICOM images they reference, anywhere under --data")
+    p.renamed("--from", "--format")
+    p.add_argument("--data", required=True, type=Path, help="folder in the --from format to convert (only read)")
+    p.renamed("--data", "source")
     p.add_argument("--out", required=True, type=Path, help="new dataset folder")
     p.add_argument("--structure", default="lung", type=_structure,
                    help="sides: masks become left_<structure>, right_<structure>")
@@ -378,12 +467,13 @@ def _add_import(commands):
 def _import(args):
     from seglib.data.adapters import import_dataset
 
-    options = {"structure": args.structure, "side_convention": args.side_convention} if args.format == "sides" else {}
-    print(import_dataset(args.format, args.source, args.out, **options))
+    sides = args.source_format == "sides"
+    options = {"structure": args.structure, "side_convention": args.side_convention} if sides else {}
+    print(import_dataset(args.source_format, args.data, args.out, **options))
 
 
 def _add_demo(commands):
-    p = commands.add_parser("demo", help="run the notebooks 01-03 in sequence (the main job)")
+    p = commands.add_parser("demo", description="run the notebooks 01-03 in sequence (the main job)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--data", help="dataset folder (default: generated pelvis phantoms)")
     p.add_argument("--notebooks", nargs="+", choices=("01", "02", "03"), default=["01", "02", "03"],
@@ -402,7 +492,7 @@ def _demo(args):
 
 
 def _add_segment(commands):
-    p = commands.add_parser("segment", help="batch inference: label maps at original size, overlays, areas.csv; "
+    p = commands.add_parser("segment", description="batch inference: label maps at original size, overlays, areas.csv; "
                                             "streaming, resumable, sharded, on one machine or a Ray cluster")
     _add_folder_inference_options(p, images="folder of images of any sizes", shipped_models=True, images_list=True)
     p.add_argument("--format", nargs="+", choices=SEGMENT_FORMATS, default=["png"], dest="formats",
@@ -423,7 +513,7 @@ def _add_segment(commands):
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Ray Data: a local Ray on this machine's cores, or the cluster at ADDRESS "
                         "(e.g. 10.0.0.1:6379, or auto); needs pip install 'seglib[ray]'")
-    p.add_argument("--workers", type=_checked(int, "batch_size"),
+    p.add_argument("--workers", type=_checked(int, "workers"),
                    help="with --ray: actors, each with the model loaded once (default: one per GPU, else 1)")
     p.set_defaults(handler=_segment)
 
@@ -438,22 +528,19 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _segment(args):
-    from seglib.inference.archive import segment_archive
-    from seglib.inference.predictor import PRETRAINED_FUSION
-    from seglib.training.run_dir import pretrained_run
+    from seglib.inference.segment import segment
 
-    runs = args.runs or [pretrained_run(args.model)]
     args.interrupted = (f"{args.out} is as it was; nothing of the new run was kept" if args.force else
                         f"the films finished so far are kept in {args.out}; the same command with --resume "
                         "segments the rest")
-    print(segment_archive(runs, args.images, args.out, images_list=args.images_list, tta=args.tta,
-                          threshold=args.threshold, force=args.force, formats=args.formats,
-                          fuse_options=PRETRAINED_FUSION.get(args.model), overlays=args.overlays, resume=args.resume,
-                          shard=args.shard, batch_size=args.batch_size, ray=args.ray, workers=args.workers))
+    print(segment(args.images, args.out, model=args.model, runs=args.runs, images_list=args.images_list,
+                  formats=args.formats, tta=args.tta, threshold=args.threshold, overlays=args.overlays,
+                  resume=args.resume, force=args.force, shard=args.shard, batch_size=args.batch_size,
+                  ray=args.ray, workers=args.workers))
 
 
 def _add_merge(commands):
-    p = commands.add_parser("merge", help="join the tables of the shard folders of one `segment --shard I/N` run")
+    p = commands.add_parser("merge", description="join the tables of the shard folders of one `segment --shard I/N` run")
     p.add_argument("shards", nargs="+", type=Path, help="the complete shard folders, all N of them")
     p.add_argument("--out", required=True, type=Path,
                    help="new folder: areas.csv, quality.csv, labels.json, films.csv (which shard folder holds each "
@@ -469,26 +556,33 @@ def _merge(args):
 
 
 def _add_export(commands):
-    p = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel for serving")
-    p.add_argument("--run", required=True, type=Path, help="run directory to export (the SavedModel goes inside)")
+    p = commands.add_parser("export", description="export a run's model as a TensorFlow SavedModel for serving")
+    p.add_argument("--runs", required=True, action="extend", nargs=1, type=Path, metavar="RUN",
+                   help="the run directory to export (one; the SavedModel goes inside)")
+    p.renamed("--runs", "--run")
     p.add_argument("--out", type=Path, help="default RUN/saved_model")
     p.set_defaults(handler=_export, interrupted=NOTHING_WRITTEN)
 
 
 def _export(args):
-    from seglib.inference.export import export_run
+    from seglib.inference.saved_model import export_run
 
-    print(export_run(args.run, args.out))
+    if len(args.runs) > 1:
+        raise ValueError(f"export: --runs takes one run directory, got {len(args.runs)}; export them one at a time")
+    print(export_run(args.runs[0], args.out))
 
 
 def _add_baseline(commands):
-    p = commands.add_parser("baseline", help="classical segmentation baseline into a prediction folder")
+    p = commands.add_parser("baseline", description="classical segmentation baseline into a prediction folder")
     p.add_argument("--method", required=True, choices=sorted(BASELINE_METHODS), help="classical method")
     p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--structure", required=True, action="append", type=_structure, help="e.g. left_hip and right_hip")
     p.add_argument("--out", required=True, type=Path, help="output folder to create")
-    p.add_argument("--subset-of", type=Path, metavar="RUN_DIR", help="with --subset: the run whose split.csv to use")
-    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of --subset-of")
+    p.add_argument("--force", action="store_true", help="replace an earlier baseline output folder (never anything else)")
+    p.add_argument("--runs", action="extend", nargs="+", type=Path, metavar="RUN",
+                   help="with --subset: the runs whose split.csv names the images (the first run's, as in predict)")
+    p.renamed("--runs", "--subset-of", nargs=None)
+    p.add_argument("--subset", choices=("train", "val", "test"), help="only the images of this split of --runs")
     p.set_defaults(handler=_baseline, interrupted=NOTHING_WRITTEN)
 
 
@@ -497,15 +591,15 @@ def _baseline(args):
     from seglib.inference.baselines import predict_baseline_folder
     from seglib.inference.predictor import select_ids
 
-    if args.subset and args.subset_of is None:
-        raise ValueError(f"baseline: --subset {args.subset} needs --subset-of RUN_DIR, the run whose split.csv "
+    if args.subset and not args.runs:
+        raise ValueError(f"baseline: --subset {args.subset} needs --runs RUN, the run whose split.csv "
                          "names the images of each subset")
-    ids = list(select_ids(list_images(args.images), args.subset_of, args.subset)) if args.subset else None
-    print(predict_baseline_folder(args.method, args.images, args.out, args.structure, ids=ids))
+    ids = list(select_ids(list_images(args.images), args.runs[0], args.subset)) if args.subset else None
+    print(predict_baseline_folder(args.method, args.images, args.out, args.structure, ids=ids, force=args.force))
 
 
 def _add_bench(commands):
-    p = commands.add_parser("bench", help="input pipeline, training and inference speed; writes reports/benchmarks/PROFILE.md")
+    p = commands.add_parser("bench", description="input pipeline, training and inference speed; writes reports/benchmarks/PROFILE.md")
     p.add_argument("--profile", choices=PROFILES, default="smoke", help="size preset (default smoke)")
     p.add_argument("--out", type=Path, help="markdown report to write (default reports/benchmarks/PROFILE.md)")
     p.add_argument("--force", action="store_true", help="replace an earlier benchmark report (never any other file)")
@@ -520,7 +614,7 @@ def _add_bench(commands):
 
 def _bench(args):
     from seglib.data.outputs import check_output_file, first_line
-    from seglib.experiments.bare_comparison import run_comparison
+    from seglib.experiments.bare_network_comparison import run_comparison
     from seglib.experiments.bench import default_report_path, run_benchmark
 
     if args.compare:
@@ -534,8 +628,9 @@ def _bench(args):
 
 
 def _add_split(commands):
-    p = commands.add_parser("split", help="write a fixed-count split file (the benchmark protocol) for --split-file")
-    p.add_argument("dataset", type=Path, help="dataset folder whose images are split")
+    p = commands.add_parser("split", description="write a fixed-count split file (the benchmark protocol) for --split-file")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder whose images are split")
+    p.renamed("--data", "dataset")
     p.add_argument("--out", required=True, type=Path, help="CSV id,split to write")
     p.add_argument("--test", type=_checked(int, "image_count"), required=True, help="number of test images (the first after shuffling)")
     p.add_argument("--val", type=_checked(int, "image_count"), required=True, help="number of validation images (the last)")
@@ -544,27 +639,30 @@ def _add_split(commands):
 
 
 def _split(args):
+    from seglib.data.folders import DatasetDir
     from seglib.data.layout import list_images
     from seglib.data.outputs import check_output_file
     from seglib.data.splits import fixed_count_split, write_split
 
-    check_output_file(args.out, [args.dataset])
-    split = fixed_count_split(list_images(args.dataset / "images"), args.test, args.val, args.seed)
+    check_output_file(args.out, [args.data])
+    split = fixed_count_split(list_images(DatasetDir(args.data).images_dir), args.test, args.val, args.seed)
     write_split(split, args.out)
     counts = Counter(split.values())
     print(f"{args.out}: " + ", ".join(f"{counts[name]} {name}" for name in sorted(counts)))
 
 
 def _add_ablation(commands):
-    p = commands.add_parser("ablation", help="train with and without each symmetry component; table and chart")
+    p = commands.add_parser("ablation", description="train with and without each symmetry component; table and chart")
     p.add_argument("--data", required=True, type=Path, help="dataset folder in the standard layout")
-    p.add_argument("--structures", required=True, nargs=2, type=_structure, metavar=("LEFT", "RIGHT"), help="a mirror pair")
+    p.add_argument("--structure", required=True, action="append", type=_structure,
+                   help="a mirror pair: --structure LEFT --structure RIGHT")
+    p.renamed("--structure", "--structures", nargs=2)
     p.add_argument("--out", type=Path, help="where the table and chart go (default reports/ablation/<dataset folder name>)")
     p.add_argument("--work", type=Path, default=Path("runs/ablation"),
                    help="the runs go to WORK/<dataset folder name>, reused if complete (default runs/ablation)")
     p.add_argument("--profile", choices=PROFILES, default="demo", help="size preset (default demo)")
     p.add_argument("--epochs", type=_checked(int, "epochs"), help="the fixed budget (default: the profile's)")
-    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
+    p.add_argument("--fractions", type=_checked(float, "fraction"), nargs="+", default=[1.0, 0.25],
                    help="fractions of the training images to train on (default 1.0 0.25)")
     p.add_argument("--split-file", help="fixed split (id,split); default: the seeded split")
     p.add_argument("--configurations", nargs="+", choices=ABLATION_CONFIGURATIONS,
@@ -578,21 +676,22 @@ def _ablation(args):
 
     name = args.data.absolute().name
     out = args.out or ablation_folders(name)[0]  # where notebook 03 looks for the results too
-    table = run_ablation(args.data, args.structures, out, args.work / name, profile=args.profile,
+    table = run_ablation(args.data, args.structure, out, args.work / name, profile=args.profile,
                          fractions=args.fractions, epochs=args.epochs, split_file=args.split_file,
                          configurations=args.configurations, force=args.force)
     print(table.round(3).to_string(index=False))
 
 
 def _add_report(commands):
-    p = commands.add_parser("report", help="report.md + report.html: metric tables, paired margins, box plots, "
+    p = commands.add_parser("report", description="report.md + report.html: metric tables, paired margins, box plots, "
                                            "overlays of every method, fused label maps, left/right confusion")
     p.add_argument("--pred", nargs="+", default=[], type=_named_path, metavar="NAME=DIR",
                    help="prediction folders (masks/<structure>/<id>.png), each with its method name; needs --data")
     p.add_argument("--data", type=Path, help="dataset with the ground truth")
     p.add_argument("--eval", nargs="+", default=[], type=Path, help="metrics CSVs written by evaluate (more methods)")
-    p.add_argument("--runs", nargs="+", default=[], type=_named_runs, metavar="NAME=RUN[,RUN...]",
-                   help="training run dirs of a method, for the training section")
+    p.add_argument("--method", action="extend", nargs="+", default=[], type=_named_runs, metavar="NAME=RUN[,RUN...]",
+                   help="a method's name and its training run dirs, for the training section")
+    p.renamed("--method", "--runs")
     p.add_argument("--reference", help="the method the others are measured against (default: the first)")
     p.add_argument("--no-images", dest="show_images", action="store_false",
                    help="leave out the figures that show the images (when their licence forbids sharing them)")
@@ -602,15 +701,15 @@ def _add_report(commands):
     p.set_defaults(handler=_report, interrupted=NOTHING_WRITTEN)
 
 
-def _named_path(text: str) -> tuple[str, Path]:
+def _named_path(text: str, expected: str = "NAME=DIR") -> tuple[str, Path]:
     name, separator, path = text.partition("=")
     if not separator or not name or not path:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=DIR")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
     return name, Path(path)
 
 
 def _named_runs(text: str) -> tuple[str, list[Path]]:
-    name, path = _named_path(text)
+    name, path = _named_path(text, "NAME=RUN[,RUN...]")
     return name, [Path(p) for p in str(path).split(",")]
 
 
@@ -624,15 +723,15 @@ def _report(args):
         raise ValueError("report: give prediction folders (--pred NAME=DIR --data DATASET) or metrics CSVs (--eval)")
     if args.pred and args.data is None:
         raise ValueError("report: --pred needs --data, the dataset with the ground truth")
-    for option, pairs in (("--pred", args.pred), ("--runs", args.runs)):
+    for option, pairs in (("--pred", args.pred), ("--method", args.method)):
         names = [name for name, _ in pairs]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
-    runs = [run for _, method_runs in args.runs for run in method_runs]
+    runs = [run for _, method_runs in args.method for run in method_runs]
     check_replaceable(args.out, "report", [args.data, *dict(args.pred).values(), *runs, *args.eval], args.force)
     extra = pd.concat([_metrics_table(path) for path in args.eval], ignore_index=True) if args.eval else None
-    print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.runs),
+    print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.method),
                        extra_metrics=extra, show_images=args.show_images, force=args.force))
 
 

@@ -24,6 +24,7 @@ their mean, kept as a summary for readers that want one number.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -40,15 +41,9 @@ from seglib.data.dicom_seg import (
     read_header,
     read_segmentation,
 )
+from seglib.data.folders import IMAGES, DatasetDir
 from seglib.data.io import DataError, has_dicom_preamble, read_image, read_mask
-from seglib.data.layout import (
-    DatasetWriter,
-    list_images,
-    matching_files,
-    read_label_values,
-    read_manifest,
-    require_declared_labels,
-)
+from seglib.data.layout import list_images, matching_files, read_manifest, require_declared_labels
 from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
 from seglib.progress import progress
@@ -67,17 +62,17 @@ class _Sample:
     info: dict[str, object] = field(default_factory=dict)  # manifest columns besides id, height, width
 
 
-def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: Path, total: int | None = None) -> Path:
+def _write_dataset(out: str | Path, samples: Iterable[_Sample], source: str | os.PathLike, total: int | None = None) -> Path:
     with output_folder(out, "import", [source]) as folder:
         rows = []
-        dataset = DatasetWriter(folder)
+        dataset = DatasetDir(folder)
         for sample in progress(samples, "import", total):
-            dataset.sample(sample.id, sample.image, sample.masks)
+            dataset.write_sample(sample.id, sample.image, sample.masks)
             height, width = sample.image.shape
             rows.append({"id": sample.id, "patient_id": sample.id, **sample.info, "height": height, "width": width})
         if not rows:
             raise DataError(f"{source}: nothing to import")
-        _manifest_table(rows).to_csv(folder / "manifest.csv", index=False)
+        _manifest_table(rows).to_csv(dataset.manifest_path, index=False)
     return Path(out)
 
 
@@ -101,7 +96,7 @@ def _same_size(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndar
     return array
 
 
-def _carried_manifest(source: Path, images: dict[str, Path]) -> Callable[[str], dict]:
+def _carried_manifest(source: DatasetDir, images: dict[str, Path]) -> Callable[[str], dict]:
     """The source's own manifest.csv columns for an id (empty when there is none), so spacing,
     patients and splits survive the conversion."""
     manifest = read_manifest(source)
@@ -109,7 +104,7 @@ def _carried_manifest(source: Path, images: dict[str, Path]) -> Callable[[str], 
         return lambda image_id: {}
     orphans = sorted(set(manifest.index) - set(images))
     if orphans:
-        raise DataError(f"{source / 'manifest.csv'}: ids without an image: {orphans[:5]} ({len(orphans)} in all)")
+        raise DataError(f"{source.manifest_path}: ids without an image: {orphans[:5]} ({len(orphans)} in all)")
     columns = [c for c in manifest.columns if c not in ("id", "height", "width")]
 
     def info(image_id: str) -> dict:
@@ -126,10 +121,10 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
 
     A label file holding a value that labels.json does not declare is an error (it would
     otherwise vanish from every mask)."""
-    source = Path(source)
+    source = DatasetDir(source)
     label_values = _declared_label_values(source)
-    images = list_images(source / "images")
-    label_files = matching_files(images, source / "labels", "label file")
+    images = list_images(source.images_dir)
+    label_files = matching_files(images, source.labels_dir, "label file")
     carried = _carried_manifest(source, images)
 
     def samples() -> Iterator[_Sample]:
@@ -142,11 +137,11 @@ def import_labels(source: str | Path, out: str | Path) -> Path:
     return _write_dataset(out, samples(), source, len(images))
 
 
-def _declared_label_values(source: Path) -> dict[str, int]:
-    path = source / "labels.json"
+def _declared_label_values(source: DatasetDir) -> dict[str, int]:
+    path = source.labels_json
     if not path.is_file():
         raise DataError(f'{path}: not found; the labels format needs it, e.g. {{"left_hip": 134, "right_hip": 255}}')
-    return read_label_values(source)
+    return source.read_labels()
 
 
 # --- uwmgi: Kaggle UW-Madison GI tract ------------------------------------------------------
@@ -282,14 +277,14 @@ def import_sides(source: str | Path, out: str | Path, structure: str = "lung",
         raise ValueError(f"side_convention must be one of {SIDE_CONVENTIONS}, got {side_convention!r}")
     checked_name(structure, "structure")  # it becomes part of folder names
     source = Path(source)
-    images = list_images(_one_folder(source, ["images", "CXR_png"], "images"))
+    images = list_images(_one_folder(source, [IMAGES, "CXR_png"], "images"))
     targets = {"leftMask": "left_", "rightMask": "right_"}
     if side_convention == "image":
         targets = {"leftMask": "right_", "rightMask": "left_"}
     folders = {targets[side] + structure: _one_folder(source, [side, f"ManualMask/{side}"], f"{side} masks")
                for side in targets}
     mask_files = {name: matching_files(images, folder, f"{folder.name} mask") for name, folder in folders.items()}
-    carried = _carried_manifest(source, images)
+    carried = _carried_manifest(DatasetDir(source), images)
 
     def samples() -> Iterator[_Sample]:
         for image_id, image_path in images.items():
@@ -338,13 +333,13 @@ def import_dicom(source: str | Path, out: str | Path) -> Path:
     not kept). Spacing comes from PixelSpacing, else ImagerPixelSpacing (detector plane, not
     corrected for magnification); none leaves it blank. patient_id is the DICOM PatientID
     when set, so one patient's images stay in one split."""
-    source = Path(source)
-    images = list_images(source / "images")
+    source = DatasetDir(source)
+    images = list_images(source.images_dir)
     not_dicom = [path for path in images.values() if path.suffix.lower() != ".dcm"]
     if not_dicom:
-        raise DataError(f"{not_dicom[0]}: the dicom format expects .dcm files in {source / 'images'}")
+        raise DataError(f"{not_dicom[0]}: the dicom format expects .dcm files in {source.images_dir}")
     mask_files = {folder.name: matching_files(images, folder, f"{folder.name} mask")
-                  for folder in sorted((source / "masks").glob("*")) if folder.is_dir()}
+                  for folder in source.mask_folders()}
 
     def samples() -> Iterator[_Sample]:
         for image_id, image_path in images.items():

@@ -1,7 +1,7 @@
 """DICOM files seglib reads beside images: headers (pixel spacing) and Segmentation (SEG) objects.
 
-read_segmentation turns a SEG, written by seglib (seglib.inference.dicom_seg_export) or by a viewer, into
-masks per referenced image; `import --format dicom-seg` builds a dataset from them.
+read_segmentation turns a SEG, written by seglib (seglib.inference.dicom_seg_writer) or by a viewer, into
+masks per referenced image; `import --from dicom-seg` builds a dataset from them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seglib.data.io import DataError
+from seglib.data.io import SEGMENTATION_CLASSES, DataError  # io refuses SEGs as films: the classes live there
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
-SEGMENTATION_CLASSES = (SEGMENTATION_STORAGE, "1.2.840.10008.5.1.4.1.1.66.7")  # + Label Map Segmentation
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR: the index of a CD's files, no image
 
 

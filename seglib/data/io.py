@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")  # JPEG: a common X-ray export
+# DICOM Segmentation SOP classes: a SEG is refused as a film here, and read as masks by seglib.data.dicom_seg.
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+SEGMENTATION_CLASSES = (SEGMENTATION_STORAGE, "1.2.840.10008.5.1.4.1.1.66.7")  # + Label Map Segmentation
 
 
 class DataError(ValueError):
@@ -166,15 +169,13 @@ def has_dicom_preamble(path: str | Path) -> bool:
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom  # only DICOM users pay for the import
 
-    from seglib.data.dicom_seg import SEGMENTATION_CLASSES  # here: dicom_seg builds on this module
-
     try:
         dataset = pydicom.dcmread(path)
     except Exception as error:
         raise DataError(f"{path}: cannot read DICOM: {error}") from error
     if dataset.get("SOPClassUID") in SEGMENTATION_CLASSES:
         raise DataError(f"{path}: is a DICOM Segmentation (SEG), not an image; give the film it segments "
-                        "(import --format dicom-seg reads SEGs)")
+                        "(import --from dicom-seg reads SEGs)")
     try:
         pixels = dataset.pixel_array.astype(np.float64)
     except Exception as error:

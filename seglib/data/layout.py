@@ -1,5 +1,5 @@
-"""The standard dataset layout read as records (splits are in seglib.data.splits, the full
-validation in seglib.data.validation).
+"""The standard dataset layout read as records (the folder's files: seglib.data.folders.DatasetDir; splits
+are in seglib.data.splits, the full validation in seglib.data.validation).
 
     DATASET/images/<id>.png               grey image (PNG; TIFF and DICOM too)
     DATASET/masks/<structure>/<id>.png    binary mask, 0/255 or 0/1
@@ -13,7 +13,6 @@ both (non-square pixels), else from `pixel_spacing_mm` for both directions.
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import shutil
@@ -24,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table, write_png
-from seglib.data.names import checked_name, checked_names
+from seglib.data.folders import DatasetDir
+from seglib.data.io import IMAGE_SUFFIXES, DataError, read_mask, read_table
+from seglib.data.names import checked_name
 from seglib.data.outputs import output_folder
 
 NOT_AN_IMAGE = f"not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})"
@@ -92,17 +92,17 @@ def scan(root: str | Path, structures=None) -> Scan:
     and `check_dataset` (lists them all): images/, masks/<structure>/ or labels/ + labels.json, each
     folder listed by the same rules (`_list_folder`); then masks without images and images without
     masks. `structures` default to all the dataset has."""
-    root, found = Path(root), Scan()
+    dataset, root, found = DatasetDir(root), Path(root), Scan()
     if not root.is_dir():
         found.error(root, "dataset folder not found")
         return found
-    if (root / "manifest.csv").exists():
-        _escapes(root / "manifest.csv", root, found)
-    found.images = _list_folder(root / "images", "image", root, found)
-    if not found.images and (root / "images").is_dir():
-        found.error(root / "images", f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
-    binary = _binary_structures(root, found)
-    found.label_values = label_values = _scanned_label_values(root, found)
+    if dataset.manifest_path.exists():
+        _escapes(dataset.manifest_path, root, found)
+    found.images = _list_folder(dataset.images_dir, "image", root, found)
+    if not found.images and dataset.images_dir.is_dir():
+        found.error(dataset.images_dir, f"no images ({', '.join(IMAGE_SUFFIXES)}) in the image folder")
+    binary = _binary_structures(dataset, found)
+    found.label_values = label_values = _scanned_label_values(dataset, found)
     if structures is None:
         structures = sorted(set(binary) | set(label_values))
         if not structures:
@@ -110,13 +110,13 @@ def scan(root: str | Path, structures=None) -> Scan:
     label_files = None
     for structure in structures:
         if structure in binary:  # masks/ wins over labels.json
-            files = _list_folder(root / "masks" / structure, f"{structure} mask", root, found)
+            files = _list_folder(dataset.masks_dir(structure), f"{structure} mask", root, found)
             found.masks[structure] = {image_id: MaskSource(path) for image_id, path in files.items()}
-            _report_unmatched(found, files, root / "masks" / structure, structure, f"{structure} mask")
+            _report_unmatched(found, files, dataset.masks_dir(structure), structure, f"{structure} mask")
         elif structure in label_values:
             if label_files is None:
-                label_files = _list_folder(root / "labels", "label", root, found)
-                _report_unmatched(found, label_files, root / "labels", structure, "label file")
+                label_files = _list_folder(dataset.labels_dir, "label", root, found)
+                _report_unmatched(found, label_files, dataset.labels_dir, structure, "label file")
             found.masks[structure] = {image_id: MaskSource(path, label_values[structure])
                                       for image_id, path in label_files.items()}
             found.labelled.append(structure)
@@ -176,12 +176,10 @@ def _escapes(path: Path, root: Path, found: Scan) -> bool:
     return True
 
 
-def _binary_structures(root: Path, found: Scan) -> list[str]:
+def _binary_structures(dataset: DatasetDir, found: Scan) -> list[str]:
     """The masks/<structure>/ folders with safe names (an unsafe one is an error)."""
     structures = []
-    for folder in sorted((root / "masks").glob("*")):
-        if not folder.is_dir():
-            continue
+    for folder in dataset.mask_folders():
         try:
             structures.append(checked_name(folder.name, str(folder)))
         except DataError as error:
@@ -189,16 +187,16 @@ def _binary_structures(root: Path, found: Scan) -> list[str]:
     return structures
 
 
-def _scanned_label_values(root: Path, found: Scan) -> dict[str, int]:
-    path = root / "labels.json"
+def _scanned_label_values(dataset: DatasetDir, found: Scan) -> dict[str, int]:
+    path = dataset.labels_json
     if not path.exists():
-        if (root / "labels").is_dir():
-            found.warning(root / "labels", "label files without labels.json; they are not read")
+        if dataset.labels_dir.is_dir():
+            found.warning(dataset.labels_dir, "label files without labels.json; they are not read")
         return {}
-    if _escapes(path, root, found):
+    if _escapes(path, dataset.path, found):
         return {}
     try:
-        return read_label_values(root)
+        return dataset.read_labels()
     except DataError as error:
         found.error(path, str(error).removeprefix(f"{path}: "))
         return {}
@@ -225,30 +223,6 @@ def matching_files(images: dict[str, Path], folder: str | Path, what: str) -> di
     return files
 
 
-class DatasetWriter:
-    """The one writer of dataset-layout files under `root` (phantoms, importers): images/<id>.png,
-    masks/<structure>/<id>.png as 0/255, labels/<id>.png; each file written complete or not at all
-    (seglib.data.io.write_png). The folder itself is the caller's output_folder."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def image(self, image_id: str, pixels: np.ndarray) -> Path:
-        return write_png(self.root / "images" / f"{image_id}.png", pixels)
-
-    def mask(self, structure: str, image_id: str, mask: np.ndarray) -> Path:
-        folder = self.root / "masks" / checked_name(structure, "structure")
-        return write_png(folder / f"{image_id}.png", np.asarray(mask, bool).astype(np.uint8) * 255)
-
-    def label_map(self, image_id: str, labels: np.ndarray) -> Path:
-        return write_png(self.root / "labels" / f"{image_id}.png", labels)
-
-    def sample(self, image_id: str, image: np.ndarray, masks: dict[str, np.ndarray]) -> None:
-        self.image(image_id, image)
-        for structure, mask in masks.items():
-            self.mask(structure, image_id, mask)
-
-
 def list_images(folder: str | Path, report_skipped: bool = True) -> dict[str, Path]:
     """id -> image path for every image file in `folder`, by the dataset's listing rules (scan);
     two files with one id is an error. Any other (non-hidden) file or folder is skipped with one
@@ -271,7 +245,7 @@ def _raise_first_error(found: Scan, report_warnings: bool) -> None:
 
 
 def read_manifest(root: str | Path) -> pd.DataFrame | None:
-    path = Path(root) / "manifest.csv"
+    path = DatasetDir(root).manifest_path
     if not path.exists():
         return None
     # ids, patients and splits stay text ("NA" is an id); other columns are parsed, blank = missing
@@ -280,24 +254,6 @@ def read_manifest(root: str | Path) -> pd.DataFrame | None:
     if duplicated:
         raise DataError(f"{path}: duplicate ids {duplicated[:5]}")
     return manifest.set_index("id", drop=False)
-
-
-def read_label_values(root: str | Path) -> dict[str, int]:
-    path = Path(root) / "labels.json"
-    if not path.exists():
-        return {}
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON: {error}") from error
-    if not isinstance(values, dict) or not all(isinstance(v, int) and 0 < v < 65536 for v in values.values()):
-        raise DataError(f"{path}: must map structure names to integer label values 1..65535")
-    shared = sorted({v for v in values.values() if list(values.values()).count(v) > 1})
-    if shared:  # one pixel value cannot mean two structures
-        names = [name for name, v in values.items() if v in shared]
-        raise DataError(f"{path}: structures {', '.join(names)} share label values {shared}")
-    checked_names(values, str(path))
-    return values
 
 
 def require_declared_labels(labels: np.ndarray, label_values: dict[str, int], path: Path) -> None:
@@ -310,9 +266,9 @@ def require_declared_labels(labels: np.ndarray, label_values: dict[str, int], pa
 
 
 def available_structures(root: str | Path) -> list[str]:
-    root = Path(root)
-    folders = [checked_name(p.name, str(p)) for p in sorted((root / "masks").glob("*")) if p.is_dir()]
-    return sorted(set(folders) | set(read_label_values(root)))
+    dataset = DatasetDir(root)
+    folders = [checked_name(p.name, str(p)) for p in dataset.mask_folders()]
+    return sorted(set(folders) | set(dataset.read_labels()))
 
 
 def require_structures(root: str | Path, structures) -> None:
@@ -329,10 +285,9 @@ def load_records(root: str | Path, structures: tuple[str, ...] | list[str], repo
     """One record per image with the mask of every requested structure, from `scan`: its first
     error is raised (an image without a mask, a mask without an image, an unknown structure, ...);
     its warnings go to stderr unless `report_skipped` is False (training reports them through check)."""
-    root = Path(root)
     found = scan(root, structures)
     _raise_first_error(found, report_skipped)
-    manifest = read_manifest(root)
+    manifest, manifest_path = read_manifest(root), DatasetDir(root).manifest_path
     records = []
     for image_id, image_path in found.images.items():
         row = manifest.loc[image_id] if manifest is not None and image_id in manifest.index else None
@@ -341,7 +296,7 @@ def load_records(root: str | Path, structures: tuple[str, ...] | list[str], repo
             image=image_path,
             masks={structure: found.masks[structure][image_id] for structure in structures},
             patient_id=_manifest_value(row, "patient_id") or image_id,
-            pixel_spacing_mm=_spacing(row, root / "manifest.csv"),
+            pixel_spacing_mm=_spacing(row, manifest_path),
         ))
     return records
 
@@ -394,19 +349,19 @@ def join_datasets(parts: dict[str, Path], out: str | Path) -> Path:
         raise DataError(f"cannot join {', '.join(map(str, parts.values()))}: each must have binary masks of the same "
                         f"structures (they have {structures})")
     with output_folder(out, "join", list(parts.values())) as staging:
-        manifests = []
+        joined, manifests = DatasetDir(staging), []
         for prefix, found in scans.items():
             for image_id, path in found.images.items():
-                _link(path, staging / "images" / f"{prefix}_{image_id}{path.suffix}")
+                _link(path, joined.image_path(f"{prefix}_{image_id}", path.suffix))
                 for structure, masks in found.masks.items():
                     mask = masks[image_id].path
-                    _link(mask, staging / "masks" / structure / f"{prefix}_{image_id}{mask.suffix}")
+                    _link(mask, joined.mask_path(structure, f"{prefix}_{image_id}", mask.suffix))
             manifest = read_manifest(parts[prefix])
             if manifest is not None:
                 renamed = {column: prefix + "_" + manifest[column] for column in ("id", "patient_id") if column in manifest}
                 manifests.append(manifest.assign(**renamed))
         if manifests:
-            pd.concat(manifests).to_csv(staging / "manifest.csv", index=False)
+            pd.concat(manifests).to_csv(joined.manifest_path, index=False)
     return Path(out)
 
 

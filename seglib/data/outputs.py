@@ -26,6 +26,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from seglib.data.folders import DatasetDir
 from seglib.data.io import atomic_file, resolved
 
 MARKER = ".seglib-output"
@@ -36,7 +37,7 @@ class UnsafeOutput(FileExistsError):
 
 
 def is_dataset(folder: Path) -> bool:
-    return ((folder / "images").is_dir() and (folder / "masks").is_dir()) or (folder / "manifest.csv").is_file()
+    return DatasetDir(folder).looks_like_dataset()
 
 
 def check_output_path(path: str | Path, inputs=(), inside_inputs: bool = False) -> Path:

@@ -245,12 +245,6 @@ def _blend_with_blurred(image, amount, sigma=1.0):
     return image + amount * (blurred - image)
 
 
-def preprocess_for_prediction(image: np.ndarray, image_size: int, side_aware: bool = False) -> np.ndarray:
-    """A stored grey image as the model input (S, S, C): scaled to [0, 1], resized, standardised,
-    with the side channel when the model was trained side-aware."""
-    return model_input(working_image(image, image_size), side_aware)
-
-
 def model_input(working: np.ndarray, side_aware: bool = False) -> np.ndarray:
     """A working-resolution image (S, S, 1) in [0, 1] as the model input: the side channel of its own
     midline when the model was trained side-aware, then standardised."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from seglib.data.folders import DatasetDir
 from seglib.data.io import DataError, read_table, write_text
 from seglib.data.layout import Record, read_manifest
 
@@ -21,9 +22,9 @@ def split_records(records: list[Record], val_fraction: float, test_fraction: flo
     if split_file is not None:
         return _read_split(Path(split_file), records)
     manifest = read_manifest(root) if root is not None else None
-    split = manifest_split(manifest, Path(root) / "manifest.csv") if manifest is not None else None
+    split = manifest_split(manifest, DatasetDir(root).manifest_path) if manifest is not None else None
     if split is not None:
-        return _validated_split(split, records, Path(root) / "manifest.csv")
+        return _validated_split(split, records, DatasetDir(root).manifest_path)
     patients = sorted({record.patient_id for record in records})
     random.Random(seed).shuffle(patients)
     n_test = round(len(patients) * test_fraction)

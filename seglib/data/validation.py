@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seglib.data.folders import DatasetDir
 from seglib.data.io import DataError, read_image, read_mask, read_table
 from seglib.data.layout import Problem, positive_mm, require_declared_labels, scan
 from seglib.data.splits import SPLITS, manifest_split
@@ -136,7 +137,7 @@ class _Checker:
     # --- manifest ---------------------------------------------------------------------------
 
     def check_manifest(self, images: dict[str, Path]) -> None:
-        path = self.root / "manifest.csv"
+        path = DatasetDir(self.root).manifest_path
         if not path.exists():
             return
         manifest = self.read(lambda file: read_table(file, required=("id",)), path)

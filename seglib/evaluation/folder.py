@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seglib.data.folders import PredictionDir
 from seglib.data.io import DataError, read_mask
 from seglib.data.layout import available_structures, list_images, load_records
 from seglib.data.outputs import covered_ids, first_line
@@ -36,7 +37,7 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
     Every image the folder should cover (the ids seglib recorded when it wrote the folder, else
     every image of the dataset) needs a prediction of each structure: a missing one is an error,
     unless `allow_missing`, which scores the others and lists the missing ones on stderr."""
-    pred_dir = Path(pred_dir)
+    pred_dir = PredictionDir(pred_dir)
     structures = structures or [s for s in available_structures(pred_dir)]
     if not structures:
         raise DataError(f"{pred_dir}: no predicted masks (expected masks/<structure>/<id>.png)")
@@ -44,8 +45,8 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
     expected = covered_ids(pred_dir) or set(truth)
     rows = []
     for structure in structures:
-        predictions = list_images(pred_dir / "masks" / structure)
-        _check_complete(pred_dir / "masks" / structure, expected - set(predictions), len(expected), allow_missing)
+        predictions = list_images(pred_dir.masks_dir(structure))
+        _check_complete(pred_dir.masks_dir(structure), expected - set(predictions), len(expected), allow_missing)
         for image_id, path in progress(predictions.items(), f"evaluate {structure}", unit="mask"):
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seglib.data.folders import DatasetDir, PredictionDir
 from seglib.data.io import DataError, read_image, read_mask
 from seglib.data.layout import Record, list_images, load_records, read_manifest
 from seglib.symmetry.midline import Midline, estimate_midline, side_channel
@@ -59,14 +60,14 @@ def laterality_table(pred_dir: str | Path, data_dir: str | Path, structures, ids
     The midline comes from the manifest's midline_x and midline_tilt_deg where it gives both for
     the image (phantoms know their true axis: midline_source "manifest"); otherwise it is
     estimated from the image with seglib.symmetry.midline.estimate_midline ("estimated")."""
-    pred_dir, data_dir = Path(pred_dir), Path(data_dir)
+    pred_dir, data_dir = PredictionDir(pred_dir), DatasetDir(data_dir)
     sides = _patient_sides(structures)
     partners = {structure: partner_of(structure) for structure in sides}
     records = {r.id: r for r in load_records(data_dir, sorted(set(sides) | set(partners.values())))}
     manifest_midlines = _manifest_midlines(data_dir)
     rows = []
     for structure, side in sides.items():
-        for image_id, path in list_images(pred_dir / "masks" / structure).items():
+        for image_id, path in list_images(pred_dir.masks_dir(structure)).items():
             if ids is not None and image_id not in ids:
                 continue
             if image_id not in records:
@@ -95,14 +96,14 @@ def _patient_sides(structures) -> dict[str, str]:
     return sides
 
 
-def _manifest_midlines(data_dir: Path) -> dict[str, Midline]:
+def _manifest_midlines(data_dir: DatasetDir) -> dict[str, Midline]:
     """id -> true midline for the images whose manifest row gives both midline columns."""
     manifest = read_manifest(data_dir)
     if manifest is None:
         return {}
     present = [c for c in MANIFEST_MIDLINE_COLUMNS if c in manifest.columns]
     if len(present) == 1:
-        raise DataError(f"{data_dir / 'manifest.csv'}: has {present[0]} but not "
+        raise DataError(f"{data_dir.manifest_path}: has {present[0]} but not "
                         f"{set(MANIFEST_MIDLINE_COLUMNS) - set(present)}; a midline needs both")
     if not present:
         return {}

@@ -4,8 +4,8 @@ symmetry ablation and the speed benchmark."""
 from seglib._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "comparison": ("OURS", "contemporary_runs", "predict_methods"),
+    "method_comparison": ("OURS", "contemporary_runs", "predict_methods"),
     "ablation": ("CONFIGURATIONS", "ablation_folders", "run_ablation"),
     "bench": ("run_benchmark",),
-    "bare_comparison": ("bare_network", "run_comparison"),
+    "bare_network_comparison": ("bare_network", "run_comparison"),
 })

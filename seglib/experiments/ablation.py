@@ -1,7 +1,7 @@
 """What each symmetry component buys: train at a fixed budget with and without it, at 100% and
 25% of the training images, and evaluate the fused test predictions.
 
-    python -m seglib ablation --data DIR --structures left_hip right_hip --out reports/ablation
+    python -m seglib ablation --data DIR --structure left_hip --structure right_hip --out reports/ablation
 
 writes ablation.csv (one row per configuration, fraction and structure), ablation.md (the table)
 and ablation.png (Dice bars with their spread)."""
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from seglib.config import profile_config
+from seglib.data.folders import DatasetDir
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
 from seglib.data.outputs import check_replaceable, output_folder
@@ -57,7 +58,9 @@ def run_ablation(data, structures, out_dir, work_dir, profile: str = "demo", fra
     """The ablation table, also written to OUT_DIR after every configuration. OUT_DIR goes through
     the output guard: `force` replaces an earlier ablation output (the notebook regenerates its
     own; the command line asks for --force), never a folder that ablation did not write."""
-    data, out_dir, work_dir = Path(data), Path(out_dir), Path(work_dir)
+    data, out_dir, work_dir = DatasetDir(data), Path(out_dir), Path(work_dir)
+    if len(structures) != 2:  # mirrored examples, the side channel and consistency need a left and a right
+        raise ValueError(f"ablation needs a mirror pair of structures (left and right), got {list(structures)}")
     check_replaceable(out_dir, "ablation", [data, split_file], force)  # before hours of training
     # from random weights: what each option adds to training, not to a network already trained with it
     base = profile_config(profile, data=str(data), structures=tuple(structures), epochs=epochs, seed=seed,
@@ -97,7 +100,7 @@ def _evaluate_configuration(name, base, fraction, n_train, fraction_dir, data) -
         config = replace(base, structures=tuple(group), **changes)
         run_dir = run_root / "_".join(group)
         runs.append(run_dir if _finished_with(run_dir, config) else train(config, run_dir, force=True, verbose=0))
-    fused = fuse_folder(runs, data / "images", fraction_dir / name / "fused_test", tta=tta, subset="test", force=True)
+    fused = fuse_folder(runs, data.images_dir, fraction_dir / name / "fused_test", tta=tta, subset="test", force=True)
     table = evaluate_folder(fused, data, list(base.structures))
     seconds = sum(RunDir(r).summary()["train_seconds"] for r in runs)
     return [{"configuration": name, "fraction": fraction, "n_train": n_train, "structure": structure,

@@ -14,7 +14,7 @@ Method, in short (the report repeats it):
   compiled bare (Adam + binary cross-entropy, no metrics, no clipping) and fitted on one augmented
   epoch held as numpy arrays: what a user would otherwise write.
 - Where the time goes: one real `train` call of a few epochs, split into stages (TrainingProfiler).
-- `--compare` (seglib.experiments.bare_comparison): seglib's whole default training against the bare network fitted
+- `--compare` (seglib.experiments.bare_network_comparison): seglib's whole default training against the bare network fitted
   on arrays, end to end, with the test Dice of both.
 - Inference: single-image `Predictor.probabilities` calls, pre- and post-processing included, on
   phantom images of 256 and 512 px. The predictor holds a left_hip and a right_hip run (flip TTA

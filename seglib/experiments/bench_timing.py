@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from seglib.config import RunConfig
-from seglib.experiments.bare_comparison import bare_network
+from seglib.experiments.bare_network_comparison import bare_network
 from seglib.inference.predictor import Predictor
 from seglib.phantom.dataset import phantom_rng
 from seglib.phantom.render import make_pelvis

@@ -2,17 +2,28 @@
 
     OUT/labels/<id>.png, OUT/overlays/<id>.png, OUT/nifti/, OUT/dicom-seg/   as seglib.inference.segment
     OUT/records/<id>.json   the film's record: its rows of every per-film table (TABLES), written last
+    OUT/failed/<id>.json    instead, for a film that could not be read (damaged, missing, not an image): its row
+                            of failed.csv (id, path, problem)
     OUT/areas.csv           assembled from the records when every film has one
     OUT/quality.csv         likewise: a predicted Dice and a flag per film and structure (seglib.inference.quality)
+    OUT/failed.csv          likewise: the films that failed (only the header when none did)
     OUT/labels.json         written last of all: the folder is complete
-    OUT/segment.json        the settings (runs, tta, threshold, fusion, formats, overlays, shard)
+    OUT/segment.json        the settings (runs and their files' SHA-256, tta, threshold, fusion, formats, overlays,
+                            shard)
 
 The output contract (README, "Archives"): a film's files are written atomically (a temporary name renamed),
 its record after them, so a film is done exactly when its record exists. A run killed at any moment
 leaves OUT with finished films and no tables; `resume=True` (`--resume`) writes the films without a
 record (their leftovers are removed first) and then the tables, so every film appears once. OUT is
-resumed only when its marker says segment and its settings are these; with `force`, an earlier
+resumed only when its marker says segment and its settings are these (the runs by their files' contents,
+not their paths: retrained weights at the same path are another model); with `force`, an earlier
 complete output is replaced as every folder is (written beside it, swapped at the end; not resumable).
+
+One bad film never stops an archive: a film that cannot be read is named on stderr in one line, gets a
+failure record instead of its outputs, and the run goes on; the folder is finished (tables, failed.csv,
+labels.json) and then FilmsFailed says how many failed, so the command ends non-zero. `--resume` tries
+the failed films again (a file mended, or a file system that was away, then succeeds). What is wrong with
+the command itself (options, runs, OUT, a list naming a non-image or an id twice) is refused up front.
 
 The films are listed up front (names only, ~100 bytes a film: a bad list fails before any work) and
 read, run through the network in batches and written in an overlapped pipeline: reader threads decode
@@ -40,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from seglib.config import OVERLAY_CHOICES
+from seglib.data.folders import LABELS, LABELS_JSON, PredictionDir
 from seglib.data.io import (
     IMAGE_SUFFIXES,
     DataError,
@@ -66,19 +78,23 @@ from seglib.data.outputs import (
 from seglib.inference.film_checks import degenerate_reason, warn_if_degenerate
 from seglib.inference.fusion import fuse
 from seglib.inference.measurements import AREA_COLUMNS, area_rows
-from seglib.inference.quality import QUALITY_COLUMNS, quality_model, quality_rows
-from seglib.inference.viewer_export import image_spacing, open_exports
+from seglib.inference.quality import QUALITY_COLUMNS, QUALITY_FILE, quality_model, quality_rows
+from seglib.inference.segment_formats import image_spacing, open_exports
 from seglib.progress import progress_bar
 from seglib.symmetry.partners import flip_partners
 
-TABLES = {"areas": AREA_COLUMNS, "quality": QUALITY_COLUMNS}  # name -> columns of each per-film table: OUT/<name>.csv
+FAILED_COLUMNS = ["id", "path", "problem"]
+# name -> columns of each per-film table: OUT/<name>.csv
+TABLES = {"areas": AREA_COLUMNS, "quality": QUALITY_COLUMNS, "failed": FAILED_COLUMNS}
 SETTINGS = "segment.json"
 RECORDS = "records"
-# The settings a resumed run must share with the folder it continues (the images may have moved).
-RESUME_SETTINGS = ("runs", "tta", "threshold", "fusion", "formats", "overlays", "shard")
+FAILED = "failed"  # the records of films that could not be read
+# The settings a resumed run must share with the folder it continues (the images and runs may have moved:
+# the runs are compared by their files' contents, "models").
+RESUME_SETTINGS = ("models", "tta", "threshold", "fusion", "formats", "overlays", "shard")
 # Every file a segment run writes into OUT (seglib.data.outputs.claim_folder): any other is a person's.
-LAYOUT = ("labels/*", "overlays/*", "nifti/*", "dicom-seg/*", f"{RECORDS}/*", *(f"{name}.csv" for name in TABLES),
-          "labels.json", SETTINGS, ".*.tmp*")
+LAYOUT = (f"{LABELS}/*", "overlays/*", "nifti/*", "dicom-seg/*", f"{RECORDS}/*", f"{FAILED}/*",
+          *(f"{name}.csv" for name in TABLES), LABELS_JSON, SETTINGS, ".*.tmp*")
 RAY_INSTALL = "--ray needs Ray: pip install 'seglib[ray]' (or pip install 'ray[data]')"
 
 
@@ -86,6 +102,10 @@ RAY_INSTALL = "--ray needs Ray: pip install 'seglib[ray]' (or pip install 'ray[d
 class Film:
     image_id: str
     path: Path
+
+
+class FilmsFailed(DataError):
+    """Raised at the end of a run whose folder is finished but some of whose films could not be read."""
 
 
 # --- which films ------------------------------------------------------------------------------------------
@@ -98,7 +118,9 @@ def folder_films(folder: str | Path) -> list[Film]:
 def listed_films(list_file: str | Path) -> list[Film]:
     """The films of a list: a text file with one path a line (blank lines and # comments skipped), or a
     .csv with a `path` column and optionally an `id` column (default: the file name without suffix).
-    Relative paths are relative to the list's folder. Every entry is checked now, before any work."""
+    Relative paths are relative to the list's folder. Every entry's form (an image suffix, an id that can
+    name a file, once) is checked now, before any work; a file that is missing or unreadable fails alone,
+    when its turn comes (failed.csv), as in an archive of 100 000 films some will."""
     list_file = Path(list_file)
     try:
         text = list_file.read_text(encoding="utf-8-sig")
@@ -112,8 +134,6 @@ def listed_films(list_file: str | Path) -> list[Film]:
         where = f"{list_file} line {line}"
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise DataError(f"{where}: {given} is not an image file seglib reads ({', '.join(IMAGE_SUFFIXES)})")
-        if not path.is_file():
-            raise DataError(f"{where}: {given} not found")
         image_id = image_id or path.stem
         if not image_id or image_id.startswith(".") or any(c in image_id for c in "/\\\0"):
             raise DataError(f"{where}: id {image_id!r} cannot name a file (empty, hidden, or with a slash)")
@@ -166,6 +186,7 @@ class FilmWriter:
     def __init__(self, folder: Path, formats, overlays: str, exports, run_dirs, threshold: float,
                  spacing_mm: dict | None = None):
         self.folder, self.formats, self.overlays, self.exports = Path(folder), tuple(formats), overlays, exports
+        self.predicted = PredictionDir(folder)
         self.spacing_mm = spacing_mm or {}
         self.quality = (*quality_model(run_dirs), threshold)  # loaded once, not per film
 
@@ -176,9 +197,9 @@ class FilmWriter:
         tables = film_tables(film.image_id, image, passes, fused, spacing, self.quality)
         self.clear(film.image_id)  # an earlier, killed attempt's files
         if "png" in self.formats:
-            write_png(self.folder / "labels" / f"{film.image_id}.png", fused.label_map)
+            self.predicted.write_label_map(film.image_id, fused.label_map)
             if self.overlays == "all" or (self.overlays == "flagged" and flagged(tables)):
-                from seglib.inference.segment import overlay_rgb
+                from seglib.reporting.plots import overlay_rgb  # here: matplotlib only for overlays
 
                 write_png(self.folder / "overlays" / f"{film.image_id}.png", overlay_rgb(image, fused.masks))
         for export in self.exports:
@@ -186,10 +207,29 @@ class FilmWriter:
         write_text(self.folder / RECORDS / f"{film.image_id}.json",
                    json.dumps({"id": film.image_id, "tables": tables}))
 
+    def failed(self, film: Film, problem: str) -> None:
+        """`film` could not be segmented: said in one line, and its failure record written instead of its outputs."""
+        print(f"error: {film.path}: {problem}; not segmented, the other films go on", file=sys.stderr)
+        self.clear(film.image_id)
+        row = {"id": spreadsheet_safe(film.image_id), "path": str(film.path), "problem": problem}
+        write_text(self.folder / FAILED / f"{film.image_id}.json",
+                   json.dumps({"id": film.image_id, "tables": {"failed": [row]}}))
+
     def clear(self, image_id: str) -> None:
-        for name in (f"labels/{image_id}.png", f"overlays/{image_id}.png", f"nifti/{image_id}.nii.gz",
-                     f"dicom-seg/{image_id}.dcm", f"{RECORDS}/{image_id}.json"):
+        """An earlier attempt's files of the film: a killed one's, or a failed one's record (tried again)."""
+        self.predicted.label_path(image_id).unlink(missing_ok=True)
+        for name in (f"overlays/{image_id}.png", f"nifti/{image_id}.nii.gz", f"dicom-seg/{image_id}.dcm",
+                     f"{RECORDS}/{image_id}.json", f"{FAILED}/{image_id}.json"):
             (self.folder / name).unlink(missing_ok=True)
+
+
+# A film's own problems, which fail that film alone: DataError (damaged, not an image, no pixels, a bad header;
+# the message names the file) and, while it is read, OSError (the file gone, a network file system away).
+def film_problem(film: Film, error: Exception) -> str:
+    """What went wrong with `film`, without its path (failed.csv has a column for that)."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error).removeprefix(f"{film.path}: ")
 
 
 def film_tables(image_id: str, image: np.ndarray, passes, fused, spacing, quality) -> dict[str, list[dict]]:
@@ -214,9 +254,11 @@ def flagged(tables: dict[str, list[dict]]) -> bool:
 class Loaded:
     """A film read and prepared for the network (by a reader thread)."""
     film: Film
-    image: np.ndarray
+    image: np.ndarray | None  # None when it could not be read: `problem` says why
     inputs: list | None = None  # per run: its model input, and the mirrored one with flip TTA
     outputs: list = field(default_factory=list)  # per run: (outputs, mirrored outputs or None), working size
+    working: dict | None = None  # size -> the film at that working size (the quality estimate reads the film)
+    problem: str | None = None
 
 
 class BatchNetwork:
@@ -238,13 +280,17 @@ class BatchNetwork:
         loaded = Loaded(film, image)
         if warn_if_degenerate(image, str(film.path)) is None:
             working = {size: working_image(image, size) for size in {c.image_size for _, c in self.predictor.runs}}
+            loaded.working = working
             loaded.inputs = [(model_input(working[c.image_size], c.side_aware),
                               model_input(np.ascontiguousarray(working[c.image_size][:, ::-1]), c.side_aware)
                               if self.flip else None) for _, c in self.predictor.runs]
         return loaded
 
-    def run(self, batch: list[Loaded]) -> None:
-        """The network's outputs for every segmentable film of the batch (one call per run and view)."""
+    def run(self, batch: list[Loaded], size: int | None = None) -> None:
+        """The network's outputs for every segmentable film of the batch (one call per run and view). The call
+        takes `size` films, a shorter batch (the last, or one holding films not segmented) padded with blank
+        ones: the compiled graph is traced anew for each batch shape, which costs more (~0.8 s for the pelvis
+        model on 2 CPU cores) than the network's time for a whole batch (~0.2 s)."""
         from seglib.networks.tiling import apply_model, window_size
 
         films = [loaded for loaded in batch if loaded.inputs is not None]
@@ -258,7 +304,7 @@ class BatchNetwork:
                 if window_size(config):  # sliding windows: one film at a time
                     views.append([apply_model(model, x, config) for x in inputs])
                 else:
-                    views.append(list(np.asarray(model.predict_on_batch(np.stack(inputs)), np.float32)))
+                    views.append(list(np.asarray(model.predict_on_batch(_padded(inputs, size)), np.float32)))
             for position, loaded in enumerate(films):
                 loaded.outputs.append(tuple(view[position] for view in views) + (None,) * (2 - len(views)))
         self.busy_seconds += time.perf_counter() - start
@@ -269,9 +315,16 @@ class BatchNetwork:
         predictor = self.predictor
         if loaded.inputs is None:
             return {s: np.zeros(loaded.image.shape, np.float32) for s in predictor.structures}, None
-        plain = predictor.calibrated([outputs[0] for outputs in loaded.outputs])
-        mirrored = predictor.calibrated([outputs[1] for outputs in loaded.outputs]) if self.flip else None
-        return predictor.film_maps(plain, mirrored, loaded.image.shape, self.tta)
+        plain = predictor.structure_maps([outputs[0] for outputs in loaded.outputs])
+        mirrored = predictor.structure_maps([outputs[1] for outputs in loaded.outputs]) if self.flip else None
+        return predictor.film_maps(plain, mirrored, loaded.image, self.tta, loaded.working)
+
+
+def _padded(inputs: list[np.ndarray], size: int | None) -> np.ndarray:
+    stacked = np.stack(inputs)
+    if size is None or len(inputs) >= size:
+        return stacked
+    return np.concatenate([stacked, np.zeros((size - len(inputs), *stacked.shape[1:]), stacked.dtype)])
 
 
 def load_network(run_dirs, tta: bool) -> BatchNetwork:
@@ -299,7 +352,7 @@ def segment_films(films, network: BatchNetwork, write, fusion: dict, batch_size:
             reads, writes = deque(), deque()
             batches = _batches(films, batch_size)
             for batch in batches:
-                reads.append([reading.submit(network.load, film) for film in batch])
+                reads.append([reading.submit(_read_film, network, film) for film in batch])
                 if len(reads) < 2:  # one batch ahead: read while the network runs
                     continue
                 count += _network_step(reads.popleft(), network, writing, writes, write, fusion, batch_size, done)
@@ -314,9 +367,16 @@ def segment_films(films, network: BatchNetwork, write, fusion: dict, batch_size:
     return Timing(count, time.perf_counter() - start, network.busy_seconds - busy)
 
 
+def _read_film(network: BatchNetwork, film: Film) -> Loaded:
+    try:
+        return network.load(film)
+    except (DataError, OSError) as error:
+        return Loaded(film, None, problem=film_problem(film, error))
+
+
 def _network_step(reads, network, writing, writes, write, fusion, batch_size, done) -> int:
-    batch = [future.result() for future in reads]  # a film that cannot be read: its error, here
-    network.run(batch)
+    batch = [future.result() for future in reads]
+    network.run(batch, batch_size)
     for loaded in batch:
         writes.append(writing.submit(_write_film, network, loaded, write, fusion, done))
     while len(writes) > 2 * batch_size:  # memory: the writers keep up, or the network waits
@@ -325,9 +385,17 @@ def _network_step(reads, network, writing, writes, write, fusion, batch_size, do
 
 
 def _write_film(network: BatchNetwork, loaded: Loaded, write, fusion: dict, done) -> None:
-    probabilities, passes = network.probabilities(loaded)
-    loaded.inputs = loaded.outputs = None
-    write(loaded.film, loaded.image, passes, fuse(probabilities, **fusion))
+    """The film's outputs, or its failure record (`write`: a FilmWriter). An error of the output side (a full
+    disk: OSError) stops the run; a DataError here is the film's (its DICOM header: spacing, a SEG's source)."""
+    if loaded.problem is None:
+        try:
+            probabilities, passes = network.probabilities(loaded)
+            loaded.inputs = loaded.outputs = None
+            write(loaded.film, loaded.image, passes, fuse(probabilities, **fusion))
+        except DataError as error:
+            loaded.problem = film_problem(loaded.film, error)
+    if loaded.problem is not None:
+        write.failed(loaded.film, loaded.problem)
     if done is not None:
         done(loaded.film)
 
@@ -347,14 +415,22 @@ def _batches(films, size: int):
 
 def done_ids(folder: Path) -> set[str]:
     """The films of `folder` that are complete: those with a record."""
-    records = Path(folder) / RECORDS
+    return _recorded(Path(folder) / RECORDS)
+
+
+def failed_ids(folder: Path) -> set[str]:
+    """The films of `folder` that could not be segmented (and are not done since): those with a failure record."""
+    return _recorded(Path(folder) / FAILED) - done_ids(folder)
+
+
+def _recorded(records: Path) -> set[str]:
     if not records.is_dir():
         return set()
     return {name[:-5] for name in os.listdir(records) if name.endswith(".json") and not name.startswith(".")}
 
 
 def is_complete(folder: Path) -> bool:
-    return (Path(folder) / "labels.json").is_file() and (Path(folder) / SETTINGS).is_file()
+    return PredictionDir(folder).labels_json.is_file() and (Path(folder) / SETTINGS).is_file()
 
 
 def read_settings(folder: Path) -> dict:
@@ -372,15 +448,26 @@ def _check_resumable(out: Path, settings: dict, inputs) -> None:
     if marked_command(out) != "segment":
         raise UnsafeOutput(f"{out}: was not written by seglib segment; --resume continues only a segment output")
     earlier = read_settings(out)
+    if earlier.get("models") != settings["models"]:
+        raise UnsafeOutput(f"{out}: {_model_change(earlier, settings)}; resume only with the model the run began "
+                           "with, or start again with --force (or choose another --out)")
     for key in RESUME_SETTINGS:
         if earlier.get(key) != settings[key]:
             raise UnsafeOutput(f"{out}: was segmented with {key} {earlier.get(key)!r}, not {settings[key]!r}; "
                                "resume with the same options, or choose another --out")
 
 
+def _model_change(earlier: dict, settings: dict) -> str:
+    before, now = earlier.get("models"), settings["models"]
+    if not isinstance(before, list) or len(before) != len(now):
+        return f"was segmented with the runs {earlier.get('runs')}, not {settings['runs']}"
+    run = next(run for run, a, b in zip(settings["runs"], before, now) if a != b)
+    return f"was segmented with another model than {run} holds now (its weights, calibration or config differ)"
+
+
 def _remove_leftovers(folder: Path) -> None:
     """The temporaries of a killed run's unfinished files (seglib.data.io.atomic_file's names)."""
-    for sub in ("", "labels", "overlays", "nifti", "dicom-seg", RECORDS):
+    for sub in ("", LABELS, "overlays", "nifti", "dicom-seg", RECORDS, FAILED):
         if (folder / sub).is_dir():
             for entry in os.scandir(folder / sub):
                 if entry.name.startswith(".") and ".tmp" in entry.name and entry.is_file():
@@ -388,7 +475,8 @@ def _remove_leftovers(folder: Path) -> None:
 
 
 def assemble_tables(folder: Path, ids) -> None:
-    """OUT/<table>.csv from the films' records, in listing order: each film once."""
+    """OUT/<table>.csv from the films' records (or failure records), in listing order: each film once."""
+    done = done_ids(folder)
     with ExitStack() as stack:
         tables = {}
         for name, columns in TABLES.items():
@@ -397,7 +485,7 @@ def assemble_tables(folder: Path, ids) -> None:
             tables[name] = csv.DictWriter(stack.enter_context(open(temporary, "w", newline="")), fieldnames=columns)
             tables[name].writeheader()
         for image_id in ids:
-            record = json.loads((folder / RECORDS / f"{image_id}.json").read_text())
+            record = json.loads((folder / (RECORDS if image_id in done else FAILED) / f"{image_id}.json").read_text())
             for name, writer in tables.items():
                 writer.writerows(record["tables"].get(name, []))
 
@@ -412,7 +500,8 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
     """Segment the films of the folder `images` (or of the list file `images_list`) into `out`, by the
     contract of the module doc. `shard` (I, N): only the films of that share. `ray`: None (this process),
     "local" (a Ray on this machine) or a cluster's address; `workers`: Ray actors. `timing`: filled with
-    the films, seconds and network seconds of this run (the benchmark's)."""
+    the films, seconds and network seconds of this run (the benchmark's). Films that could not be read:
+    OUT is finished without them, then FilmsFailed (a DataError) names how many and where they are listed."""
     from seglib.inference.measurements import spacing_pair
 
     if resume and force:
@@ -434,7 +523,8 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
         flip_partners(list(labels))
     quality_model(run_dirs)
     given_spacing = {image_id: spacing_pair(image_id, value) for image_id, value in (spacing_mm or {}).items()}
-    settings = {"runs": [str(resolved(d)) for d in run_dirs], "tta": tta, "threshold": threshold,
+    settings = {"runs": [str(resolved(d)) for d in run_dirs], "models": [model_fingerprint(d) for d in run_dirs],
+                "tta": tta, "threshold": threshold,
                 "fusion": {k: v for k, v in fusion.items() if k != "threshold"}, "formats": sorted(formats),
                 "overlays": overlays, "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
                 "images": str(images_list if images_list is not None else images)}
@@ -442,7 +532,7 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
     if resuming:
         _check_resumable(out, settings, inputs)
         _check_records_listed(out, films)
-        if is_complete(out) and {film.image_id for film in films} <= done_ids(out):
+        if is_complete(out) and {film.image_id for film in films} <= done_ids(out) and not failed_ids(out):
             print(f"{out}: complete already ({len(done_ids(out))} films); nothing to do", file=sys.stderr)
             return out
     else:
@@ -463,10 +553,12 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
         if not resuming:
             write_text(folder / SETTINGS, json.dumps(settings, indent=2))
         _remove_leftovers(folder)
-        done = done_ids(folder)
+        _forget_failures_of_films_gone(folder, films)
+        done, retried = done_ids(folder), failed_ids(folder)
         todo = [film for film in films if film.image_id not in done]
         if resuming:
-            print(f"{out}: {len(done)} films done, {len(todo)} to segment", file=sys.stderr)
+            again = f" ({len(retried)} that failed, tried again)" if retried else ""
+            print(f"{out}: {len(done)} films done, {len(todo)} to segment{again}", file=sys.stderr)
         run = _run_ray if ray is not None else _run_here
         try:
             result = run(todo, folder, run_dirs=run_dirs, tta=tta, fusion=fusion, formats=formats,
@@ -478,7 +570,11 @@ def segment_archive(run_dirs, images=None, out=None, *, images_list=None, tta: b
             raise
         if timing is not None:
             timing.__dict__.update(result.__dict__)
-        finish(folder, [film.image_id for film in films], labels, exports)
+        failed = finish(folder, [film.image_id for film in films], labels, exports)
+    if failed:  # after the folder is in place (with --force, swapped in), so that --resume can retry them
+        raise FilmsFailed(f"{len(failed)} of {len(films)} film(s) could not be segmented (e.g. {failed[0]}), listed "
+                          f"with their problem in {out / 'failed.csv'}; the others are done. Mend or remove them and "
+                          "run the same command with --resume")
     return out
 
 
@@ -490,17 +586,43 @@ def _remove_if_nothing_done(folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def finish(folder: Path, ids: list[str], labels: dict[str, int], exports) -> None:
-    """The tables and the files of the whole folder, once every film is done; then the seal (--force's check)."""
-    missing = [image_id for image_id in ids if not (folder / RECORDS / f"{image_id}.json").is_file()]
+def finish(folder: Path, ids: list[str], labels: dict[str, int], exports) -> list[str]:
+    """The tables and the files of the whole folder, once every film is done or failed; then the seal (--force's
+    check). The films that failed, in listing order."""
+    done, failed = done_ids(folder), failed_ids(folder)
+    missing = [image_id for image_id in ids if image_id not in done and image_id not in failed]
     if missing:
         raise DataError(f"{folder}: {len(missing)} film(s) have no record after the run, e.g. {missing[0]}; "
                         "run again with --resume")
     assemble_tables(folder, ids)
     for export in exports:
         export.finish(folder, labels)
-    write_text(folder / "labels.json", json.dumps(labels, indent=2), overwrite=True)  # a resumed complete folder
+    PredictionDir(folder).write_labels(labels, overwrite=True)  # a resumed complete folder
     seal(folder)
+    return [image_id for image_id in ids if image_id in failed]
+
+
+def _forget_failures_of_films_gone(folder: Path, films: list[Film]) -> None:
+    """A failed film removed from the folder or the list since (one way to mend an archive): its failure
+    record goes, so failed.csv lists only this run's films."""
+    for image_id in failed_ids(folder) - {film.image_id for film in films}:
+        (folder / FAILED / f"{image_id}.json").unlink()
+
+
+def model_fingerprint(run_dir) -> str:
+    """SHA-256 of the files of a run that decide its outputs (config, weights, calibration, quality model): a
+    resumed run must be the same model, wherever its folder now lies, and a model retrained in place is not."""
+    from seglib.training.run_dir import RunDir
+
+    run = RunDir(run_dir)
+    digest = hashlib.sha256()
+    for path in (run.config_path, run.model_path, run.float16_weights_path, run.calibration_path,
+                 run.path / QUALITY_FILE):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0")
+            with open(path, "rb") as file:
+                digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _check_records_listed(out: Path, films: list[Film]) -> None:
@@ -523,6 +645,8 @@ def _fusion(threshold: float, fuse_options: dict | None, run_dirs) -> tuple[dict
 
 
 def _run_here(films, folder, *, run_dirs, tta, fusion, formats, overlays, exports, spacing, batch_size, **_):
+    if not films:  # a resumed folder with only its tables to write: no model to load
+        return Timing()
     network = load_network(run_dirs, tta)
     write = FilmWriter(folder, formats, overlays, exports, run_dirs, fusion["threshold"], spacing)
     with progress_bar(len(films), "segment", "image") as bar:
@@ -606,7 +730,8 @@ def _ray_job(films, folder, run_dirs, tta, fusion, formats, overlays, exports, s
 
 def merge_shards(shard_folders, out, force: bool = False) -> Path:
     """OUT/<table>.csv joined from the complete shard folders of one sharded segment (every shard of
-    I/N once, the same settings), with OUT/films.csv naming the folder holding each film's files."""
+    I/N once, the same settings), with OUT/films.csv naming the folder holding each film's files. The
+    shards' failed films are joined into OUT/failed.csv, and their number said on stderr."""
     shard_folders = [Path(folder) for folder in shard_folders]
     twice = next((folder for i, folder in enumerate(shard_folders)
                   if resolved(folder) in {resolved(f) for f in shard_folders[:i]}), None)
@@ -647,11 +772,15 @@ def merge_shards(shard_folders, out, force: bool = False) -> Path:
                 for position, folder in enumerate(shard_folders):
                     lines = (folder / f"{name}.csv").read_text().splitlines(keepends=True)
                     table.writelines(lines if position == 0 else lines[1:])
+        failed = sum(len(failed_ids(folder)) for folder in shard_folders)
         with open(staging / "films.csv", "w", newline="") as table:
             writer = csv.writer(table)
             writer.writerow(["id", "folder"])
             writer.writerows((spreadsheet_safe(image_id), str(resolved(folder))) for image_id, folder in owners.items())
-        (staging / "labels.json").write_text((shard_folders[0] / "labels.json").read_text())
+        PredictionDir(staging).write_labels(PredictionDir(shard_folders[0]).read_labels())
         write_text(staging / SETTINGS, json.dumps({**first, "shard": None,
                                                   "shards": [str(resolved(f)) for f in shard_folders]}, indent=2))
+    if failed:
+        print(f"{failed} film(s) of the shards could not be segmented; listed in {Path(out) / 'failed.csv'}",
+              file=sys.stderr)
     return Path(out)

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 from skimage import exposure, filters, morphology, segmentation, transform
 
+from seglib.data.folders import PredictionDir
 from seglib.data.io import DataError, read_image
-from seglib.data.layout import DatasetWriter, list_images
+from seglib.data.layout import list_images
 from seglib.data.outputs import output_folder
 from seglib.inference.fusion import keep_largest_component
 from seglib.symmetry.midline import estimate_midline, side_channel
@@ -110,11 +111,11 @@ def predict_baseline_folder(name: str, images_dir: str | Path, out_dir: str | Pa
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     images = _selected_images(images_dir, ids)
     with output_folder(out_dir, "baseline", [images_dir], force, ids=images) as staging:
-        dataset = DatasetWriter(staging)
+        predicted = PredictionDir(staging)
         for image_id, path in images.items():
             masks = BASELINES[name](read_image(path), structures, polarity=polarity)
             for structure, mask in masks.items():
-                dataset.mask(structure, image_id, mask)
+                predicted.write_mask(structure, image_id, mask)
     return Path(out_dir)
 
 

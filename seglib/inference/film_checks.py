@@ -63,3 +63,51 @@ def warn_if_degenerate(image, name) -> str | None:
     if reason is not None:
         print(f"warning: {name}: {reason}; not segmented, its masks are empty", file=sys.stderr)
     return reason
+
+
+# A row or column of the film most of whose pixels (FLAT_SHARE: the rest may be burnt-in text, markers or the
+# other blade's corner) hold one grey level, within FLAT_LEVELS of the film's 8-bit-equivalent range, shows no
+# anatomy: it lies behind the collimator blades (or an electronic shutter, or padding). A bone's texture and the
+# detector's noise never are that flat. A band may be broken by lines of text up to TEXT_GAP of the film's side.
+FLAT_SHARE = 0.97
+FLAT_LEVELS = 1 / 255
+TEXT_GAP = 0.05
+_SAMPLES_PER_LINE = 1024
+
+
+def unexposed(image: np.ndarray) -> np.ndarray | None:
+    """Where the film shows nothing: the bands of flat rows and columns at its edges (boolean, the film's
+    shape), or None where there are none. A network sees a bone run on beyond a tight field and draws it there;
+    the truth, and any reader, stops at the field's edge, so masks are cut there too."""
+    image = grey_film(image)
+    tolerance = FLAT_LEVELS * stored_range(image)
+    outside = np.zeros(image.shape, bool)
+    for axis in (0, 1):
+        flat = _flat_lines(image if axis == 0 else image.T, tolerance)
+        band = outside if axis == 0 else outside.T
+        band[:_band_depth(flat)] = True
+        band[len(flat) - _band_depth(flat[::-1]):] = True
+    return outside if outside.any() else None
+
+
+def _flat_lines(lines: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per row of `lines`: whether FLAT_SHARE of its pixels lie within `tolerance` of its median (measured on
+    about _SAMPLES_PER_LINE of them: a share needs no more, and a 3000-pixel film then costs no film-sized copy)."""
+    step = max(1, lines.shape[1] // _SAMPLES_PER_LINE)
+    levels = lines[:, ::step].astype(np.float32)
+    middle = np.median(levels, axis=1, keepdims=True)
+    return (np.abs(levels - middle) <= tolerance).mean(axis=1) >= FLAT_SHARE
+
+
+def _band_depth(flat: np.ndarray) -> int:
+    """How many lines from the edge lie in the band: up to its last flat line, across gaps of text."""
+    gap = max(1, int(TEXT_GAP * len(flat)))
+    depth, since = 0, 0
+    for index, line in enumerate(flat):
+        if line:
+            depth, since = index + 1, 0
+        else:
+            since += 1
+            if since > gap or depth == 0:
+                break
+    return depth

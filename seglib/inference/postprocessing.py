@@ -15,11 +15,10 @@ The chosen steps come back as ``fuse()`` keyword arguments (see ``fuse_options``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from seglib.data.folders import DatasetDir
 from seglib.data.layout import load_records
 from seglib.evaluation.metrics import segmentation_metrics
 from seglib.inference.fusion import fuse
@@ -47,8 +46,9 @@ def select_postprocessing(run_dirs, data_dir, subset: str = "val", tta: bool = T
                           ) -> tuple[dict, pd.DataFrame]:
     """The ``fuse()`` options to use, and the validation Dice of every step set tried; `fusion`
     (strategy, threshold, priority) is passed to every ``fuse()`` call, as it will be on the test split."""
-    predictor, images = prepared_inference(run_dirs, Path(data_dir) / "images", tta, subset)
-    truth = {r.id: r for r in load_records(data_dir, predictor.structures)}
+    dataset = DatasetDir(data_dir)
+    predictor, images = prepared_inference(run_dirs, dataset.images_dir, tta, subset)
+    truth = {r.id: r for r in load_records(dataset, predictor.structures)}
     cases = [(probabilities, {s: m.read() for s, m in truth[image_id].masks.items()})
              for image_id, _, probabilities in predictions(predictor, images, tta)]
     return choose_postprocessing(cases, **fusion)

@@ -2,7 +2,8 @@
 
 Flip test-time augmentation: the mirrored image is segmented too, and the prediction of the
 PARTNER structure on it, flipped back, is a second opinion on the structure itself
-(the left hip of the mirrored image is the right hip of the original, mirrored).
+(the left hip of the mirrored image is the right hip of the original, mirrored). How the passes become the
+film's maps is seglib.networks.film, which the threshold calibration after training follows too.
 """
 
 from __future__ import annotations
@@ -14,41 +15,48 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from seglib.config import checked_threshold
-from seglib.data.io import grey_film, read_image, write_png, write_text
-from seglib.data.layout import DatasetWriter, list_images
+from seglib.data.folders import PredictionDir
+from seglib.data.io import grey_film, read_image, write_text
+from seglib.data.layout import list_images
 from seglib.data.outputs import output_folder
 from seglib.data.pipeline import model_input, working_image
-from seglib.inference.film_checks import warn_if_degenerate
+from seglib.inference.film_checks import stored_range, unexposed, warn_if_degenerate
 from seglib.inference.fusion import fuse
 from seglib.inference.quality import QualityTable
-from seglib.networks.tiling import apply_model
+from seglib.networks.film import calibrated, film_maps, flipped_back, network_maps, structure_maps
 from seglib.progress import progress
 from seglib.symmetry.partners import flip_partners, partner_of
-from seglib.training.calibration import calibrated, run_thresholds
-from seglib.training.run_dir import RunDir, pretrained_run
+from seglib.training.run_dir import RunDir
 
 
 class TTAPasses(NamedTuple):
-    """The two flip-TTA passes of one film apart, structure -> map at the model's working resolution
-    (flipped: None when a structure's mirror partner has no model); `averaged`: whether the film's maps are
-    their mean (tta) or the plain pass alone."""
+    """The two flip-TTA passes of one film apart, structure -> map at the model's working resolution, each
+    mapped by the run's plain threshold as a single pass is (flipped: None when a structure's mirror partner has
+    no model); `averaged`: whether the film's maps are made from their mean (tta) or the plain pass alone;
+    `film`: the film at the (largest) working resolution, (S, S, 1) in [0, 1] over the levels its bits hold
+    (film_checks.stored_range), for the quality estimate's look at the film itself (opaque lead and metal,
+    unexposed bands; None: not known)."""
 
     plain: dict[str, np.ndarray]
     flipped: dict[str, np.ndarray]
     averaged: bool
+    film: np.ndarray | None = None
 
 
 class Predictor:
     """The trained models of one or more runs, each structure predicted by exactly one of them."""
 
     def __init__(self, run_dirs: list[str | Path] | str | Path, calibrate: bool = True):
-        """calibrate: apply each run's validation-chosen threshold (seglib.training.calibration)."""
-        self.run_dirs = [RunDir(d).path for d in run_list(run_dirs)]
-        self.runs = [(RunDir(d).load_model(), RunDir(d).config()) for d in self.run_dirs]
-        self.thresholds = {s: t for d in run_list(run_dirs) for s, t in run_thresholds(d).items()} if calibrate else {}
+        """calibrate: apply each run's validation-chosen thresholds (seglib.training.calibration): with flip TTA
+        those chosen on TTA means, where the run has them."""
+        runs = [RunDir(d) for d in run_list(run_dirs)]
+        self.run_dirs = [run.path for run in runs]
+        self.runs = [(run.load_model(), run.config()) for run in runs]
+        # tta -> structure -> threshold (RunDir.thresholds; absent: 0.5)
+        self.thresholds = {tta: {s: t for run in runs for s, t in run.thresholds(tta).items()}
+                           if calibrate else {} for tta in (False, True)}
         structures = [s for _, config in self.runs for s in config.structures]
         duplicated = sorted({s for s in structures if structures.count(s) > 1})
         if duplicated:
@@ -79,10 +87,10 @@ class Predictor:
             maps = {s: np.zeros(image.shape, np.float32) for s in self.structures}
             return (maps, None) if passes else maps
         working = {size: working_image(image, size) for size in {config.image_size for _, config in self.runs}}
-        plain = self._predict(working)
-        mirrored = (self._predict({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
+        plain = self._network_maps(working)
+        mirrored = (self._network_maps({size: np.ascontiguousarray(w[:, ::-1]) for size, w in working.items()})
                     if tta or (passes and self.mirrorable) else None)
-        maps, tta_passes = self.film_maps(plain, mirrored, image.shape, tta)
+        maps, tta_passes = self.film_maps(plain, mirrored, image, tta, working)
         return (maps, tta_passes) if passes else maps
 
     @property
@@ -91,43 +99,38 @@ class Predictor:
         quality estimate even without flip TTA)."""
         return all(partner_of(s) in self.structures for s in self.structures)
 
-    def film_maps(self, plain: dict, mirrored: dict | None, shape, tta: bool):
-        """(structure -> map at the film's `shape`, TTAPasses) from the plain and the mirrored pass at the
-        working resolution (mirrored: None without one; with `tta` the maps are the passes' mean)."""
-        flipped = None
-        if mirrored is not None:
-            flipped = {s: _resized(mirrored[p][:, ::-1], plain[s].shape) for s, p in self.tta_partners().items()}
-        maps = {s: (plain[s] + flipped[s]) / 2.0 for s in plain} if tta else plain
-        return {s: _resized(m, shape) for s, m in maps.items()}, TTAPasses(plain, flipped, tta)
+    def film_maps(self, plain: dict, mirrored: dict | None, image: np.ndarray, tta: bool, working: dict | None = None):
+        """(structure -> map at the size of `image`, the film, TTAPasses) from the network's plain and mirrored
+        pass at the working resolution (structure -> map, as structure_maps gives them; mirrored: None without
+        one): seglib.networks.film.film_maps, with `tta` on the passes' mean, mapped by the thresholds of that
+        setting. The film's unexposed edges (seglib.inference.film_checks.unexposed) hold no structure.
+        `working`: size -> the film at that working size (as the network saw it), carried in TTAPasses."""
+        flipped = None if mirrored is None else flipped_back(mirrored, self.tta_partners(), plain)
+        maps = film_maps(plain, flipped if tta else None, image.shape, self.thresholds[tta])
+        outside = unexposed(image)
+        for structure in maps if outside is not None else ():  # one at a time: a film-sized copy at most
+            maps[structure] = np.where(outside, np.float32(0), maps[structure])
+        # The film as the network saw it, over the levels its bits hold (a 12-bit film in a 16-bit file uses a
+        # sixteenth of the type's): the quality estimate reads its brightest level and its flat bands there.
+        scale = np.iinfo(image.dtype).max / stored_range(image)
+        film = None if not working else np.minimum(working[max(working)] * scale, 1)
+        return maps, TTAPasses(self._one_pass(plain), None if flipped is None else self._one_pass(flipped), tta, film)
 
-    def calibrated(self, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """structure -> probability map, from each run's network output (in the order of self.runs), mapped
-        so that the run's validation-chosen threshold becomes 0.5."""
-        return {s: calibrated(output[..., i], self.thresholds.get(s, 0.5))
-                for (_, config), output in zip(self.runs, outputs) for i, s in enumerate(config.structures)}
+    def _one_pass(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One pass's maps mapped by the plain thresholds, as a prediction without flip TTA draws them."""
+        return {s: calibrated(m, self.thresholds[False].get(s, 0.5)) for s, m in maps.items()}
 
-    def _predict(self, working: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
-        """structure -> probability map at its model's working resolution."""
-        return self.calibrated([apply_model(model, model_input(working[config.image_size], config.side_aware), config)
-                                for model, config in self.runs])
+    def structure_maps(self, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """structure -> probability map at the working resolution, from each run's network output (in the order
+        of self.runs), as the network gives it (film_maps applies the thresholds)."""
+        return {s: m for (_, config), output in zip(self.runs, outputs)
+                for s, m in structure_maps(output, config.structures).items()}
 
-
-# The shipped pelvis model's bones overlap in projection (the femoral heads in the acetabula, the ilia behind
-# the sacrum); its label maps draw the hip bones, its first concern, over the others.
-PRETRAINED_FUSION = {"pelvis": {"strategy": "priority", "priority": ["left_hip", "right_hip"]}}
-
-
-def pretrained(name: str = "pelvis", calibrate: bool = True) -> Predictor:
-    """The Predictor of a model that ships with seglib (seglib.config.PRETRAINED_MODELS), e.g.
-    `seglib.pretrained("pelvis").probabilities(film)`: no training, and nothing is downloaded."""
-    return Predictor(pretrained_run(name), calibrate)
-
-
-def _resized(probability: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A probability map resampled (bilinear) to `shape`; itself when it already has that shape."""
-    if probability.shape[:2] == tuple(shape[:2]):
-        return probability
-    return tf.image.resize(probability[..., None], shape[:2], method="bilinear").numpy()[..., 0]
+    def _network_maps(self, working: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+        """structure -> probability map at its model's working resolution (working: size -> working image)."""
+        inputs = [model_input(working[config.image_size], config.side_aware) for _, config in self.runs]
+        return {s: m for (model, config), x in zip(self.runs, inputs)
+                for s, m in network_maps(model, config, x).items()}
 
 
 def select_ids(images: dict[str, Path], run_dir: str | Path | None, subset: str | None) -> dict[str, Path]:
@@ -159,11 +162,6 @@ def predictions(predictor: Predictor, images: dict[str, Path], tta: bool = False
         yield image_id, image, predictor.probabilities(image, tta=tta, name=str(path), passes=passes)
 
 
-def save_probability(path: Path, probability: np.ndarray) -> None:
-    """16-bit PNG: 1/65535 resolution is ample, and the folder stays viewable and in dataset layout."""
-    write_png(path, np.round(np.clip(probability, 0, 1) * 65535).astype(np.uint16))
-
-
 def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | None = None,
                    threshold: float = 0.5, force: bool = False) -> Path:
     """Write OUT/probabilities/<structure>/<id>.png, OUT/masks/<structure>/<id>.png and OUT/quality.csv
@@ -172,15 +170,15 @@ def predict_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     quality = QualityTable(predictor, threshold)
     with output_folder(out_dir, "predict", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
-        dataset = DatasetWriter(staging)
+        predicted = PredictionDir(staging)
         for image_id, image, (probabilities, passes) in progress(
                 predictions(predictor, images, tta, passes=True), "predict", len(images)):
             for structure, probability in probabilities.items():
-                save_probability(staging / "probabilities" / structure / f"{image_id}.png", probability)
-                dataset.mask(structure, image_id, probability >= threshold)
+                predicted.write_probability(structure, image_id, probability)
+                predicted.write_mask(structure, image_id, probability >= threshold)
             quality.add(image_id, image, passes)
-        quality.write(staging / "quality.csv")
-        write_text(staging / "predict.json", json.dumps(
+        quality.write(predicted.quality_csv)
+        write_text(predicted.predict_json, json.dumps(
             {"runs": [str(d) for d in run_list(run_dirs)], "images": str(images_dir), "tta": tta,
              "subset": subset, "threshold": threshold}, indent=2))
     return Path(out_dir)
@@ -204,17 +202,17 @@ def fuse_folder(run_dirs, images_dir, out_dir, tta: bool = False, subset: str | 
     predictor, images = prepared_inference(run_dirs, images_dir, tta, subset)
     contested, labels = [], {}
     with output_folder(out_dir, "fuse", [images_dir, *run_list(run_dirs)], force, ids=images) as staging:
-        dataset = DatasetWriter(staging)
+        fused_folder = PredictionDir(staging)
         for image_id, _, probabilities in progress(predictions(predictor, images, tta), "fuse", len(images)):
             fused = fuse(probabilities, **fuse_options)
             labels = fused.labels
-            dataset.label_map(image_id, fused.label_map)
+            fused_folder.write_label_map(image_id, fused.label_map)
             for structure, mask in fused.masks.items():
-                dataset.mask(structure, image_id, mask)
-                save_probability(staging / "probabilities" / structure / f"{image_id}.png", probabilities[structure])
+                fused_folder.write_mask(structure, image_id, mask)
+                fused_folder.write_probability(structure, image_id, probabilities[structure])
             contested.append({"id": image_id, "contested_pixels": int(fused.contested.sum())})
-        write_text(staging / "labels.json", json.dumps(labels, indent=2))
+        fused_folder.write_labels(labels)
         # how these labels were made, so a report can redraw contested pixels at the same threshold
-        write_text(staging / "fusion.json", json.dumps({"tta": tta, **fuse_options}, indent=2))
-        pd.DataFrame(contested).to_csv(staging / "contested.csv", index=False)
+        write_text(fused_folder.fusion_json, json.dumps({"tta": tta, **fuse_options}, indent=2))
+        pd.DataFrame(contested).to_csv(fused_folder.contested_csv, index=False)
     return Path(out_dir)

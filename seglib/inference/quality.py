@@ -1,7 +1,7 @@
 """How far to trust each segmentation: a predicted Dice and a flag per (film, structure), quality.csv.
 
-The evidence is what inference already has (seglib.inference.predictor.TTAPasses), measured at the
-model's working resolution, so it does not depend on the film's pixel count:
+The evidence is what inference already has (seglib.inference.predictor.TTAPasses: the passes and the
+film), measured at the model's working resolution, so it does not depend on the film's pixel count:
 
     tta_dice        Dice between the plain pass's mask and the flipped pass's (mirrored, partner-swapped)
                     mask: two views of the same film that disagree cannot both be right (empty when a
@@ -11,14 +11,20 @@ model's working resolution, so it does not depend on the film's pixel count:
     pair_log_ratio  |log(area / partner's area)| for a left/right structure (0 without a partner): real
                     pelves are nearly symmetric, a mask twice its partner's size is not
     fragments       share of the mask outside its largest connected component
-    edge_share      share of the mask's outline on the film's edge (a bone cut by the field, or a mask
-                    leaking to the border)
+    edge_share      share of the outline on the edge of what the film shows: its border, or an unexposed band
+                    (seglib.inference.film_checks.unexposed; the mask cut there as the written one is). The
+                    truth stops there too, so this part of the outline is exact (the fit gives it a negative
+                    weight), unless a mask leaks to the border
+    occluded        share of the outline lying under opaque film or within OCCLUSION_PX of it: lead (a
+                    gonadal shield) and metal (arthroplasty, plates) show as the film's brightest level, flat,
+                    in regions far larger than text (OPAQUE_*). Bone behind them is still bone, but its outline
+                    there is the network's guess; a stem inside a femur hides none of the femur's outline
 
 A small regressor, fitted on rendered films whose truth is known (reports/quality/quality_study.py),
 maps them to predicted_dice: log(1 - Dice) is linear in log(1 - tta_dice), log(1 - soft_dice) and the
 others (a second set of coefficients without tta_dice serves runs without a flipped pass). Its
 coefficients and the flag's threshold (chosen on validation films) are stored beside the model
-(QUALITY_FILE: seglib/data/pretrained/pelvis/quality.json). A run without one gets the shipped pelvis
+(QUALITY_FILE: seglib/models/pelvis/quality.json). A run without one gets the shipped pelvis
 model's, and its rows say so in the `estimator` column. A film that cannot be segmented
 (seglib.inference.film_checks) gets predicted_dice 0 and flag 1; so does an empty mask.
 """
@@ -35,15 +41,21 @@ import numpy as np
 from scipy import ndimage
 
 from seglib.data.io import DataError, spreadsheet_safe
-from seglib.inference.film_checks import degenerate_reason
+from seglib.inference.film_checks import degenerate_reason, unexposed
 from seglib.symmetry.partners import partner_of
 
 QUALITY_FILE = "quality.json"
-FEATURES = ("tta_dice", "soft_dice", "pair_log_ratio", "fragments", "edge_share")
+FEATURES = ("tta_dice", "soft_dice", "pair_log_ratio", "fragments", "edge_share", "occluded")
 QUALITY_COLUMNS = ["id", "structure", "predicted_dice", "flag", *FEATURES, "estimator", "warning"]
 GOOD = 0.95  # a mask whose Dice is below this is one a person should look at (issue #31)
 RECALL, PRECISION = 0.8, 0.5  # the flags must catch 80 % of those, and half the flagged must be one (issue #31)
 _FLOOR = 1e-3  # 1 - Dice below this is "perfect": a log's floor
+# Opaque film, on the working image as 8-bit levels (film_levels): within OPAQUE_LEVELS of its brightest level
+# outside the unexposed bands, in regions that survive a 3 x 3 opening and cover OPAQUE_AREA of the image (a
+# 28 mm prosthetic head does; letters of burnt-in text, thin at the working size, do not). Bone saturates
+# in speckles (noise), lead and metal in solid plateaus. OCCLUSION_PX: the outline near them is hidden too
+# (the film's halo around metal, about 4 mm at the pelvis model's working size).
+OPAQUE_LEVELS, OPAQUE_AREA, OCCLUSION_PX = 1, 0.002, 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class QualityModel:
     name: str = "pelvis"
 
     def predicted_dice(self, features: dict[str, float | None]) -> float:
+        """A feature without a coefficient (a model fitted before that evidence existed) has no weight."""
         terms = design_terms(features)
         intercept, coefficients = ((self.intercept, self.coefficients) if features["tta_dice"] is not None
                                    else (self.single_pass["intercept"], self.single_pass["coefficients"]))
@@ -93,13 +106,16 @@ def _finite(value) -> bool:
 
 
 def _check_terms(values, prefix: str, with_tta: bool) -> None:
-    """An intercept and a coefficient for each of FEATURES (tta_dice only `with_tta`), all finite numbers."""
+    """An intercept and coefficients of FEATURES (tta_dice only `with_tta`), all finite numbers. A feature
+    may lack one (a model fitted before it existed still predicts, from the evidence it knew); one this
+    version does not compute makes the model unusable."""
     if not isinstance(values, dict) or not isinstance(values.get("coefficients"), dict):
         raise ValueError(f"{prefix}coefficients: expected an object of feature: number")
-    expected = set(FEATURES) - ({"tta_dice"} if not with_tta else set())
+    known = set(FEATURES) - ({"tta_dice"} if not with_tta else set())
     given = values["coefficients"]
-    if set(given) != expected:
-        raise ValueError(f"{prefix}coefficients: expected the features {', '.join(sorted(expected))}")
+    if set(given) - known:
+        raise ValueError(f"{prefix}coefficients: {', '.join(sorted(set(given) - known))} is not evidence this "
+                         f"version computes ({', '.join(sorted(known))})")
     for name, value in {"intercept": values.get("intercept"), **given}.items():
         if not _finite(value):
             raise ValueError(f"{prefix}{name} {value!r} is not a finite number")
@@ -120,16 +136,59 @@ def _log_shortfall(agreement: float) -> float:
 
 
 def structure_features(plain: dict[str, np.ndarray], flipped: dict[str, np.ndarray] | None,
-                       final: dict[str, np.ndarray], threshold: float = 0.5) -> dict[str, dict[str, float | None]]:
-    """structure -> FEATURES, from the two passes (flipped: None when there is none) and the final maps
-    (plain, or their mean with tta) at the working resolution."""
+                       final: dict[str, np.ndarray], threshold: float = 0.5,
+                       levels: np.ndarray | None = None) -> dict[str, dict[str, float | None]]:
+    """structure -> FEATURES, from the two passes (flipped: None when there is none), the final maps (plain,
+    or their mean with tta) and the film as 8-bit levels (film_levels; None: no unexposed band and nothing
+    opaque known), all at the working resolution."""
     masks = {s: m >= threshold for s, m in final.items()}
     areas = {s: int(m.sum()) for s, m in masks.items()}
     return {structure: {
         "tta_dice": None if flipped is None else _dice(plain[structure] >= threshold, flipped[structure] >= threshold),
         "soft_dice": _soft_dice(final[structure], mask),
         "pair_log_ratio": _pair_log_ratio(areas[structure], areas.get(partner_of(structure))),
-        "fragments": _fragments(mask), "edge_share": _edge_share(mask)} for structure, mask in masks.items()}
+        "fragments": _fragments(mask), **_outline_features(mask, levels)} for structure, mask in masks.items()}
+
+
+def film_levels(working: np.ndarray) -> np.ndarray:
+    """The film at the working resolution (seglib.data.pipeline.working_image, (S, S) or (S, S, 1)) as 8-bit
+    levels: what the occlusion and the unexposed bands are read from (and what reports/quality caches)."""
+    return np.round(np.clip(np.squeeze(working), 0, 1) * 255).astype(np.uint8)
+
+
+def _outline_features(mask: np.ndarray, levels: np.ndarray | None) -> dict[str, float]:
+    """edge_share and occluded of one mask, its film's `levels` brought to the mask's size."""
+    if levels is not None and levels.shape != mask.shape:  # a run of another working size: nearest levels
+        rows, columns = (np.arange(n) * levels.shape[i] // n for i, n in enumerate(mask.shape))
+        levels = levels[np.ix_(rows, columns)]
+    outside = np.zeros(mask.shape, bool) if levels is None else _unexposed(levels)
+    shown = mask & ~outside  # the mask as written: cut at the unexposed bands
+    outline = shown & ~ndimage.binary_erosion(shown)  # a mask pixel on the film's border is outline
+    total = int(outline.sum())
+    if total == 0:
+        return {"edge_share": 0.0, "occluded": 0.0}
+    edge = ndimage.binary_dilation(outside)
+    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
+    hidden = np.zeros(mask.shape, bool) if levels is None else _near_opaque(levels, outside)
+    return {"edge_share": float((outline & edge).sum()) / total, "occluded": float((outline & hidden).sum()) / total}
+
+
+def _unexposed(levels: np.ndarray) -> np.ndarray:
+    outside = unexposed(levels)
+    return np.zeros(levels.shape, bool) if outside is None else outside
+
+
+def _near_opaque(levels: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """Where the film is opaque (OPAQUE_*), grown by OCCLUSION_PX."""
+    if outside.all():
+        return np.zeros(levels.shape, bool)
+    bright = ndimage.binary_opening((levels >= int(levels[~outside].max()) - OPAQUE_LEVELS) & ~outside)
+    labelled, count = ndimage.label(bright)
+    if count == 0:
+        return bright
+    large = np.bincount(labelled.ravel()) >= OPAQUE_AREA * levels.size
+    large[0] = False
+    return ndimage.binary_dilation(large[labelled], iterations=OCCLUSION_PX)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -156,14 +215,6 @@ def _fragments(mask: np.ndarray) -> float:
     return float(1.0 - sizes.max() / sizes.sum())
 
 
-def _edge_share(mask: np.ndarray) -> float:
-    outline = mask & ~ndimage.binary_erosion(mask)  # a mask pixel on the film's edge is outline
-    edge = np.zeros_like(mask)
-    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
-    total = int(outline.sum())
-    return 0.0 if total == 0 else float((outline & edge).sum()) / total
-
-
 # --- Rows of quality.csv -----------------------------------------------------------------------------------
 
 def quality_model(run_dirs) -> tuple[QualityModel, str]:
@@ -173,7 +224,7 @@ def quality_model(run_dirs) -> tuple[QualityModel, str]:
     if len(runs) == 1 and (runs[0] / QUALITY_FILE).is_file():
         model = QualityModel.load(runs[0] / QUALITY_FILE)
         return model, f"fitted ({model.name})"
-    from seglib.training.run_dir import pretrained_run
+    from seglib.models.shipped import pretrained_run
 
     return QualityModel.load(pretrained_run("pelvis").path / QUALITY_FILE), "default (pelvis coefficients)"
 
@@ -187,7 +238,8 @@ def quality_rows(image_id: str, structures, passes, model: QualityModel, estimat
                  "estimator": estimator, "warning": warning or "not segmented"} for s in structures]
     averaged = passes.averaged and passes.flipped is not None
     final = {s: (passes.plain[s] + passes.flipped[s]) / 2 for s in passes.plain} if averaged else passes.plain
-    features = structure_features(passes.plain, passes.flipped, final, threshold)
+    levels = None if passes.film is None else film_levels(passes.film)
+    features = structure_features(passes.plain, passes.flipped, final, threshold, levels)
     rows = []
     for structure in structures:
         empty = not (final[structure] >= threshold).any()  # nothing to trust, or the bone is not in the film
@@ -231,21 +283,25 @@ def film_quality(predictor, image, tta: bool = False, threshold: float = 0.5, im
 
 # --- Fitting (reports/quality/quality_study.py) ---------------------------------------------------------------
 
-def fit_quality_model(table, fitted_on: str = "", name: str = "pelvis") -> QualityModel:
-    """Least squares of log(1 - Dice) on design_terms over the rows of `table` (FEATURES and the true `dice`)
-    whose structure is both in the film and in the mask (the others are scored 0 by rule)."""
-    rows = table[(table["truth_px"] > 0) & (table["soft_dice"] > 0)]
+def fit_quality_model(table, fitted_on: str = "", name: str = "pelvis", weights=None,
+                      features=FEATURES) -> QualityModel:
+    """Weighted least squares of log(1 - Dice) on design_terms over the rows of `table` (FEATURES and the true
+    `dice`) whose structure is both in the film and in the mask (the others are scored 0 by rule). `weights`:
+    one per row of `table` (None: all 1); `features`: the evidence used (the others get no coefficient)."""
+    kept = ((table["truth_px"] > 0) & (table["soft_dice"] > 0)).to_numpy()
+    rows = table[kept]
+    weight = np.sqrt(np.ones(len(rows)) if weights is None else np.asarray(weights, float)[kept])
     records = rows[list(FEATURES)].to_dict("records")
     target = np.log(np.maximum(1.0 - rows["dice"].to_numpy(float), _FLOOR))
-    both = _least_squares([design_terms(r) for r in records], target)
-    single = _least_squares([design_terms({**r, "tta_dice": None}) for r in records], target)
+    both = _least_squares([design_terms(r) for r in records], target, weight, features)
+    single = _least_squares([design_terms({**r, "tta_dice": None}) for r in records], target, weight, features)
     return QualityModel(both["intercept"], both["coefficients"], single, threshold=GOOD, fitted_on=fitted_on, name=name)
 
 
-def _least_squares(terms: list[dict[str, float]], target: np.ndarray) -> dict:
-    names = list(terms[0])
+def _least_squares(terms: list[dict[str, float]], target: np.ndarray, weight: np.ndarray, features) -> dict:
+    names = [n for n in terms[0] if n in features]
     design = np.column_stack([np.ones(len(terms)), [[t[n] for n in names] for t in terms]])
-    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    solution, *_ = np.linalg.lstsq(design * weight[:, None], target * weight, rcond=None)
     return {"intercept": float(solution[0]), "coefficients": {n: float(c) for n, c in zip(names, solution[1:])}}
 
 

@@ -8,7 +8,6 @@ two hips and a manifest with each film's geometry and the clinical conditions it
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing
 import os
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from seglib.config import PHANTOM_SIZES
-from seglib.data.layout import DatasetWriter
+from seglib.data.folders import DatasetDir
 from seglib.data.outputs import output_folder
 from seglib.phantom.exposure import Appearance
 from seglib.phantom.render import STRUCTURES, PelvisSample, cached_shape_model, make_pelvis
@@ -51,15 +50,15 @@ def write_phantom_dataset(out_dir, n: int = 200, size: int = 256, seed: int = 0,
     cached_shape_model(None if model_path is None else str(model_path))  # a broken model fails before any work
     jobs = [(seed, index, size, appearance, model_path) for index in range(n)]
     workers = min(workers or min(2, os.cpu_count() or 1), n)
-    with _staged_dataset(out_dir) as (root, manifest):
+    with _staged_dataset(out_dir) as (dataset, manifest):
         if workers > 1 and n >= 8:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 samples = pool.imap(_render, jobs)  # in order, as they finish: memory stays bounded
                 for index, sample in enumerate(progress(samples, "phantom", total=n)):
-                    _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
+                    _write_sample(dataset, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", sample)
         else:
             for index, job in enumerate(progress(jobs, "phantom")):
-                _write_sample(root, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
+                _write_sample(dataset, manifest, f"pelvis_{index:04d}", f"synthetic_{index:04d}", _render(job))
     return Path(out_dir)
 
 
@@ -74,13 +73,14 @@ def _staged_dataset(out_dir):
     """A temporary folder with the layout's folders and an open manifest writer, which becomes
     out_dir only when the block succeeds (seglib.data.outputs.output_folder)."""
     with output_folder(out_dir, "phantom") as staging:
-        for folder in ["images", "labels", *(f"masks/{name}" for name in STRUCTURES)]:
-            (staging / folder).mkdir(parents=True)
-        with open(staging / "manifest.csv", "w", newline="") as handle:
+        dataset = DatasetDir(staging)
+        for folder in [dataset.images_dir, dataset.labels_dir, *(dataset.masks_dir(name) for name in STRUCTURES)]:
+            folder.mkdir(parents=True)
+        with open(dataset.manifest_path, "w", newline="") as handle:
             manifest = csv.writer(handle)
             manifest.writerow(MANIFEST_COLUMNS)
-            yield staging, manifest
-        (staging / "labels.json").write_text(json.dumps(LABEL_VALUES, indent=2) + "\n")
+            yield dataset, manifest
+        dataset.write_labels(LABEL_VALUES)
 
 
 def _render(job) -> PelvisSample:
@@ -88,10 +88,9 @@ def _render(job) -> PelvisSample:
     return make_pelvis(phantom_rng(seed, index), size, appearance, model_path=model_path)
 
 
-def _write_sample(root: Path, manifest, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
-    dataset = DatasetWriter(root)
-    dataset.sample(sample_id, sample.image, {name: sample.masks[name] for name in STRUCTURES})
-    dataset.label_map(sample_id, label_map(sample))
+def _write_sample(dataset: DatasetDir, manifest, sample_id: str, patient_id: str, sample: PelvisSample) -> None:
+    dataset.write_sample(sample_id, sample.image, {name: sample.masks[name] for name in STRUCTURES})
+    dataset.write_label_map(sample_id, label_map(sample))
     manifest.writerow(manifest_row(sample_id, patient_id, sample))
 
 
@@ -117,10 +116,10 @@ def write_atlas_renderings(out_dir, surfaces, ids, poses: int = 6, size: int = 2
     atlas<ID>_<pose>, patient_id atlas<ID>). Femurs, spine, soft tissue and the look are random."""
     model = cached_shape_model(None if model_path is None else str(model_path))
     atlas = load_atlas(surfaces, ids=ids)
-    with _staged_dataset(out_dir) as (root, manifest):
+    with _staged_dataset(out_dir) as (dataset, manifest):
         for number, (subject, vertices) in enumerate(zip(atlas.ids, atlas.vertices)):
             pelvis = model.pelvis(model.align(vertices))  # the real shape, in the model's pelvic frame
             for pose in range(poses):
                 sample = make_pelvis(phantom_rng(seed, number * 1000 + pose), size, appearance, pelvis=pelvis)
-                _write_sample(root, manifest, f"atlas{subject}_{pose}", f"atlas{subject}", sample)
+                _write_sample(dataset, manifest, f"atlas{subject}_{pose}", f"atlas{subject}", sample)
     return Path(out_dir)

@@ -289,7 +289,7 @@ def load_shape_model(path: str | Path | None = None) -> ShapeModel:
     path = Path(path) if path is not None else DEFAULT_MODEL
     if not path.is_file():
         raise DataError(f"{path}: pelvis shape model not found; rebuild it with "
-                        f"`python -m seglib atlas --surfaces ../shared/data/pelvis_atlas --out {path}`")
+                        f"`python -m seglib atlas --atlas ../shared/data/pelvis_atlas --out {path}`")
     try:
         with np.load(path, allow_pickle=False) as stored:
             counts = dict(zip(BONES, (int(n) for n in stored["counts"])))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seglib.data.folders import DatasetDir, PredictionDir
 from seglib.data.io import read_image, spreadsheet_safe, write_text
 from seglib.data.layout import available_structures, load_records
 from seglib.data.outputs import check_replaceable, output_folder
@@ -42,7 +43,7 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     predictions: method -> prediction folder in the dataset layout (needs data_dir);
     reference: the method the others are measured against (default: the first);
     runs: method -> its training run dirs; seconds_per_image: method -> inference time;
-    postprocessing: the validation table of seglib.experiments.comparison.predict_methods;
+    postprocessing: the validation table of seglib.experiments.method_comparison.predict_methods;
     extra_metrics: rows of metrics CSVs written by `evaluate`, for methods without a folder here;
     show_images=False leaves out the figures that show the images (samples, overlays, label maps),
     for data whose licence forbids sharing them.
@@ -143,8 +144,8 @@ def _dataset_section(data_dir, runs, out_dir, show_images: bool) -> list[str]:
 
 
 def _training_section(runs, out_dir) -> list[str]:
-    rows = [{"method": method, "run": Path(run).name, **_start_and_size(RunDir(run).config()), **RunDir(run).summary()}
-            for method, run_dirs in runs.items() for run in run_dirs]
+    rows = [{"method": method, "run": run.path.name, **_start_and_size(run.config()), **run.summary()}
+            for method, run_dirs in runs.items() for run in map(RunDir, run_dirs)]
     figures.plot_history(runs, out=out_dir / "training_curves.png")
     return ["## Training", ("The run summaries of each deep method (notebook 03 compares only variants trained like "
             "the U-Net: same data, split, budget, seed and options; only the architecture differs, and, where "
@@ -208,10 +209,11 @@ def _cases_section(table, predictions, data_dir, reference, out_dir) -> list[str
 
 
 def _fusion_section(predictions, data_dir, reference, out_dir, show_images: bool) -> list[str]:
-    fused = {name: Path(folder) for name, folder in predictions.items() if (Path(folder) / "contested.csv").is_file()}
+    folders = {name: PredictionDir(folder) for name, folder in predictions.items()}
+    fused = {name: folder for name, folder in folders.items() if folder.contested_csv.is_file()}
     if not fused:
         return []
-    counts = pd.concat([pd.read_csv(folder / "contested.csv").assign(method=name) for name, folder in fused.items()])
+    counts = pd.concat([pd.read_csv(folder.contested_csv).assign(method=name) for name, folder in fused.items()])
     _write_csv(_method_first(counts), out_dir / "contested.csv")
     summary = counts.groupby("method", sort=False)["contested_pixels"].agg(["mean", "max"]).reset_index()
     sections = ["## Fused label maps and contested pixels",
@@ -221,7 +223,7 @@ def _fusion_section(predictions, data_dir, reference, out_dir, show_images: bool
         folder = fused[reference]
         ours = counts[counts["method"] == reference]
         worst = ours.nlargest(3, "contested_pixels")["id"]
-        figures.show_contested(folder, Path(data_dir) / "images", list(worst), out=out_dir / "fused_label_maps.png")
+        figures.show_contested(folder, DatasetDir(data_dir).images_dir, list(worst), out=out_dir / "fused_label_maps.png")
         which = ("the three images with the most contested pixels" if ours["contested_pixels"].any()
                  else "no pixel was contested on any test image, so these are the first three")
         sections.append(f"![{reference}'s fused label maps, contested pixels outlined in white; {which}]"
@@ -260,7 +262,7 @@ def _truth_laterality(data_dir, predicted: pd.DataFrame) -> pd.DataFrame | None:
     from seglib.evaluation.laterality import laterality_table
 
     structures = list(predicted["structure"].unique())
-    if not all((Path(data_dir) / "masks" / s).is_dir() for s in structures):
+    if not DatasetDir(data_dir).has_masks(structures):
         return None
     return laterality_table(data_dir, data_dir, structures, ids=set(predicted["id"])).assign(method="ground truth")
 

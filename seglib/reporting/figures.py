@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator, ScalarFormatter, SymmetricalLogLocator
 from PIL import Image as PILImage
 
+from seglib.data.folders import PredictionDir
 from seglib.data.io import atomic_file, read_image, read_mask
 from seglib.data.layout import load_records
 from seglib.reporting.display import InlineFigure as Figure  # shows inline in notebooks
@@ -70,7 +71,7 @@ def show_predictions(pred_dir, data_dir, structures, ids=None, n: int = 4, out=N
                      scores: pd.Series | None = None) -> Figure:
     """Truth beside prediction for `ids` (default: the first n predicted images)."""
     if ids is None:
-        ids = sorted(p.stem for p in (Path(pred_dir) / "masks" / structures[0]).glob("*.png"))[:n]
+        ids = sorted(p.stem for p in PredictionDir(pred_dir).masks_dir(structures[0]).glob("*.png"))[:n]
     return compare_methods({"predicted": pred_dir}, data_dir, ids, scores=scores, out=out, structures=structures)
 
 
@@ -85,16 +86,16 @@ def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None =
                     structures=None) -> Figure:
     """One row per image: the ground truth, then each method's masks (method -> prediction folder);
     `structures` default to every structure the folders predicted."""
-    structures = structures or sorted({p.name for folder in predictions.values()
-                                       for p in (Path(folder) / "masks").iterdir() if p.is_dir()})
+    predictions = {method: PredictionDir(folder) for method, folder in predictions.items()}
+    structures = structures or sorted({s for folder in predictions.values() for s in folder.predicted_structures()})
     records = {r.id: r for r in load_records(data_dir, structures)}
     columns = ["ground truth", *predictions]
     figure = Figure(figsize=(2.4 * len(columns), 2.6 * len(ids)), layout="constrained")
     for row, image_id in zip(figure.subplots(len(ids), len(columns), squeeze=False), ids):
         image = read_image(records[image_id].image)
         masks = [{s: m.read() for s, m in records[image_id].masks.items()}]
-        masks += [{s: read_mask(Path(f) / "masks" / s / f"{image_id}.png") for s in structures
-                   if (Path(f) / "masks" / s / f"{image_id}.png").is_file()} for f in predictions.values()]
+        masks += [{s: read_mask(f.mask_path(s, image_id)) for s in structures if f.mask_path(s, image_id).is_file()}
+                  for f in predictions.values()]
         for ax, column, shown in zip(row, columns, masks):
             overlay(ax, image, shown, title=column)
         label = image_id + (f"\nDice {scores[image_id]:.3f}" if scores is not None else "")
@@ -105,18 +106,18 @@ def compare_methods(predictions: dict, data_dir, ids, scores: pd.Series | None =
 
 def show_contested(pred_dir, images_dir, ids, out=None) -> Figure:
     """The fused label map over its image, with the pixels both models claimed outlined in white."""
-    pred_dir = Path(pred_dir)
-    labels = json.loads((pred_dir / "labels.json").read_text())
-    fusion = pred_dir / "fusion.json"
+    pred_dir = PredictionDir(pred_dir)
+    labels = pred_dir.read_labels()
+    fusion = pred_dir.fusion_json
     threshold = json.loads(fusion.read_text()).get("threshold", 0.5) if fusion.is_file() else 0.5  # fuse's default
     figure = Figure(figsize=(3 * len(ids), 3), layout="constrained")
     for ax, image_id in zip(figure.subplots(1, len(ids), squeeze=False)[0], ids):
-        label_map = read_image(pred_dir / "labels" / f"{image_id}.png")
+        label_map = read_image(pred_dir.label_path(image_id))
         masks = {name: label_map == value for name, value in labels.items()}
-        probabilities = [read_image(pred_dir / "probabilities" / name / f"{image_id}.png") / 65535.0 for name in labels]
+        probabilities = [pred_dir.read_probability(name, image_id) for name in labels]
         contested = (np.stack(probabilities) >= threshold).sum(axis=0) >= 2  # as fusion counts them
         image = read_image(next(Path(images_dir).glob(f"{image_id}.*")))
-        overlay(ax, image, masks, alpha=0.5, contour=False, title=f"{image_id}: {contested.sum()} contested px")
+        overlay(ax, image, masks, contour=False, title=f"{image_id}: {contested.sum()} contested px")
         ax.contour(contested, levels=[0.5], colors="white", linewidths=0.8)
     return save(figure, out)
 
@@ -137,7 +138,7 @@ def show_overlays(segment_dir, n: int = 6, out=None) -> Figure:
         ax.set_title(image_id + (f"  FLAGGED (predicted Dice {dice:.2f})" if flag else ""), fontsize=9,
                      color="crimson" if flag else "black")
         ax.set_axis_off()
-    _legend(figure, list(json.loads((segment_dir / "labels.json").read_text())))
+    _legend(figure, list(PredictionDir(segment_dir).read_labels()))
     return save(figure, out)
 
 

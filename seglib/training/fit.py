@@ -73,7 +73,7 @@ def load_checked_records(config: RunConfig):
     for warning in warnings[:20]:
         print(warning, file=sys.stderr)
     if len(warnings) > 20:
-        print(f"warning: ... and {len(warnings) - 20} more (python -m seglib check {config.data})", file=sys.stderr)
+        print(f"warning: ... and {len(warnings) - 20} more (python -m seglib check --data {config.data})", file=sys.stderr)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         shown = "\n  ".join(str(p) for p in errors[:20])
@@ -143,7 +143,8 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
         model = compile_model(config)
     if config.init:  # a resumed run's backup, restored by fit, then replaces these weights
         load_initial_weights(getattr(model, "segmenter", model), config)
-    kept = _history_kept_by_backup(RunDir(run_dir))  # what a resumed run continues from; None on a fresh run
+    run = RunDir(run_dir)
+    kept = _history_kept_by_backup(run)  # what a resumed run continues from; None on a fresh run
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
               callbacks=[*callbacks, *training_callbacks(config, run_dir, best_val_dice=_best_val_dice(kept),
@@ -151,8 +152,8 @@ def _fit(config: RunConfig, run_dir: Path, train_records, val_records, resume: b
               shuffle=False)  # the tf.data pipeline shuffles, seeded
     seconds = time.perf_counter() - started
     # The outline's threshold, measured at the films' own size with the best weights (those model.keras holds).
-    choose_thresholds(RunDir(run_dir).load_model(), config, run_dir, val_records)
-    _write_summary(RunDir(run_dir), _deduplicated_history(RunDir(run_dir)), seconds, len(train_records), resume,
+    choose_thresholds(run.load_model(), config, run_dir, val_records)
+    _write_summary(run, _deduplicated_history(run), seconds, len(train_records), resume,
                    replicas=strategy.num_replicas_in_sync)
     seal(run_dir)  # complete: --force may replace it later, unless someone has added to it
     return run_dir
@@ -216,7 +217,18 @@ def compile_model(config: RunConfig) -> keras.Model:
     optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=1.0)
     model.compile(optimizer=optimizer, loss=get_loss(config.loss), metrics=[DiceScore(name="dice")],
                   jit_compile=jit_compile_option(config.jit_compile) and not config.deterministic)
+    _create_state(model, config)
     return model
+
+
+def _create_state(model: keras.Model, config: RunConfig) -> None:
+    """Create the optimizer's and the metrics' variables now. Keras (without a distribution strategy of its own)
+    leaves them to the first traced training step, and a tf.function that creates variables is traced twice: the
+    first epoch paid for tracing the whole step a second time (reports/benchmarks.md, "The first epoch")."""
+    model.optimizer.build(model.trainable_variables)
+    blank = keras.ops.zeros((1, config.crop_size, config.crop_size, len(config.structures)))
+    model.compute_metrics(None, blank, blank)  # DiceScore sizes its variables on its first update
+    model.reset_metrics()
 
 
 def _write_summary(run: RunDir, history: pd.DataFrame, seconds: float, n_train: int, resumed: bool,
@@ -241,7 +253,5 @@ def write_untrained_run(config: RunConfig, run_dir: str | Path) -> RunDir:
     keras.utils.set_random_seed(config.seed)
     with mixed_precision(config.mixed_precision):
         model = compile_model(config)
-    # A trained run's file holds the optimizer's state; without it loading warns of a mismatch.
-    model.optimizer.build(model.trainable_variables)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     return RunDir(run_dir).write(config, model=model)

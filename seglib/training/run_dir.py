@@ -6,13 +6,12 @@ export, the report, the studies) reads. Its file names live here and nowhere els
     RUN_DIR/model.keras    best weights by validation Dice
     RUN_DIR/history.csv    one row per epoch
     RUN_DIR/summary.json   epochs run, best validation Dice, wall time, images/s (written last)
-    RUN_DIR/calibration.json  the probability threshold chosen on the validation split (seglib.training.calibration)
+    RUN_DIR/calibration.json  the probability thresholds chosen on the validation split, without and with flip TTA
+                           (seglib.training.calibration; read with RunDir.thresholds)
     RUN_DIR/backup/        the resume backup while training runs (removed when it finishes)
-    RUN_DIR/weights.float16.npz  instead of model.keras in a shipped run (seglib/data/pretrained/NAME/):
+    RUN_DIR/weights.float16.npz  instead of model.keras in a shipped run (seglib.models: seglib/models/NAME/):
                            the weights in half precision, half the size; the network is rebuilt from
                            config.json and computes in float32
-
-Shipped runs (`pretrained_run`) are folders of package data: nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from seglib.config import PRETRAINED_MODELS, RUN_CONFIG_FILE, RunConfig, init_folder
+from seglib.config import RUN_CONFIG_FILE, RunConfig, checked_threshold
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
@@ -73,6 +72,27 @@ class RunDir(os.PathLike):
             return json.loads(self.summary_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise DataError(f"{self.summary_path}: cannot read the run summary: {error}") from error
+
+    def thresholds(self, tta: bool = False) -> dict[str, float]:
+        """structure -> the probability threshold chosen on the validation split (seglib.training.calibration);
+        with `tta`, the one chosen on flip-TTA-averaged maps where the run has one ("threshold_tta"; older runs
+        have none), else the plain one. Empty for a run without calibration.json: 0.5 applies. Each is a
+        probability strictly between 0 and 1 (seglib.config.checked_threshold), of a structure the run predicts."""
+        path = self.calibration_path
+        if not path.exists():
+            return {}
+        try:
+            stored = json.loads(path.read_text())
+            chosen = {"threshold": dict(stored["threshold"]), "threshold_tta": dict(stored.get("threshold_tta", {}))}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise DataError(f"{path}: not a seglib calibration file: {error}") from error
+        structures = set(self.config().structures)
+        for key, by_structure in chosen.items():  # both checked, whichever is asked for
+            unknown = sorted(set(by_structure) - structures)
+            if unknown:
+                raise DataError(f"{path}: {key} of {', '.join(unknown)}, which the run does not predict")
+            chosen[key] = {s: checked_threshold(t, f"{path}: {key} of {s}") for s, t in by_structure.items()}
+        return {**chosen["threshold"], **(chosen["threshold_tta"] if tta else {})}
 
     def history(self):
         """history.csv as a DataFrame, one row per epoch."""
@@ -176,13 +196,6 @@ def _first_sentence(error: BaseException) -> str:
         error = error.__cause__ or error.__context__
     text = str(error).strip()
     return text.splitlines()[0].split(". ")[0][:300] if text else type(error).__name__
-
-
-def pretrained_run(name: str) -> RunDir:
-    """The run folder of a model that ships with seglib (seglib.config.PRETRAINED_MODELS), e.g. "pelvis"."""
-    if name not in PRETRAINED_MODELS:
-        raise ValueError(f"unknown pretrained model {name!r}; seglib ships {', '.join(PRETRAINED_MODELS)}")
-    return RunDir(init_folder(name))
 
 
 def load_run_model(run_dir: str | os.PathLike):

@@ -10,6 +10,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "notebooks": ("NOTEBOOKS", "run_notebooks"),
     "per_bone": ("BoneTraining",),
     "fuse_report": ("FuseAndReport",),
-    "pretrained_pelvis": ("PretrainedSegmentation",),
-    "pretrain": ("build_pretrained",),
+    "pretrained_notebook": ("PretrainedSegmentation",),
+    "build_pelvis_model": ("build_pretrained",),
 })

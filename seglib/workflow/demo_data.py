@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seglib.config import PHANTOM_SIZES
+from seglib.data.folders import DatasetDir
 from seglib.workflow.environment import project_root
 
 
@@ -18,9 +19,10 @@ def ensure_dataset(data_dir: str | Path, profile: str, seed: int = 0) -> Path:
     from seglib.phantom.dataset import write_phantom_dataset
 
     data_dir = Path(data_dir)
-    if (data_dir / "images").is_dir():
+    images = DatasetDir(data_dir).images_dir
+    if images.is_dir():
         return data_dir
     if data_dir.resolve() != default_data(profile).resolve():
-        raise FileNotFoundError(f"{data_dir}: no dataset here (expected {data_dir / 'images'})")
+        raise FileNotFoundError(f"{data_dir}: no dataset here (expected {images})")
     n, size = PHANTOM_SIZES[profile]
     return write_phantom_dataset(data_dir, n=n, size=size, seed=seed)

@@ -8,6 +8,23 @@ from pathlib import Path
 
 ENVIRONMENTS = ("kaggle", "colab", "local")
 
+# The setup cell of every notebook, word for word: edit it here, then paste it into each (tests/workflow/
+# test_environment.py names the notebooks that differ). It runs before seglib exists on a fresh Kaggle or Colab, so
+# it cannot call seglib. Only the clone's top-level .venv, data and runs stay behind: a name pattern matching at any
+# depth would leave seglib/data out of the install.
+SETUP_CELL = """\
+# Setup, the same in every notebook (seglib.workflow.environment.SETUP_CELL): installs seglib where it is missing
+# (Kaggle, Colab) from SEGLIB_SOURCE: a pip requirement such as git+https://... or a copy of this repository
+import importlib.util, os, shutil, subprocess, sys, tempfile
+
+if importlib.util.find_spec("seglib") is None:
+    source = os.environ.get("SEGLIB_SOURCE", "..")
+    if os.path.isdir(source):  # built from a copy: Kaggle inputs are read-only and pip builds in place
+        top = os.path.abspath(source)
+        source = shutil.copytree(top, os.path.join(tempfile.mkdtemp(), "seglib"),
+                                 ignore=lambda folder, names: {".venv", "data", "runs"} & set(names) if folder == top else ())
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])"""
+
 
 KAGGLE_INPUT = Path("/kaggle/input")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from seglib.experiments.ablation import ablation_folders, run_ablation
-from seglib.experiments.comparison import OURS, MethodPredictions, contemporary_runs, predict_methods
+from seglib.experiments.method_comparison import OURS, MethodPredictions, contemporary_runs, predict_methods
 from seglib.reporting.document import FIGURES, REPORT_FILES, build_report
 from seglib.workflow.demo_data import ensure_dataset
 from seglib.workflow.environment import project_root

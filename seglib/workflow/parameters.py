@@ -42,7 +42,7 @@ def _parse_like(raw: str, default):
 
 def wants_training(setting: str, profile: str) -> bool:
     """A notebook's train_contemporary: yes / no, or auto = yes in the smoke (seconds) and full
-    (GPU) profiles and no in demo, whose CPU budget (~10 min) covers the U-Nets alone."""
+    (GPU) profiles and no in demo, whose CPU budget covers the U-Nets alone (the times: reports/benchmarks.md)."""
     choice = str(setting).strip().lower()
     if choice not in ("auto", "yes", "no", "true", "false", "1", "0"):
         raise ValueError(f"train_contemporary={setting!r}: choose auto, yes or no")

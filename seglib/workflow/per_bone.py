@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from seglib.config import profile_config
+from seglib.data.folders import DatasetDir
 from seglib.data.layout import available_structures
 from seglib.inference.predictor import predict_folder
 from seglib.reporting.figures import plot_history, show_predictions, show_samples
@@ -16,9 +17,9 @@ from seglib.training.fit import train
 from seglib.training.run_dir import RunDir
 from seglib.workflow.demo_data import ensure_dataset
 
-# The best validation Dice a run must reach to count as learnt, per profile: far above an untrained model's
-# (0.20 on the smoke phantoms) or one that learnt the wrong side or both sides, below what the profile reaches
-# on the embedded phantoms (smoke 0.81 for the left hip, demo 0.96 fused).
+# The best validation Dice a run must reach to count as learnt, per profile: far above an untrained model's or
+# one that learnt the wrong side or both sides, below what the profile reaches on the embedded phantoms (both
+# measured: reports/benchmarks.md, "Times and floors the code refers to").
 LEARNING_FLOORS = {"smoke": 0.7, "demo": 0.9, "full": 0.9}
 
 
@@ -27,8 +28,9 @@ class BoneTraining:
 
     def __init__(self, settings: dict, structure: str):
         self.settings, self.structure = settings, structure
-        self.data = ensure_dataset(settings["data"], settings["profile"])
-        self.run_dir = Path(settings["runs"]) / structure
+        self.data = DatasetDir(ensure_dataset(settings["data"], settings["profile"]))
+        self.run = RunDir(Path(settings["runs"]) / structure)
+        self.run_dir = self.run.path
 
     def show_data(self, n: int = 8) -> Figure:
         """The first films with their masks, shown here only: the report folder is notebook 03's output (its
@@ -48,18 +50,17 @@ class BoneTraining:
 
     def show_validation(self, n: int = 4) -> Figure:
         """The validation images' ground truth beside the prediction."""
-        predictions = predict_folder(self.run_dir, self.data / "images",
+        predictions = predict_folder(self.run_dir, self.data.images_dir,
                                      Path(self.settings["runs"]) / f"{self.structure}_val_predictions",
                                      subset="val", force=True)
         return show_predictions(predictions, self.data, [self.structure], n=n)
 
     def describe_run(self) -> None:
         """Prints what the run directory holds; the model loads with safe_mode on, no custom objects."""
-        run = RunDir(self.run_dir)
-        model = run.load_model()  # keras.saving.load_model with safe_mode=True
+        model = self.run.load_model()  # keras.saving.load_model with safe_mode=True
         print(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith(".")))  # not the output marker
-        print(sorted(set(run.split().values())))
-        print(type(model).__name__, "outputs:", model.output_shape[-1], list(run.config().structures))
+        print(sorted(set(self.run.split().values())))
+        print(type(model).__name__, "outputs:", model.output_shape[-1], list(self.run.config().structures))
 
     def check_learning(self) -> bool:
         """Prints whether the run's best validation Dice reached its profile's floor (nbval checks the line)."""
@@ -69,4 +70,4 @@ class BoneTraining:
         return passed
 
     def summary(self) -> dict:
-        return RunDir(self.run_dir).summary()
+        return self.run.summary()

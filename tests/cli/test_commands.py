@@ -81,21 +81,48 @@ def test_impossible_training_options_are_refused_before_any_work(capsys, option,
     assert capsys.readouterr().err.splitlines()[-1].endswith(expected)
 
 
+@pytest.mark.parametrize("option, value", [("learning_rate", -1), ("epochs", 0), ("dropout", 1.0), ("image_size", 0)])
+def test_the_python_api_refuses_what_the_command_line_refuses(option, value):
+    from seglib.config import profile_config
+
+    for make in (RunConfig, lambda **given: profile_config("smoke", **given)):
+        with pytest.raises(ValueError, match=f"^{option} {value!r} is not allowed; expected "):
+            make(**{option: value})
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("phantom --out o --n 0", "argument --n: 0 is not allowed; expected at least 1"),
+    ("phantom --out o --film-size 0", "argument --film-size: 0 is not allowed; expected a number of pixels from 1"),
+    ("render-atlas --atlas a --ids 1 --out o --poses 0", "argument --poses: 0 is not allowed; expected at least 1"),
+    ("ablation --data d --structure l --structure r --fractions 1 0",
+     "argument --fractions: 0 is not allowed; expected a fraction above 0, at most 1"),
+    ("fuse --runs r --images i --out o --min-object-fraction 1",
+     "argument --min-object-fraction: 1 is not allowed; expected a fraction from 0 up to (not including) 1"),
+    ("segment --model pelvis --images i --out o --ray --workers 0",
+     "argument --workers: 0 is not allowed; expected at least 1"),
+])
+def test_impossible_values_of_the_other_commands_are_refused_while_parsing(capsys, command, expected):
+    with pytest.raises(SystemExit) as exit:
+        _parser().parse_args(command.split())
+    assert exit.value.code == 2
+    assert expected in capsys.readouterr().err.splitlines()[-1]
+
+
 @pytest.mark.parametrize("option", ["--test", "--val"])
 def test_split_refuses_a_negative_number_of_images(capsys, option):
     counts = {"--test": "1", "--val": "1", option: "-1"}
     with pytest.raises(SystemExit):
-        _parser().parse_args(["split", "d", "--out", "s.csv", *[x for pair in counts.items() for x in pair]])
+        _parser().parse_args(["split", "--data", "d", "--out", "s.csv", *[x for pair in counts.items() for x in pair]])
     assert f"argument {option}: -1 is not allowed; expected a number of images, 0 or more" in capsys.readouterr().err
 
 
 def test_ablation_refuses_zero_epochs(capsys):
     with pytest.raises(SystemExit):
-        _parser().parse_args(["ablation", "--data", "d", "--structures", "left_hip", "right_hip", "--epochs", "0"])
+        _parser().parse_args(["ablation", "--data", "d", "--structure", "left_hip", "--structure", "right_hip", "--epochs", "0"])
     assert "argument --epochs: 0 is not allowed" in capsys.readouterr().err
 
 
-THRESHOLD_COMMANDS = {"predict": ["predict", "--run", "r", "--images", "i", "--out", "o"],
+THRESHOLD_COMMANDS = {"predict": ["predict", "--runs", "r", "--images", "i", "--out", "o"],
                       "fuse": ["fuse", "--runs", "r", "--images", "i", "--out", "o"],
                       "segment": ["segment", "--model", "pelvis", "--images", "i", "--out", "o"]}
 

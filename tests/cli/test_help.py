@@ -50,7 +50,7 @@ def test_every_offered_fusion_strategy_and_segment_format_works(tmp_path):
     import numpy as np
 
     from seglib.inference.fusion import fuse
-    from seglib.inference.viewer_export import open_exports
+    from seglib.inference.segment_formats import open_exports
 
     probabilities = {"left_hip": np.full((4, 4), 0.9, np.float32), "right_hip": np.full((4, 4), 0.2, np.float32)}
     for strategy in config.FUSION_STRATEGIES:

@@ -64,7 +64,7 @@ def test_the_wheel_of_a_fresh_clone_installs_and_runs(tmp_path):
         shown = _run(command, tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "phantom" in shown.stdout and "segment" in shown.stdout
-    generated = _run([venv / "bin" / "seglib", "phantom", "--out", tmp_path / "phantoms", "--n", "1", "--size", "32"],
+    generated = _run([venv / "bin" / "seglib", "phantom", "--out", tmp_path / "phantoms", "--n", "1", "--film-size", "32"],
                      tmp_path)
     assert generated.returncode == 0, generated.stderr
     assert len(list((tmp_path / "phantoms" / "images").glob("*.png"))) == 1

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _phantom_command(out: Path, *options: str) -> list[str]:
-    return [sys.executable, "-m", "seglib", "phantom", "--out", str(out), "--n", "8", "--size", "32", *options]
+    return [sys.executable, "-m", "seglib", "phantom", "--out", str(out), "--n", "8", "--film-size", "32", *options]
 
 
 def _environment() -> dict:

@@ -19,7 +19,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def test_phantom_writes_a_checked_dataset_with_every_bone_and_the_manifest(tmp_path, capsys):
     out = tmp_path / "pelvis"
-    assert main(["phantom", "--out", str(out), "--n", "3", "--size", "64", "--seed", "1", "--workers", "1"]) == 0
+    assert main(["phantom", "--out", str(out), "--n", "3", "--film-size", "64", "--seed", "1", "--workers", "1"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     ids = sorted(p.stem for p in (out / "images").glob("*.png"))
     assert len(ids) == 3
@@ -28,13 +28,13 @@ def test_phantom_writes_a_checked_dataset_with_every_bone_and_the_manifest(tmp_p
         assert read_image(out / "masks" / bone / f"{ids[0]}.png").shape == (64, 64)
     manifest = pd.read_csv(out / "manifest.csv")
     assert sorted(manifest["id"]) == ids and (manifest["pixel_spacing_mm"] > 0).all()
-    assert main(["check", str(out)]) == 0
+    assert main(["check", "--data", str(out)]) == 0
 
 
 def test_split_follows_the_benchmark_protocol_and_says_what_it_wrote(tmp_path, capsys):
     data = write_square_dataset(tmp_path / "d", n=10, size=32)
     out = tmp_path / "split.csv"
-    assert main(["split", str(data), "--out", str(out), "--test", "3", "--val", "2", "--seed", "4"]) == 0
+    assert main(["split", "--data", str(data), "--out", str(out), "--test", "3", "--val", "2", "--seed", "4"]) == 0
     assert capsys.readouterr().out.strip() == f"{out}: 3 test, 5 train, 2 val"
     # The protocol as the README states it: ids sorted, shuffled with random.Random(seed), the first N test,
     # the last M validation.
@@ -43,7 +43,7 @@ def test_split_follows_the_benchmark_protocol_and_says_what_it_wrote(tmp_path, c
     split = dict(pd.read_csv(out).itertuples(index=False))
     assert {i for i, s in split.items() if s == "test"} == set(ids[:3])
     assert {i for i, s in split.items() if s == "val"} == set(ids[-2:])
-    assert main(["split", str(data), "--out", str(out), "--test", "3", "--val", "2"]) == 2  # never overwritten
+    assert main(["split", "--data", str(data), "--out", str(out), "--test", "3", "--val", "2"]) == 2  # never overwritten
     assert "split.csv: already exists" in capsys.readouterr().err
 
 
@@ -69,12 +69,12 @@ def test_export_writes_a_servable_model_into_the_run_and_never_over_it(tmp_path,
     import tensorflow as tf
 
     run = untrained_run(tmp_path / "left", ("left_hip",), side_aware=False)
-    assert main(["export", "--run", str(run)]) == 0
+    assert main(["export", "--runs", str(run)]) == 0
     assert capsys.readouterr().out.strip() == str(run / "saved_model")
     serving = json.loads((run / "saved_model" / "serving.json").read_text())
     assert serving["structures"] == ["left_hip"]
     assert tf.saved_model.load(str(run / "saved_model")) is not None
-    assert main(["export", "--run", str(run)]) == 2
+    assert main(["export", "--runs", str(run)]) == 2
     assert "saved_model: exists" in capsys.readouterr().err
 
 
@@ -102,7 +102,7 @@ def _made(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_ablation_writes_its_table_and_reuses_complete_runs(phantom_dataset, tmp_path, capsys):
-    args = ["ablation", "--data", str(phantom_dataset), "--structures", "left_hip", "right_hip",
+    args = ["ablation", "--data", str(phantom_dataset), "--structure", "left_hip", "--structure", "right_hip",
             "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--profile", "smoke",
             "--epochs", "1", "--fractions", "1", "--configurations", "plain"]
     assert main(args) == 0

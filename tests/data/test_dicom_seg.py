@@ -30,7 +30,7 @@ def write_seg(path, film, seed=0):
     from collections import defaultdict
 
     from seglib.config import RunConfig
-    from seglib.inference.dicom_seg_export import algorithm_identification, write_segmentation
+    from seglib.inference.dicom_seg_writer import algorithm_identification, write_segmentation
 
     algorithms = defaultdict(lambda: algorithm_identification("test", RunConfig(), {}))
     return write_segmentation(path, film, masks_of(seed), algorithms)
@@ -54,7 +54,7 @@ def test_dicom_is_found_by_content_whatever_its_name(tmp_path, capsys):
         write_seg((source / seg_name).with_suffix(".tmp"), film, seed).rename(source / seg_name)
     (source / "README.txt").write_text("exported from the PACS")
     out = tmp_path / "dataset"
-    assert main(["import", "--format", "dicom-seg", str(source), "--out", str(out)]) == 0
+    assert main(["import", "--from", "dicom-seg", "--data", str(source), "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "images").iterdir()) == ["IMG0003.png", "film1.png", "film2.png", "film4.png"]
     for seed, image_id in enumerate(["film1", "film2", "IMG0003", "film4"]):
         np.testing.assert_array_equal(read_mask(out / "masks" / "right_lung" / f"{image_id}.png"),
@@ -120,7 +120,7 @@ def test_a_seg_that_cannot_be_read_exactly_is_refused_in_one_line(pair, tmp_path
     with pytest.raises(DataError, match=re.escape(f"{seg}: {message}")):
         read_segmentation(seg)
     out = tmp_path / "dataset"
-    assert main(["import", "--format", "dicom-seg", str(film.parent), "--out", str(out)]) == 2
+    assert main(["import", "--from", "dicom-seg", "--data", str(film.parent), "--out", str(out)]) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {seg}: {message}"]
     assert not out.exists()
 
@@ -132,17 +132,19 @@ def test_a_seg_given_to_segment_as_a_film_is_named(pair, tmp_path, capsys):
     shutil.copy(seg, films / "seg.dcm")
     run = untrained_run(tmp_path / "run")
     assert main(["segment", "--runs", str(run), "--images", str(films), "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        f"error: {films / 'seg.dcm'}: is a DICOM Segmentation (SEG), not an image; give the film it segments "
-        "(import --format dicom-seg reads SEGs)"]
-    assert not (tmp_path / "out").exists()
+    named, summary = capsys.readouterr().err.splitlines()
+    assert named.startswith(f"error: {films / 'seg.dcm'}: is a DICOM Segmentation (SEG), not an image; give the film "
+                            "it segments (import --from dicom-seg reads SEGs)")
+    assert summary.startswith("error: 1 of 1 film(s) could not be segmented") and "failed.csv" in summary
+    assert "is a DICOM Segmentation (SEG)" in (tmp_path / "out" / "failed.csv").read_text()
+    assert not list((tmp_path / "out" / "labels").glob("*.png"))
 
 
 # --- a PACS or CD export as it comes (issue #29 items 3 and 11) ------------------------------
 
 def import_exit(source, out, capsys):
-    """`import --format dicom-seg`: exit code and the lines on stderr."""
-    code = main(["import", "--format", "dicom-seg", str(source), "--out", str(out)])
+    """`import --from dicom-seg`: exit code and the lines on stderr."""
+    code = main(["import", "--from", "dicom-seg", "--data", str(source), "--out", str(out)])
     return code, capsys.readouterr().err.splitlines()
 
 
@@ -196,7 +198,7 @@ def test_a_cd_export_skips_its_dicomdir_and_reports_in_one_line_each(tmp_path, c
 
 def test_segs_with_different_segments_are_refused_at_import(tmp_path, capsys):
     from seglib.config import RunConfig
-    from seglib.inference.dicom_seg_export import algorithm_identification, write_segmentation
+    from seglib.inference.dicom_seg_writer import algorithm_identification, write_segmentation
 
     source = tmp_path / "export"
     write_seg(source / "seg_a.dcm", write_dicom_film(source / "a.dcm", SHAPE))

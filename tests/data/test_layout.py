@@ -311,23 +311,6 @@ def test_an_unreadable_split_file_is_named(tmp_path, content, problem):
         split_records(load_records(root, ["left_thing"]), 0.2, 0.2, 0, split_file=tmp_path / "split.csv")
 
 
-def test_the_dataset_writer_writes_what_check_and_training_read_back(tmp_path):
-    from seglib.data.layout import DatasetWriter
-
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 65535, (12, 10), dtype=np.uint16)
-    left = rng.random((12, 10)) > 0.5
-    writer = DatasetWriter(tmp_path / "d")
-    writer.sample("x1", image, {"left_thing": left, "right_thing": ~left})
-    assert check_dataset(tmp_path / "d") == []
-    record = load_records(tmp_path / "d", ["left_thing", "right_thing"])[0]
-    np.testing.assert_array_equal(read_image(record.image), image)  # 16 bits kept
-    np.testing.assert_array_equal(record.masks["left_thing"].read(), left)
-    assert set(np.unique(read_image(record.masks["right_thing"].path)).tolist()) == {0, 255}
-    with pytest.raises(DataError, match=r"structure: structure name '\.\./x' is not allowed"):
-        writer.mask("../x", "x1", left)
-
-
 def test_joined_datasets_keep_every_image_and_mask_apart_by_prefix(tmp_path):
     """pretrain's clinical stage trains on clinical and wide films joined into one dataset."""
     first, second = write_square_dataset(tmp_path / "a", n=2), write_square_dataset(tmp_path / "b", n=3)

@@ -3,7 +3,7 @@ import pytest
 from conftest import write_square_dataset
 
 from seglib.data.layout import load_records
-from seglib.data.pipeline import evaluation_dataset, load_example, preprocess_for_prediction, training_dataset
+from seglib.data.pipeline import evaluation_dataset, load_example, model_input, training_dataset, working_image
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_evaluation_data_is_in_record_order_and_prediction_preprocessing_matches
     (x, y), *_ = batches(evaluation_dataset(records, ("left_hip",), 64, 8))
     assert x.shape[0] == len(records)
     for k, record in enumerate(records):  # the k-th example is the k-th record's image with its own mask
-        np.testing.assert_allclose(preprocess_for_prediction(read_image(record.image), 64), x[k], atol=1e-5)
+        np.testing.assert_allclose(model_input(working_image(read_image(record.image), 64)), x[k], atol=1e-5)
         np.testing.assert_array_equal(y[k], load_example(record, ("left_hip",), 64)[1])
     assert not np.allclose(x[0], x[1]) and not np.array_equal(y[0], y[1])
 

@@ -9,7 +9,7 @@ from conftest import write_square_dataset
 from seglib.cli import main
 from seglib.config import profile_config
 from seglib.experiments import bench_report, bench_timing
-from seglib.experiments.bare_comparison import bare_network
+from seglib.experiments.bare_network_comparison import bare_network
 from seglib.experiments.bench import run_benchmark
 from seglib.training.fit import compile_model
 

@@ -12,7 +12,13 @@ from scipy.stats import wilcoxon
 from seglib.cli.commands import main
 from seglib.config import profile_config
 from seglib.evaluation.statistics import margins_over
-from seglib.experiments.comparison import OURS, contemporary_runs, matches_reference, predict_methods, variant_config
+from seglib.experiments.method_comparison import (
+    OURS,
+    contemporary_runs,
+    matches_reference,
+    predict_methods,
+    variant_config,
+)
 from seglib.reporting.document import FIGURES, build_report, write_html
 from seglib.training.fit import train
 from seglib.training.run_dir import RunDir

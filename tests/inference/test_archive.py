@@ -1,8 +1,10 @@
 """segment on an archive (seglib.inference.archive): the streaming path gives today's label maps, a run killed
-at any moment and resumed has every film once, shards cover a folder once, memory follows the batch."""
+at any moment and resumed has every film once, shards cover a folder once, memory follows the batch, a bad film
+fails alone (listed, retried by --resume), and a resumed run is the same model."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
+from conftest import untrained_run, write_dicom_film
 
 from seglib.cli.commands import main
 from seglib.data.io import read_image, write_png
 from seglib.inference.archive import done_ids, in_shard, segment_archive
-from seglib.inference.segment import segment_folder
+from seglib.inference.film_checks import degenerate_reason
+from seglib.inference.fusion import fuse
+from seglib.inference.measurements import AREA_COLUMNS, area_rows
+from seglib.inference.predictor import Predictor
+from seglib.reporting.plots import overlay_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,10 +45,27 @@ def films(tmp_path_factory):
     return folder
 
 
+def one_film_at_a_time(runs, images: Path, out: Path) -> Path:
+    """The reference the batches must equal: each film alone through the single-film API
+    (Predictor.probabilities with flip TTA, fuse at threshold 0.3), written as segment writes its label maps,
+    overlays, areas.csv and labels.json."""
+    predictor, rows = Predictor(runs), []
+    for path in sorted(images.glob("*.png")):
+        image = read_image(path)
+        probabilities, passes = predictor.probabilities(image, tta=True, passes=True)
+        fused = fuse(probabilities, threshold=0.3)
+        write_png(out / "labels" / path.name, fused.label_map)
+        write_png(out / "overlays" / path.name, overlay_rgb(image, fused.masks))
+        warning = None if passes is not None else degenerate_reason(image)
+        rows += area_rows(path.stem, fused.masks, fused.contested, None, warning)
+    pd.DataFrame(rows, columns=AREA_COLUMNS).to_csv(out / "areas.csv", index=False)
+    (out / "labels.json").write_text(json.dumps(fused.labels))
+    return out
+
+
 @pytest.fixture(scope="module")
 def today(hip_runs, films, tmp_path_factory):
-    """The single-process path's folder (seglib.inference.segment.segment_folder)."""
-    return segment_folder(hip_runs, films, tmp_path_factory.mktemp("today") / "out", tta=True, threshold=0.3)
+    return one_film_at_a_time(hip_runs, films, tmp_path_factory.mktemp("today") / "out")
 
 
 def segment(hip_runs, images, out, *options) -> list[str]:
@@ -103,7 +128,7 @@ def test_a_run_killed_midway_and_resumed_has_every_film_exactly_once(hip_runs, t
     assert set(areas["id"]) == {f"film{i:04d}" for i in range(100)} == set(labels_of(out))
     hidden = [p for p in out.rglob(".*") if p.name != ".seglib-output"]
     assert hidden == []  # no half-written file left
-    reference = segment_folder(hip_runs, images, tmp_path / "reference", tta=True, threshold=0.3)
+    reference = one_film_at_a_time(hip_runs, images, tmp_path / "reference")
     # The resumed run's batches pair other films than one run's: float sums in another order may move a pixel
     # that lies on the threshold, nothing more.
     for (image_id, ours), theirs in zip(labels_of(out).items(), labels_of(reference).values()):
@@ -182,9 +207,14 @@ def test_a_list_of_films_is_read_from_a_text_file_or_a_csv(hip_runs, films, toda
     table.write_text("id,path\nfirst,images/film0000.png\nsecond,images/nowhere.png\n")
     (tmp_path / "images").symlink_to(films)
     capsys.readouterr()
-    assert main(from_list(table, tmp_path / "b")) == 2
-    assert capsys.readouterr().err == f"error: {table} line 3: images/nowhere.png not found\n"
-    assert not (tmp_path / "b").exists()
+    assert main(from_list(table, tmp_path / "b")) == 2  # a film gone from the archive fails alone
+    assert f"error: {tmp_path / 'images' / 'nowhere.png'}: file not found; not segmented" in capsys.readouterr().err
+    assert set(labels_of(tmp_path / "b")) == {"first"}
+    assert failures_of(tmp_path / "b") == {"second": "file not found"}
+    table.write_text("id,path\nfirst,images/film0000.png\nsecond,images/notes.txt\n")
+    assert main(from_list(table, tmp_path / "c")) == 2  # what the list itself gets wrong: refused up front
+    assert capsys.readouterr().err.startswith(f"error: {table} line 3: images/notes.txt is not an image file")
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow
@@ -226,3 +256,94 @@ def test_two_processes_never_write_one_folder(hip_runs, films, tmp_path, capsys)
     (out / ".seglib-lock").write_text(f"{2**22 + 1}\n")  # a killed process's lock is taken over
     assert main(segment(hip_runs, films, out, "--overlays", "none", "--resume")) == 0
     assert not (out / ".seglib-lock").exists() and (out / "labels.json").is_file()
+
+
+def failures_of(folder: Path) -> dict[str, str]:
+    table = pd.read_csv(folder / "failed.csv", dtype=str, keep_default_na=False)
+    assert list(table.columns) == ["id", "path", "problem"]
+    return dict(zip(table["id"], table["problem"]))
+
+
+def test_bad_films_fail_alone_are_listed_and_resume_tries_them_again(hip_runs, tmp_path, capsys):
+    images = write_films(tmp_path / "images", 6, seed=2)
+    good = (images / "film0000.png").read_bytes()
+    (images / "cut.png").write_bytes(good[: len(good) // 2])  # a copy stopped half-way
+    (images / "notes.dcm").write_text("not a DICOM file")
+    with_pixels = write_dicom_film(images / "header.dcm", (40, 48)).read_bytes()
+    film = pydicom.dcmread(images / "header.dcm")
+    del film.PixelData  # a DICOM without pixels (as a structured report, or a header sent alone)
+    film.save_as(images / "header.dcm")
+    out = tmp_path / "out"
+
+    assert main(segment(hip_runs, images, out, "--batch-size", "4")) == 2
+    err = capsys.readouterr().err.splitlines()
+    named = [line for line in err if line.startswith("error: ") and "not segmented" in line]
+    assert sorted(line.split(": ")[1] for line in named) == sorted(str(images / n) for n in
+                                                                   ("cut.png", "notes.dcm", "header.dcm"))
+    assert err[-1] == (f"error: 3 of 9 film(s) could not be segmented (e.g. cut), listed with their problem in "
+                       f"{out / 'failed.csv'}; the others are done. Mend or remove them and run the same command "
+                       "with --resume")
+    good_ids = {f"film{i:04d}" for i in range(6)}
+    assert set(labels_of(out)) == good_ids == set(areas_of(out)["id"])
+    problems = failures_of(out)
+    assert set(problems) == {"cut", "notes", "header"}
+    assert problems["cut"].startswith("cannot read image") and problems["notes"].startswith("cannot read DICOM")
+    assert "Pixel Data" in problems["header"]
+    assert main(["merge", str(out), "--out", str(tmp_path / "merged")]) == 0  # a finished folder: its tables join
+    assert failures_of(tmp_path / "merged") == problems
+    assert "3 film(s) of the shards could not be segmented" in capsys.readouterr().err
+
+    (images / "cut.png").write_bytes(good)  # mended (or the file system is back)
+    (images / "header.dcm").write_bytes(with_pixels)
+    assert main(segment(hip_runs, images, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "6 films done, 3 to segment (3 that failed, tried again)" in err and "1 of 9 film(s)" in err
+    assert set(labels_of(out)) == good_ids | {"cut", "header"} == set(areas_of(out)["id"])
+    assert not areas_of(out).duplicated(["id", "structure"]).any()
+    assert list(failures_of(out)) == ["notes"]
+
+    (images / "notes.dcm").unlink()  # not a film: removed from the archive
+    assert main(segment(hip_runs, images, out, "--resume")) == 0
+    assert failures_of(out) == {} and set(labels_of(out)) == good_ids | {"cut", "header"}
+    assert [p for p in out.rglob(".*") if p.name != ".seglib-output"] == []
+
+
+def test_shards_failures_are_joined_by_merge(hip_runs, tmp_path, capsys):
+    images = write_films(tmp_path / "images", 4, seed=3)
+    for name in ("a", "b", "c", "d"):  # films that cannot be read, spread over the shards by their ids
+        (images / f"{name}.png").write_text("not a PNG")
+    shards = [tmp_path / "shard1", tmp_path / "shard2"]
+    for k, folder in enumerate(shards, 1):
+        assert main(segment(hip_runs, images, folder, "--shard", f"{k}/2", "--overlays", "none")) == 2
+    assert all(failures_of(folder) for folder in shards)
+    capsys.readouterr()
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    assert sorted(failures_of(tmp_path / "merged")) == ["a", "b", "c", "d"]
+    assert capsys.readouterr().err.startswith("4 film(s) of the shards could not be segmented")
+    assert len(areas_of(tmp_path / "merged")) == 2 * 4
+
+
+def test_resume_refuses_another_model_at_the_same_path_and_follows_a_moved_one(tmp_path, capsys):
+    """Retrained weights written over the run (or a replaced shipped model) are another model: never mixed."""
+    runs = [untrained_run(tmp_path / "left", ("left_hip",), side_aware=False, seed=0),
+            untrained_run(tmp_path / "right", ("right_hip",), side_aware=False, seed=1)]
+    images = write_films(tmp_path / "images", 4, seed=5)
+    out = tmp_path / "out"
+    assert main(segment(runs, images, out, "--overlays", "none")) == 0
+    (out / "labels.json").unlink()  # unfinished again, as a killed run leaves it
+    moved = tmp_path / "moved"
+    shutil.copytree(runs[0], moved)
+    assert main(segment([moved, runs[1]], images, out, "--overlays", "none", "--resume")) == 0  # the same model
+
+    (out / "labels.json").unlink()
+    retrained = untrained_run(tmp_path / "retrained", ("left_hip",), side_aware=False, seed=7)
+    shutil.copy(retrained / "model.keras", runs[0] / "model.keras")
+    capsys.readouterr()
+    assert main(segment(runs, images, out, "--overlays", "none", "--resume")) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out}: was segmented with another model than {runs[0].resolve()} holds now (its weights, "
+        "calibration or config differ); resume only with the model the run began with, or start again with --force "
+        "(or choose another --out)\n")
+    assert not (out / "labels.json").exists()
+    assert main(segment(runs, images, out, "--overlays", "none", "--force")) == 0
+    assert set(labels_of(out)) == {f"film{i:04d}" for i in range(4)}

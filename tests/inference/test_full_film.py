@@ -81,20 +81,18 @@ MEMORY_PROBE = textwrap.dedent("""
     import numpy as np
     from skimage.transform import resize
     from seglib.data.io import write_png
-    from seglib.inference.predictor import PRETRAINED_FUSION
-    from seglib.inference.segment import segment_folder
+    from seglib.inference.segment import segment
     from seglib.phantom.render import make_pelvis
-    from seglib.training.run_dir import pretrained_run
-    out, runs, fusion = Path(sys.argv[1]), [pretrained_run("pelvis")], PRETRAINED_FUSION["pelvis"]
+    out = Path(sys.argv[1])
     def peak_kb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rendered = make_pelvis(np.random.default_rng(3), size=512).image  # a pelvis film, so the bones are found
     film = np.round(resize(rendered.astype(np.float32), (3000, 2500), order=1) * 65535).astype(np.uint16)
     write_png(out / "small" / "a.png", film[::10, ::10])
-    segment_folder(runs, out / "small", out / "segmented_small", tta=True, fuse_options=fusion)  # all loaded, traced
+    segment(out / "small", out / "segmented_small", model="pelvis", tta=True)  # all loaded, traced
     write_png(out / "large" / "a.png", film)
     del film, rendered
     before = peak_kb()
-    segment_folder(runs, out / "large", out / "segmented_large", tta=True, fuse_options=fusion)
+    segment(out / "large", out / "segmented_large", model="pelvis", tta=True)
     print((peak_kb() - before) * 1024 / (3000 * 2500))
 """)
 
@@ -104,10 +102,11 @@ def test_a_3000_by_2500_film_segments_in_bounded_memory(tmp_path):
     """`segment --model pelvis --tta` of a 16-bit 3000 x 2500 film: the film is reduced to the working resolution
     before anything else; what remains at the film's size is the film, one float32 map per structure (five),
     the masks, label map and overlay, and fusion works one structure at a time. Measured 34 bytes per film
-    pixel (README: under 50); a stack of all maps in fusion and the maps kept while the overlay was drawn took
+    pixel on the former one-film-at-a-time path, 49 on the streaming path that replaced it (its reader and writer
+    threads; README: under 60); a stack of all maps in fusion and the maps kept while the overlay was drawn took
     111, an earlier pipeline with TTA and every intermediate at the film's size 88 with two small runs."""
     probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)],
                            capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert probe.returncode == 0, probe.stderr[-2000:]
     bytes_per_pixel = float(probe.stdout.split()[-1])
-    assert bytes_per_pixel < 50, f"segment took {bytes_per_pixel:.0f} bytes per film pixel"
+    assert bytes_per_pixel < 60, f"segment took {bytes_per_pixel:.0f} bytes per film pixel"

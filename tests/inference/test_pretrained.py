@@ -12,8 +12,9 @@ import pytest
 
 from seglib.cli.commands import main
 from seglib.data.io import read_image, read_mask
+from seglib.models.shipped import pretrained_run
 from seglib.phantom.dataset import write_atlas_renderings, write_phantom_dataset
-from seglib.training.run_dir import RunDir, pretrained_run
+from seglib.training.run_dir import RunDir
 
 ATLAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pelvis_atlas"
 HIPS = ("left_hip", "right_hip")
@@ -50,7 +51,7 @@ def test_the_shipped_weights_segment_films_of_unseen_poses_well(unseen_films):
 
 @pytest.mark.skipif(not (ATLAS / "left").is_dir(), reason="the pelvis atlas is only in the team's workspace")
 def test_the_shipped_weights_segment_a_held_out_real_pelvis(tmp_path):
-    """Atlas subject 45 is held out of the model's training films (seglib.workflow.pretrain.HELD_OUT)."""
+    """Atlas subject 45 is held out of the model's training films (seglib.workflow.build_pelvis_model.HELD_OUT)."""
     films = write_atlas_renderings(tmp_path / "held_out", ATLAS, ["45"], poses=2, size=384, seed=5)
     predictor = __import__("seglib").pretrained("pelvis")
     for path in sorted((films / "images").glob("*.png")):
@@ -70,6 +71,34 @@ def test_segment_model_pelvis_writes_label_maps_in_which_the_hips_are_whole(unse
         for hip in HIPS:  # the femoral heads and the sacrum overlap the hips in projection: the hips stay whole
             assert _dice(label_map == labels[hip], read_mask(unseen_films / "masks" / hip / path.name)) >= 0.93
     assert {"overlays", "areas.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_every_shipped_model_is_a_run_folder_and_its_fusion_names_its_structures():
+    from seglib.config import PRETRAINED_MODELS
+    from seglib.models import PRETRAINED_FUSION
+
+    assert set(PRETRAINED_FUSION) <= set(PRETRAINED_MODELS)
+    for name in PRETRAINED_MODELS:
+        structures = pretrained_run(name).config().structures
+        assert set(PRETRAINED_FUSION.get(name, {}).get("priority", [])) <= set(structures), name
+
+
+def test_an_unknown_model_name_is_refused_in_one_line_naming_those_that_ship():
+    import seglib
+    from seglib.models import fusion_options
+
+    for call in (pretrained_run, fusion_options, seglib.pretrained):
+        with pytest.raises(ValueError, match="^unknown pretrained model 'knee'; seglib ships pelvis$"):
+            call("knee")
+
+
+def test_seglib_pretrained_stays_the_function_once_the_models_package_is_imported():
+    """The shipped models' package is seglib.models: a package named `pretrained` would replace the function."""
+    code = ("import seglib, seglib.models.shipped, seglib.inference.segment; "
+            "print(callable(seglib.pretrained), seglib.pretrained is seglib.inference.segment.pretrained, "
+            "callable(seglib.segment))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert shown.stdout.split() == ["True", "True", "True"], shown.stderr
 
 
 def test_float16_weights_predict_what_the_float32_network_does(tmp_path):
@@ -100,14 +129,14 @@ def test_train_init_pelvis_starts_from_the_shipped_weights_and_the_demo_profile_
 
 def test_the_demo_profile_fine_tunes_only_structures_the_shipped_model_predicts():
     """Hips start from the pelvis model, at its working size, with a tenth of the learning rate and fewer epochs;
-    lungs, a network asked for in another shape, or init none start from random weights as the profile says."""
+    a network asked for in another shape, or init none start from random weights as the profile says (other
+    structures: tests/training/test_transfer.py)."""
     from seglib.config import profile_config
 
     hip, scratch = profile_config("demo", structures=("left_hip",)), profile_config("demo", init="none")
     assert (hip.init, hip.image_size) == ("pelvis", pretrained_run("pelvis").config().image_size)
     assert hip.learning_rate == scratch.learning_rate / 10 and hip.epochs < scratch.epochs
-    for options in (dict(structures=("left_lung", "right_lung")), dict(structures=("left_hip",), depth=5),
-                    dict(structures=("left_hip", "left_lung"))):
+    for options in (dict(structures=("left_hip",), depth=5),):
         config = profile_config("demo", **options)
         assert (config.init, config.image_size, config.epochs) == ("", scratch.image_size, scratch.epochs), options
     assert profile_config("demo", structures=("left_hip",), image_size=256).image_size == 256  # given stays
@@ -126,7 +155,7 @@ def test_notebook_00_segments_a_users_folder_without_truth_and_measures_only_wha
                                                                                            capsys):
     import shutil
 
-    from seglib.workflow.pretrained_pelvis import PretrainedSegmentation
+    from seglib.workflow.pretrained_notebook import PretrainedSegmentation
 
     films = tmp_path / "my_films"  # two films and the left hip's masks only, as a user's folder might be
     for name in ("pelvis_0000.png", "pelvis_0001.png"):

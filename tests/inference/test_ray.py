@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_archive import areas_of, killed_after, labels_of, write_films
+from test_archive import areas_of, killed_after, labels_of, one_film_at_a_time, write_films
 
 from seglib.cli.commands import main
 from seglib.inference import archive
 from seglib.inference.archive import RaySegmenter, segment_archive
-from seglib.inference.segment import segment_folder
 
 pytestmark = pytest.mark.slow  # a Ray start and actors that load TensorFlow: ~1 minute in all
 
@@ -41,7 +40,7 @@ def films(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def today(hip_runs, films, tmp_path_factory):
-    return segment_folder(hip_runs, films, tmp_path_factory.mktemp("today") / "out", tta=True, threshold=0.3)
+    return one_film_at_a_time(hip_runs, films, tmp_path_factory.mktemp("today") / "out")
 
 
 class KilledOnce(RaySegmenter):

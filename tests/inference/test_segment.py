@@ -1,4 +1,5 @@
-"""Folder segmentation: mixed sizes and bit depths in, label maps at original size, overlays, areas."""
+"""Folder segmentation (seglib.segment): mixed sizes and bit depths in, label maps at original size, overlays,
+areas; a shipped model by name or trained runs; what the command line writes."""
 
 import json
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import skimage.io
 
 from seglib.data.io import read_image, write_png
-from seglib.inference.segment import overlay_rgb, segment_folder
+from seglib.inference.segment import segment, segment_folder
+from seglib.reporting.plots import overlay_rgb
 
 SHAPES = {"small8": ((40, 50), np.uint8), "square16": ((64, 64), np.uint16), "wide8": ((33, 70), np.uint8)}
 
@@ -27,7 +29,7 @@ def images_dir(tmp_path_factory):
 def segmented(hip_runs, images_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("segmented") / "out"
     # A low threshold, so the untrained models claim pixels and the areas are not all zero.
-    return segment_folder(hip_runs, images_dir, out, threshold=0.3, spacing_mm={"small8": 0.5})
+    return segment(images_dir, out, runs=hip_runs, threshold=0.3, spacing_mm={"small8": 0.5})
 
 
 def test_label_maps_have_the_original_sizes(segmented):
@@ -100,19 +102,60 @@ def test_an_overlay_blends_the_grey_image_with_the_structure_colour_inside_and_o
 
 def test_existing_output_is_refused(hip_runs, images_dir, segmented):
     with pytest.raises(FileExistsError, match="not empty"):
-        segment_folder(hip_runs, images_dir, segmented)
+        segment(images_dir, segmented, runs=hip_runs)
 
 
 def test_bad_options_fail_before_any_output(hip_runs, images_dir, tmp_path):
     with pytest.raises(ValueError, match="threshold"):
-        segment_folder(hip_runs, images_dir, tmp_path / "a", fuse_options={"threshold": 0.2})
+        segment(images_dir, tmp_path / "a", runs=hip_runs, fuse_options={"threshold": 0.2})
     with pytest.raises(ValueError, match="strategy"):
-        segment_folder(hip_runs, images_dir, tmp_path / "b", fuse_options={"strategy": "vote"})
+        segment(images_dir, tmp_path / "b", runs=hip_runs, fuse_options={"strategy": "vote"})
     with pytest.raises(ValueError, match="spacing"):
-        segment_folder(hip_runs, images_dir, tmp_path / "c", spacing_mm={"small8": -1.0})
+        segment(images_dir, tmp_path / "c", runs=hip_runs, spacing_mm={"small8": -1.0})
     with pytest.raises(ValueError, match="format"):
-        segment_folder(hip_runs, images_dir, tmp_path / "d", formats=("png", "jpeg"))
+        segment(images_dir, tmp_path / "d", runs=hip_runs, formats=("png", "jpeg"))
+    with pytest.raises(ValueError, match="^segment: give a shipped model or runs, not both$"):
+        segment(images_dir, tmp_path / "e", model="pelvis", runs=hip_runs)
+    with pytest.raises(ValueError, match="^unknown pretrained model 'knee'; seglib ships pelvis$"):
+        segment(images_dir, tmp_path / "f", model="knee")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_result_is_the_folder_with_its_tables(segmented):
+    assert Path(segmented) == segmented.path and str(segmented) == str(segmented.path)  # prints as the CLI does
+    assert segmented.labels() == {"left_hip": 1, "right_hip": 2}
+    assert segmented.areas()["id"].tolist() == pd.read_csv(segmented / "areas.csv", dtype=str)["id"].tolist()
+    quality = segmented.quality()
+    assert len(quality) == len(SHAPES) * 2
+    flags = quality["flag"].tolist()
+    assert flags == sorted(flags, reverse=True)  # the films to look at come first
+    for _, same_flag in quality.groupby("flag", sort=False):
+        assert same_flag["predicted_dice"].is_monotonic_increasing  # then the least trusted
+
+
+def test_segment_folder_still_works_and_names_what_replaces_it(hip_runs, images_dir, segmented, tmp_path):
+    with pytest.deprecated_call(match=r"segment\(images, out, runs=runs\)"):
+        out = segment_folder(hip_runs, images_dir, tmp_path / "out", threshold=0.3, spacing_mm={"small8": 0.5})
+    assert out == tmp_path / "out"
+    for name in ("areas.csv", "quality.csv", "labels.json"):
+        assert (out / name).read_bytes() == (segmented / name).read_bytes()
+
+
+def test_the_python_api_writes_what_the_command_line_writes_with_the_shipped_model(degenerate_films, tmp_path):
+    """seglib.segment(films, out): the pelvis model with its fusion (the hips drawn over the bones they overlap),
+    as `segment --model pelvis` does."""
+    import seglib
+    from seglib.cli.commands import main
+
+    ours = seglib.segment(degenerate_films, tmp_path / "python").path
+    assert main(["segment", "--model", "pelvis", "--images", str(degenerate_films), "--out", str(tmp_path / "cli"),
+                 "--quiet"]) == 0
+    theirs = tmp_path / "cli"
+    assert (ours / "labels.json").read_bytes() == (theirs / "labels.json").read_bytes()
+    for image in sorted(degenerate_films.iterdir()):
+        assert read_image(ours / "labels" / image.name).tobytes() == read_image(theirs / "labels" / image.name).tobytes()
+    for name in ("areas.csv", "quality.csv"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes()
 
 
 DEGENERATE = {"blank": (np.full((300, 240), 1200, np.uint16), "blank"),
@@ -161,10 +204,10 @@ def test_segment_warns_of_films_it_cannot_segment_and_gives_them_no_label_map(de
 
 def test_predict_warns_of_films_it_cannot_segment_and_writes_empty_masks(degenerate_films, tmp_path, capsys):
     from seglib.cli.commands import main
-    from seglib.training.run_dir import pretrained_run
+    from seglib.models.shipped import pretrained_run
 
     out = tmp_path / "out"
-    assert main(["predict", "--run", str(pretrained_run("pelvis").path), "--images", str(degenerate_films),
+    assert main(["predict", "--runs", str(pretrained_run("pelvis").path), "--images", str(degenerate_films),
                  "--out", str(out), "--quiet"]) == 0
     warnings = _warnings(capsys.readouterr().err)
     assert sorted(warnings) == sorted(DEGENERATE)

@@ -8,7 +8,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from seglib.data.io import write_png
-from seglib.reporting.plots import overlay, structure_color
+from seglib.reporting.plots import OVERLAY_ALPHA, overlay, overlay_rgb, structure_color
 
 
 def test_partners_have_distinct_colours_and_a_side_keeps_its_colour():
@@ -40,18 +40,33 @@ def rendered(masks, **options) -> np.ndarray:
 def test_overlay_tints_the_mask_in_its_colour_and_leaves_the_rest_grey():
     mask = np.zeros((20, 20), bool)
     mask[:, 10:] = True  # the right half of the image
-    pixels = rendered({"left_hip": mask}, alpha=0.5, contour=False)
+    pixels = rendered({"left_hip": mask}, contour=False)
     left, right = pixels[:, :40].reshape(-1, 3), pixels[:, 60:].reshape(-1, 3)
     assert np.allclose(left, 0, atol=0.02)  # black image, no tint
-    assert np.allclose(right, 0.5 * np.array(to_rgb(structure_color("left_hip"))), atol=0.03)
+    assert np.allclose(right, OVERLAY_ALPHA * np.array(to_rgb(structure_color("left_hip"))), atol=0.03)
 
 
 def test_overlay_skips_empty_masks_and_turns_the_axis_off():
     figure = Figure()
     ax = figure.add_subplot()
     overlay(ax, np.zeros((8, 8)), {"left_hip": np.zeros((8, 8)), "right_hip": np.eye(8)}, title="case 1")
-    assert len(ax.images) == 2  # the image and one mask; the empty one draws nothing
+    assert len(ax.collections) == 1  # one outline, the right hip's; the empty mask draws nothing
     assert not ax.axison and ax.get_title() == "case 1"
+
+
+def test_a_figure_shows_the_same_tint_as_the_overlay_files():
+    """One overlay: a report's figure and segment's OUT/overlays/<id>.png colour a film alike."""
+    image = np.tile(np.linspace(0, 1000, 20), (20, 1)).astype(np.uint16)
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True
+    figure = Figure(figsize=(2, 2), dpi=10)  # one figure pixel per film pixel
+    ax = figure.add_axes((0, 0, 1, 1))
+    overlay(ax, image, {"sacrum": mask}, contour=False)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+    written = overlay_rgb(image, {"sacrum": mask}, outline=False)
+    assert np.abs(drawn.astype(int) - written).max() <= 1
 
 
 def test_show_overlays_shows_segment_overlays_in_their_colours(tmp_path):

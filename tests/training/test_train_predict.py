@@ -72,7 +72,8 @@ def test_training_refuses_bad_data_naming_the_file(tmp_path):
 
 @pytest.mark.slow
 def test_predictions_have_the_original_size_and_flip_tta_uses_the_partner(runs, phantom_dataset):
-    predictor = Predictor([runs["left_hip"], runs["right_hip"]])
+    # the network's own probabilities, so the TTA map is the plain mean (thresholds: tests/networks/test_film.py)
+    predictor = Predictor([runs["left_hip"], runs["right_hip"]], calibrate=False)
     image = read_image(next((phantom_dataset / "images").glob("*.png")))[:, 2:]  # 64 x 62: not square
     direct = predictor.probabilities(image)
     assert direct["left_hip"].shape == image.shape
@@ -102,7 +103,7 @@ def test_fuse_then_evaluate_the_test_split(runs, phantom_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_cli_predict_evaluate_and_check(runs, phantom_dataset, tmp_path, capsys):
-    assert main(["predict", "--run", str(runs["left_hip"]), "--images", str(phantom_dataset / "images"),
+    assert main(["predict", "--runs", str(runs["left_hip"]), "--images", str(phantom_dataset / "images"),
                  "--out", str(tmp_path / "pred"), "--subset", "test"]) == 0
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--data", str(phantom_dataset),
                  "--out", str(tmp_path / "m.csv")]) == 0
@@ -110,15 +111,15 @@ def test_cli_predict_evaluate_and_check(runs, phantom_dataset, tmp_path, capsys)
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--data", str(phantom_dataset),
                  "--out", str(tmp_path / "m.csv")]) == 2
     assert "m.csv: already exists" in capsys.readouterr().err
-    assert main(["check", str(phantom_dataset)]) == 0
+    assert main(["check", "--data", str(phantom_dataset)]) == 0
 
 
 def test_cli_check_lists_problems_and_exits_non_zero(tmp_path, capsys):
     data = write_square_dataset(tmp_path / "d", n=3, size=32)
-    assert main(["check", str(data)]) == 0
+    assert main(["check", "--data", str(data)]) == 0
     (data / "masks" / "left_thing" / "case1.png").unlink()
     write_png(data / "masks" / "left_thing" / "case1.png", np.zeros((8, 8), np.uint8))
-    assert main(["check", str(data)]) == 1
+    assert main(["check", "--data", str(data)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("error:") and "left_thing/case1.png" in line and "8x8" in line for line in out), out
     assert out[-1].endswith("1 error(s), 0 warning(s)")

@@ -1,5 +1,9 @@
-"""Where the code runs: Kaggle, Colab or a local machine, recognised from their markers."""
+"""Where the code runs: Kaggle, Colab or a local machine, recognised from their markers; the notebooks' one
+setup cell, which installs seglib there."""
 
+from pathlib import Path
+
+import nbformat
 import pytest
 
 from seglib.workflow import environment
@@ -46,3 +50,55 @@ def test_colab_is_recognised_by_its_module(clean_environment):
 def test_unknown_environment_is_refused():
     with pytest.raises(ValueError, match="unknown environment"):
         environment.default_paths("laptop")
+
+
+# --- the notebooks' setup cell ----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_notebook_starts_with_the_one_setup_cell():
+    differing = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        setup = [source for source in code if source.startswith("# Setup")]
+        if setup != [environment.SETUP_CELL] or code.index(setup[0]) > 1:  # after the parameters at most
+            differing.append(path.name)
+    assert not differing, f"paste seglib.workflow.environment.SETUP_CELL into {differing}"
+
+
+def run_setup_cell(monkeypatch, source, installed: bool) -> list[list[str]]:
+    """The pip commands the setup cell runs, with SEGLIB_SOURCE=source, seglib installed or not."""
+    import importlib.util
+    import subprocess
+
+    commands = []
+    monkeypatch.setenv("SEGLIB_SOURCE", str(source))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *_: object() if installed else None)
+    monkeypatch.setattr(subprocess, "check_call", commands.append)
+    exec(environment.SETUP_CELL, {})
+    return commands
+
+
+def test_the_setup_cell_installs_nothing_where_seglib_is_installed(monkeypatch):
+    assert run_setup_cell(monkeypatch, ROOT, installed=True) == []
+
+
+def test_the_setup_cell_installs_a_pip_requirement_as_given(monkeypatch):
+    [command] = run_setup_cell(monkeypatch, "git+https://example.org/seglib.git", installed=False)
+    assert command[1:] == ["-m", "pip", "install", "-q", "git+https://example.org/seglib.git"]
+
+
+def test_the_setup_cell_installs_a_copy_of_a_read_only_folder_with_all_of_seglib(monkeypatch, tmp_path):
+    """Kaggle mounts the repository read-only, so pip builds in a copy; the clone's own data, runs and .venv stay
+    behind, but the package's folders of the same names (seglib/data) go along."""
+    clone = tmp_path / "kaggle-input"
+    for name in ("seglib/data/io.py", "seglib/__init__.py", "pyproject.toml", "data/demo/x.png", "runs/r/model.keras",
+                 ".venv/bin/python"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_text("x")
+    [command] = run_setup_cell(monkeypatch, clone, installed=False)
+    copy = Path(command[-1])
+    assert not copy.is_relative_to(clone)
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == [
+        "pyproject.toml", "seglib/__init__.py", "seglib/data/io.py"]

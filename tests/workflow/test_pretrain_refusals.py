@@ -8,9 +8,9 @@ import pytest
 from conftest import file_contents
 
 from seglib.cli import main
+from seglib.models.shipped import pretrained_run
 from seglib.phantom import shape_model
-from seglib.training.run_dir import pretrained_run
-from seglib.workflow.pretrain import HELD_OUT
+from seglib.workflow.build_pelvis_model import HELD_OUT
 
 TETRAHEDRON = ("# vtk DataFile Version 4.0\nvtk output\nASCII\nDATASET POLYDATA\nPOINTS 4 float\n"
                "0 0 0 1 0 0 0 1 0 0 0 1\nPOLYGONS 4 16\n3 0 1 2\n3 0 1 3\n3 0 2 3\n3 1 2 3\n")

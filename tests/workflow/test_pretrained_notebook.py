@@ -1,11 +1,11 @@
-"""Notebook 00 (seglib.workflow.pretrained_pelvis) follows the command line's rule for its output
+"""Notebook 00 (seglib.workflow.pretrained_notebook) follows the command line's rule for its output
 (issue #29, case 1): a folder the user names is replaced only with replace=True, and never when it
 holds files that the earlier segment did not write; the accuracy step leaves nothing behind."""
 
 import pytest
 
 from seglib.phantom.dataset import write_phantom_dataset
-from seglib.workflow.pretrained_pelvis import PretrainedSegmentation
+from seglib.workflow.pretrained_notebook import PretrainedSegmentation
 
 
 @pytest.fixture(scope="module")

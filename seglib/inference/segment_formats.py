@@ -1,7 +1,7 @@
 """The viewer formats `segment --format` writes beside the PNGs, one file per image:
 
     OUT/nifti/<id>.nii.gz + labels.txt + labels.ctbl   3D Slicer, ITK-SNAP (seglib.inference.nifti)
-    OUT/dicom-seg/<id>.dcm                               PACS viewers, OHIF, Slicer (seglib.inference.dicom_seg_export)
+    OUT/dicom-seg/<id>.dcm                               PACS viewers, OHIF, Slicer (seglib.inference.dicom_seg_writer)
 
 A DICOM SEG must reference a DICOM source image, so for a PNG or TIFF input `dicom-seg` writes
 nothing and says so in one line on stderr, while the image's other formats are written. When no
@@ -16,7 +16,7 @@ from pathlib import Path
 from seglib.config import SEGMENT_FORMATS
 from seglib.data.dicom_seg import is_dicom, pixel_spacing, read_header
 from seglib.data.io import DataError
-from seglib.inference.dicom_seg_export import (
+from seglib.inference.dicom_seg_writer import (
     algorithm_identification,
     segment_label,
     source_header,

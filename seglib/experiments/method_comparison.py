@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from seglib.config import RunConfig, profile_config
+from seglib.data.folders import DatasetDir, PredictionDir
 from seglib.training.run_dir import RunDir
 
 OURS = "U-Net"
@@ -102,25 +103,25 @@ def predict_methods(data_dir, runs: dict[str, list[Path]], baselines, out_root, 
     from seglib.inference.postprocessing import select_postprocessing
     from seglib.inference.predictor import fuse_folder, select_ids
 
-    data_dir, out_root = Path(data_dir), Path(out_root)
+    dataset, out_root = DatasetDir(data_dir), Path(out_root)
     first_runs = next(iter(runs.values()))
     structures = [s for run in first_runs for s in RunDir(run).config().structures]
-    ids = list(select_ids(list_images(data_dir / "images"), first_runs[0], subset))
+    ids = list(select_ids(list_images(dataset.images_dir), first_runs[0], subset))
     fusion = {"strategy": strategy, "threshold": threshold,
               "priority": structures if strategy == "priority" else None}
     folders, seconds, tried = {}, {}, []
     # Prediction folders are derived outputs, regenerated on every run (force=True).
     for name, run_dirs in runs.items():
-        options, table = select_postprocessing(run_dirs, data_dir, subset="val", tta=tta, **fusion)
+        options, table = select_postprocessing(run_dirs, dataset, subset="val", tta=tta, **fusion)
         tried.append(table.assign(method=name))
         started = time.perf_counter()
-        folders[name] = fuse_folder(run_dirs, data_dir / "images", out_root / f"{_slug(name)}_{subset}", tta=tta,
+        folders[name] = fuse_folder(run_dirs, dataset.images_dir, out_root / f"{_slug(name)}_{subset}", tta=tta,
                                     subset=subset, force=True, **fusion, **options)
         seconds[name] = (time.perf_counter() - started) / len(ids)
         _check_same_images(folders[name], structures, ids, name)
     for name in baselines:
         started = time.perf_counter()
-        folders[name] = predict_baseline_folder(name, data_dir / "images", out_root / f"baseline_{_slug(name)}_{subset}",
+        folders[name] = predict_baseline_folder(name, dataset.images_dir, out_root / f"baseline_{_slug(name)}_{subset}",
                                                 structures, ids=ids, force=True)
         seconds[name] = (time.perf_counter() - started) / len(ids)
     postprocessing = pd.concat(tried, ignore_index=True) if tried else pd.DataFrame()
@@ -130,9 +131,10 @@ def predict_methods(data_dir, runs: dict[str, list[Path]], baselines, out_root, 
 def _check_same_images(folder: Path, structures, ids, name: str) -> None:
     # Each run set predicts the test split of its own split.csv; a comparison needs one test set.
     for structure in structures:
-        predicted = sorted(p.stem for p in (folder / "masks" / structure).glob("*.png"))
+        masks = PredictionDir(folder).masks_dir(structure)
+        predicted = sorted(p.stem for p in masks.glob("*.png"))
         if predicted != sorted(ids):
-            raise ValueError(f"{name}: {folder / 'masks' / structure} holds {len(predicted)} images, not the "
+            raise ValueError(f"{name}: {masks} holds {len(predicted)} images, not the "
                              f"{len(ids)} of the first method's split; its runs were trained on another split")
 
 

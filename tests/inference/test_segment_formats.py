@@ -13,10 +13,10 @@ from matplotlib.colors import to_rgb
 from pydicom.uid import generate_uid
 
 from seglib.data.adapters import import_dataset
-from seglib.data.dicom_seg import SEGMENTATION_STORAGE, read_segmentation
-from seglib.data.io import DataError, read_image, read_mask, write_png
+from seglib.data.dicom_seg import read_segmentation
+from seglib.data.io import SEGMENTATION_STORAGE, DataError, read_image, read_mask, write_png
 from seglib.data.validation import check_dataset
-from seglib.inference.dicom_seg_export import write_segmentation
+from seglib.inference.dicom_seg_writer import write_segmentation
 from seglib.inference.measurements import area_rows
 from seglib.inference.segment import segment_folder
 from seglib.reporting.plots import structure_color
@@ -227,7 +227,7 @@ def _manual_algorithms():
     from collections import defaultdict
 
     from seglib.config import RunConfig
-    from seglib.inference.dicom_seg_export import algorithm_identification
+    from seglib.inference.dicom_seg_writer import algorithm_identification
 
     return defaultdict(lambda: algorithm_identification("test", RunConfig(), {}))
 
@@ -236,7 +236,7 @@ def _manual_algorithms():
 def test_fractional_and_labelmap_segs_from_other_tools_are_read(tmp_path, segmentation_type):
     import highdicom
 
-    from seglib.inference.dicom_seg_export import segment_description
+    from seglib.inference.dicom_seg_writer import segment_description
 
     film = write_dicom_film(tmp_path / "a.dcm", (6, 5))
     left, right = np.zeros((6, 5), bool), np.zeros((6, 5), bool)
@@ -332,7 +332,7 @@ def test_the_shipped_pelvis_models_seg_passes_the_dicom3tools_validator(pelvis_s
 
 def test_any_run_name_fits_the_algorithm_name(tmp_path):
     from seglib.config import RunConfig
-    from seglib.inference.dicom_seg_export import algorithm_identification
+    from seglib.inference.dicom_seg_writer import algorithm_identification
 
     film = write_dicom_film(tmp_path / "a.dcm", (6, 5))
     run_name = "Müller\\hips " + "x" * 80  # non-ASCII, a backslash (DICOM's value separator) and too long

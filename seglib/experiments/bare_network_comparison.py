@@ -45,9 +45,9 @@ def compare_with_bare(config: RunConfig, scratch: Path) -> dict:
         raise DataError(f"{config.data}: the split has no test images to score the comparison on")
 
     started = time.perf_counter()
-    run = train(config, scratch / "seglib", verbose=0)
+    run = RunDir(train(config, scratch / "seglib", verbose=0))
     seglib_seconds = time.perf_counter() - started
-    seglib_dice = mean_test_dice(RunDir(run).load_model(), test, config, config.side_aware, standardised=True)
+    seglib_dice = mean_test_dice(run.load_model(), test, config, config.side_aware, standardised=True)
 
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def compare_with_bare(config: RunConfig, scratch: Path) -> dict:
     bare_seconds = time.perf_counter() - started
     bare_dice = mean_test_dice(bare, test, config, side_aware=False, standardised=False)
     return {"seglib": {"dice": seglib_dice, "seconds": seglib_seconds,
-                       "epochs": RunDir(run).summary()["epochs_run"]},
+                       "epochs": run.summary()["epochs_run"]},
             "bare": {"dice": bare_dice, "seconds": bare_seconds, "epochs": config.epochs},
             "time_ratio": seglib_seconds / bare_seconds, "n_train": len(images), "n_test": len(test)}
 

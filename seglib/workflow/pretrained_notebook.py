@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from seglib.data.folders import DatasetDir
 from seglib.data.layout import available_structures
 from seglib.evaluation.folder import evaluate_folder
-from seglib.inference.predictor import PRETRAINED_FUSION, predict_folder
-from seglib.inference.segment import segment_folder
+from seglib.inference.predictor import predict_folder
+from seglib.inference.segment import Segmentation, segment
+from seglib.models.shipped import pretrained_run
 from seglib.reporting.display import InlineFigure as Figure
 from seglib.reporting.figures import show_overlays
-from seglib.training.run_dir import pretrained_run
 from seglib.workflow.environment import project_root
 
 EXAMPLE_FILMS = dict(n=6, size=512, seed=2024)  # rendered from the shipped shape model, default look
@@ -39,24 +40,24 @@ class PretrainedSegmentation:
         self.replace = bool(settings.get("replace")) or not settings["out"]
 
     def segment(self) -> Path:
-        """Label maps, overlays and areas.csv in OUT, as `python -m seglib segment --model pelvis` writes them."""
+        """Label maps, overlays, areas.csv and quality.csv in OUT: seglib.segment, as `python -m seglib segment
+        --model pelvis` writes them."""
         if self.out.exists() and not self.replace:
             raise FileExistsError(f"{self.out}: exists; choose another out, or set replace=True (SEGLIB_REPLACE=1) "
                                   "to replace an earlier segment output there")
-        images = self.films / "images" if (self.films / "images").is_dir() else self.films
-        return segment_folder([self.run], images, self.out, tta=self.tta, force=self.replace,
-                              fuse_options=PRETRAINED_FUSION.get(self.model))
+        films = DatasetDir(self.films).images_dir  # a dataset's films, or a plain folder of films
+        images = films if films.is_dir() else self.films
+        return segment(images, self.out, model=self.model, tta=self.tta, force=self.replace).path
 
     def show_overlays(self, n: int = 6) -> Figure:
         return show_overlays(self.out, n)
 
     def areas(self) -> pd.DataFrame:
-        return pd.read_csv(self.out / "areas.csv")
+        return Segmentation(self.out).areas()
 
     def quality(self) -> pd.DataFrame:
         """quality.csv, the films to look at first: flagged rows, then by predicted Dice, lowest first."""
-        table = pd.read_csv(self.out / "quality.csv", dtype={"id": str}, keep_default_na=False)
-        return table.sort_values(["flag", "predicted_dice"], ascending=[False, True], kind="stable")
+        return Segmentation(self.out).quality()
 
     def accuracy(self) -> pd.DataFrame | None:
         """Mean Dice and median HD95 per structure against the films' truth masks; None without them."""
@@ -65,7 +66,8 @@ class PretrainedSegmentation:
             return None
         # The per-structure masks are only a step to the table: written to a temporary folder, not beside OUT.
         with tempfile.TemporaryDirectory(prefix="seglib-accuracy-") as work:
-            predictions = predict_folder(self.run, self.films / "images", Path(work) / "masks", tta=self.tta)
+            predictions = predict_folder(self.run, DatasetDir(self.films).images_dir, Path(work) / "predictions",
+                                         tta=self.tta)
             table = evaluate_folder(predictions, self.films, structures=truth, method=self.model)
         return table.groupby("structure", sort=False)[["dice", "hd95"]].agg({"dice": "mean", "hd95": "median"})
 
@@ -85,4 +87,4 @@ def example_films() -> Path:
     from seglib.phantom.dataset import write_phantom_dataset
 
     folder = project_root() / "data" / "pelvis_examples"
-    return folder if (folder / "images").is_dir() else write_phantom_dataset(folder, **EXAMPLE_FILMS)
+    return folder if DatasetDir(folder).images_dir.is_dir() else write_phantom_dataset(folder, **EXAMPLE_FILMS)

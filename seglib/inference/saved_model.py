@@ -14,7 +14,6 @@ import tensorflow as tf
 from seglib.config import RunConfig
 from seglib.data.io import write_text
 from seglib.data.outputs import output_folder
-from seglib.training.calibration import run_thresholds
 from seglib.training.run_dir import RunDir
 
 
@@ -28,25 +27,25 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     # Export into a temporary sibling, renamed at the end: a failed export leaves nothing behind.
     with output_folder(out_dir, "export") as temporary:  # by default inside the run: not an input to guard
         model.export(str(temporary), format="tf_saved_model", verbose=False)
-        write_text(temporary / "serving.json", json.dumps(serving_description(config, run_dir), indent=2))
+        write_text(temporary / "serving.json", json.dumps(serving_description(config, run), indent=2))
     return out_dir
 
 
-def serving_description(config: RunConfig, run_dir: Path) -> dict:
+def serving_description(config: RunConfig, run: RunDir) -> dict:
     """What a serving client must do before and after calling the `serve` endpoint
-    (the same steps as seglib.data.pipeline.preprocess_for_prediction and seglib.inference.predictor)."""
+    (the steps of seglib.data.pipeline.working_image and model_input, and of seglib.networks.film)."""
     size, channels = config.image_size, 1 + config.side_aware
     side = (["channel 1: seglib.symmetry.midline.side_channel(shape, seglib.symmetry.midline.estimate_midline(grey)) of the "
              "resized grey image, not standardised"] if config.side_aware else [])
     return {
-        "run": str(run_dir),
+        "run": str(run),
         "endpoint": "serve",
         "input": {"shape": [None, size, size, channels], "dtype": "float32"},
         "output": {"shape": [None, size, size, len(config.structures)], "dtype": "float32",
                    "meaning": "sigmoid probability per pixel; channel i is structures[i]"},
         "image_size": size,
         "structures": list(config.structures),
-        "thresholds": run_thresholds(run_dir),
+        "thresholds": run.thresholds(),
         "preprocessing": [
             "read as 2D grey (RGB -> luminance), 8- or 16-bit",
             "scale to [0, 1]: divide by the dtype maximum (255 or 65535)",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import untrained_run
 
-from seglib.inference.export import export_run, load_exported
+from seglib.inference.saved_model import export_run, load_exported
 from seglib.training.run_dir import RunDir
 
 
