@@ -290,7 +290,7 @@ def test_a_report_that_fails_midway_leaves_the_earlier_report_whole(tmp_path, ca
 def test_bench_out_replaces_only_its_own_report_and_refuses_before_measuring(tmp_path, capsys, monkeypatch):
     from seglib.experiments import bench
 
-    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: pytest.fail("measured before checking --out"))
+    monkeypatch.setattr(bench, "write_profile_phantoms", lambda *a, **k: pytest.fail("measured before checking --out"))
     notes = tmp_path / "notes.md"
     notes.write_text("# my notes\n")
     for options in ([], ["--force"]):

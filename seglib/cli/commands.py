@@ -185,19 +185,15 @@ def _add_atlas(commands):
     p.renamed("--atlas", "--surfaces")
     p.add_argument("--out", type=Path, help="model file to write (default: the one shipped in seglib)")
     p.add_argument("--exclude", nargs="+", default=(), help="atlas ids to leave out (held-out experiments)")
-    p.add_argument("--force", action="store_true", help="replace an existing model file")
+    p.add_argument("--force", action="store_true", help="replace a shape model file (never any other file)")
     p.set_defaults(handler=_atlas)
 
 
 def _atlas(args):
     from seglib.phantom import shape_model
 
-    out = args.out or shape_model.DEFAULT_MODEL
-    if out.exists() and not args.force and args.out is not None:
-        raise FileExistsError(f"{out}: already exists; pass --force to replace it")
-    model = shape_model.build_shape_model(shape_model.load_atlas(args.atlas, exclude=args.exclude))
-    shape_model.save_shape_model(model, out)
-    print(f"{out}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
+    model = shape_model.build_atlas_model(args.atlas, args.out, exclude=args.exclude, force=args.force)
+    print(f"{args.out or shape_model.DEFAULT_MODEL}: {len(model.subjects)} subjects, {len(model.sd)} modes, "
           f"{100 * model.variance_kept:.1f}% of the shape variance")
 
 
@@ -413,17 +409,11 @@ def _add_evaluate(commands):
 
 
 def _evaluate(args):
-    from seglib.data.io import spreadsheet_safe, write_text
-    from seglib.data.outputs import check_output_file
-    from seglib.evaluation.folder import evaluate_folder, is_metrics_table
+    from seglib.evaluation.folder import evaluate_folder
     from seglib.evaluation.statistics import summarise
 
-    # before the work, not after; --force replaces only an earlier metrics table, nothing else
-    check_output_file(args.out, [args.pred, args.data], args.force, kind="metrics table written by evaluate",
-                      written_by_seglib=is_metrics_table)
     table = evaluate_folder(args.pred, args.data, method=args.method, uwmgi=args.uwmgi,
-                            allow_missing=args.allow_missing)
-    write_text(args.out, table.map(spreadsheet_safe).to_csv(index=False), overwrite=args.force)
+                            allow_missing=args.allow_missing, out=args.out, force=args.force)
     columns = ["method", "structure", "n_images", "dice_mean", "dice_std", "hd95_mean", "hd95_std"]
     print(summarise(table)[columns].to_string(index=False, float_format="%.3f"))
 
@@ -613,7 +603,6 @@ def _add_bench(commands):
 
 
 def _bench(args):
-    from seglib.data.outputs import check_output_file, first_line
     from seglib.experiments.bare_network_comparison import run_comparison
     from seglib.experiments.bench import default_report_path, run_benchmark
 
@@ -621,9 +610,7 @@ def _bench(args):
         print(run_comparison(args.profile, data=args.data, structure=args.structure))
         return
     out = args.out or default_report_path(args.profile)
-    check_output_file(out, force=args.force, kind="benchmark report written by bench",  # before the work
-                      written_by_seglib=lambda path: first_line(path).startswith("# seglib benchmarks: profile "))
-    run_benchmark(args.profile, out=out)
+    run_benchmark(args.profile, out=out, force=args.force)
     print(out)
 
 
@@ -639,14 +626,9 @@ def _add_split(commands):
 
 
 def _split(args):
-    from seglib.data.folders import DatasetDir
-    from seglib.data.layout import list_images
-    from seglib.data.outputs import check_output_file
-    from seglib.data.splits import fixed_count_split, write_split
+    from seglib.data.splits import write_fixed_count_split
 
-    check_output_file(args.out, [args.data])
-    split = fixed_count_split(list_images(DatasetDir(args.data).images_dir), args.test, args.val, args.seed)
-    write_split(split, args.out)
+    split = write_fixed_count_split(args.data, args.out, args.test, args.val, args.seed)
     counts = Counter(split.values())
     print(f"{args.out}: " + ", ".join(f"{counts[name]} {name}" for name in sorted(counts)))
 
@@ -716,7 +698,6 @@ def _named_runs(text: str) -> tuple[str, list[Path]]:
 def _report(args):
     import pandas as pd
 
-    from seglib.data.outputs import check_replaceable
     from seglib.reporting.document import build_report
 
     if not args.pred and not args.eval:
@@ -728,11 +709,9 @@ def _report(args):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:  # a dict would silently keep only the last one
             raise ValueError(f"report: {option} names method {repeated[0]!r} twice")
-    runs = [run for _, method_runs in args.method for run in method_runs]
-    check_replaceable(args.out, "report", [args.data, *dict(args.pred).values(), *runs, *args.eval], args.force)
     extra = pd.concat([_metrics_table(path) for path in args.eval], ignore_index=True) if args.eval else None
     print(build_report(args.out, dict(args.pred), args.data, reference=args.reference, runs=dict(args.method),
-                       extra_metrics=extra, show_images=args.show_images, force=args.force))
+                       extra_metrics=extra, show_images=args.show_images, force=args.force, inputs=args.eval))
 
 
 def _metrics_table(path: Path):

@@ -9,7 +9,8 @@ import pandas as pd
 
 from seglib.data.folders import DatasetDir
 from seglib.data.io import DataError, read_table, write_text
-from seglib.data.layout import Record, read_manifest
+from seglib.data.layout import Record, list_images, read_manifest
+from seglib.data.outputs import check_output_file
 
 SPLITS = ("train", "val", "test", "unused")  # unused: left out on purpose (e.g. a training-size study)
 
@@ -92,8 +93,19 @@ def fixed_count_split(ids, n_test: int, n_val: int, seed: int = 0) -> dict[str, 
     return split
 
 
+def write_fixed_count_split(dataset: str | Path, out: str | Path, n_test: int, n_val: int,
+                            seed: int = 0) -> dict[str, str]:
+    """The fixed-count split of the dataset's images (fixed_count_split) written to `out`, a new file
+    outside the dataset (never one that exists); returns it."""
+    check_output_file(out, [dataset])
+    split = fixed_count_split(list_images(DatasetDir(dataset).images_dir), n_test, n_val, seed)
+    write_split(split, out)
+    return split
+
+
 def write_split(split: dict[str, str], path: str | Path) -> None:
-    """The split file, complete or not at all (callers have checked that `path` may be written)."""
+    """The split file, complete or not at all, replacing `path` (for a file in a folder the caller
+    writes, e.g. a run's split.csv; write_fixed_count_split guards a user's path)."""
     table = pd.DataFrame({"id": list(split), "split": list(split.values())})
     write_text(path, table.to_csv(index=False), overwrite=True)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from seglib.data.folders import PredictionDir
-from seglib.data.io import DataError, read_mask
+from seglib.data.io import DataError, read_mask, spreadsheet_safe, write_text
 from seglib.data.layout import available_structures, list_images, load_records
-from seglib.data.outputs import covered_ids, first_line
+from seglib.data.outputs import check_output_file, covered_ids, first_line
 from seglib.evaluation.metrics import DISTANCE_METRICS, segmentation_metrics, uwmgi_score
 from seglib.progress import progress
 
@@ -26,7 +26,8 @@ def is_metrics_table(path: str | Path) -> bool:
 
 
 def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list[str] | None = None,
-                    method: str = "model", uwmgi: bool = False, allow_missing: bool = False) -> pd.DataFrame:
+                    method: str = "model", uwmgi: bool = False, allow_missing: bool = False,
+                    out: str | Path | None = None, force: bool = False) -> pd.DataFrame:
     """Metrics of every predicted mask PRED/masks/<structure>/<id>.png against the dataset's truth.
     `uwmgi` adds the UW-Madison GI tract competition score (seglib.evaluation.metrics.uwmgi_score, the
     Hausdorff distance normalised by the image diagonal, both in pixels).
@@ -36,7 +37,13 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
 
     Every image the folder should cover (the ids seglib recorded when it wrote the folder, else
     every image of the dataset) needs a prediction of each structure: a missing one is an error,
-    unless `allow_missing`, which scores the others and lists the missing ones on stderr."""
+    unless `allow_missing`, which scores the others and lists the missing ones on stderr.
+
+    `out`: a metrics CSV to write too, checked before the work: never an input or inside a dataset,
+    and an existing file is replaced only with `force`, only when it is a metrics table."""
+    if out is not None:
+        check_output_file(out, [pred_dir, data_dir], force, kind="metrics table written by evaluate",
+                          written_by_seglib=is_metrics_table)
     pred_dir = PredictionDir(pred_dir)
     structures = structures or [s for s in available_structures(pred_dir)]
     if not structures:
@@ -51,7 +58,10 @@ def evaluate_folder(pred_dir: str | Path, data_dir: str | Path, structures: list
             if image_id not in truth:
                 raise DataError(f"{path}: no image {image_id!r} in {data_dir}")
             rows.append(_row(read_mask(path), path, truth[image_id], structure, method, uwmgi))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if out is not None:  # for people: text a spreadsheet would take for a formula is quoted
+        write_text(out, table.map(spreadsheet_safe).to_csv(index=False), overwrite=force)
+    return table
 
 
 def _check_complete(folder: Path, missing: set[str], expected: int, allow_missing: bool) -> None:

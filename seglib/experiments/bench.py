@@ -34,6 +34,7 @@ from pathlib import Path
 from seglib.config import PHANTOM_SIZES, RunConfig, profile_config
 from seglib.data.io import write_text
 from seglib.data.layout import load_records
+from seglib.data.outputs import check_output_file, first_line
 from seglib.experiments.bench_report import markdown_report
 from seglib.experiments.bench_timing import (
     PREDICTED_STRUCTURES,
@@ -65,9 +66,12 @@ BENCH_SETTINGS = {
 }
 
 
-def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None) -> dict:
-    """Measure the input pipeline, training and inference; write the markdown report to `out`
-    (replacing it: it is a regenerated artifact) and return the numbers."""
+def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None, force: bool = False) -> dict:
+    """Measure the input pipeline, training and inference; write the markdown report to `out` and
+    return the numbers. `out` is checked before measuring: an existing file is replaced only with
+    `force`, and only when it is a benchmark report (never a user's notes)."""
+    check_output_file(out, [data], force, kind="benchmark report written by bench",
+                      written_by_seglib=is_benchmark_report)
     started, measured_at = time.perf_counter(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     # the profile's network trained from random weights (the numbers in reports/benchmarks.md); a run started
     # from the shipped pelvis model steps at the speed of its working resolution
@@ -100,8 +104,13 @@ def run_benchmark(profile: str, out: str | Path, data: str | Path | None = None)
     results["peak_rss_mib"] = peak_rss_mib()
     results["system"] = system_info()
     results["total_seconds"] = time.perf_counter() - started
-    write_text(out, markdown_report(results), overwrite=True)
+    write_text(out, markdown_report(results), overwrite=force)
     return results
+
+
+def is_benchmark_report(path: str | Path) -> bool:
+    """Whether `path` is a report run_benchmark wrote (recognised by its title, see bench_report)."""
+    return first_line(Path(path)).startswith("# seglib benchmarks: profile ")
 
 
 def default_report_path(profile: str) -> Path:

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from seglib.data.io import DataError
+from seglib.data.outputs import check_output_file
 
 BONES = ("left_hip", "right_hip", "sacrum")
 _ATLAS_FILES = {"left_hip": "left/LeftHip{}_cpd.vtk", "right_hip": "right/RightHip{}_cpd.vtk",
@@ -269,8 +270,29 @@ def _pelvic_frame(right_centre: np.ndarray, left_centre: np.ndarray) -> tuple[np
 # --- The shipped file -------------------------------------------------------------------------------
 
 
+def build_atlas_model(atlas: str | Path, out: str | Path | None = None, exclude=(), force: bool = False) -> ShapeModel:
+    """Build the shape model of the atlas folder's subjects (but `exclude`) and write it to `out`
+    (default: the model shipped in the package, which this rebuilds). `out` is checked before the
+    build: an existing file is replaced only with `force`, and only when it is a shape model."""
+    if out is not None:
+        check_output_file(out, [atlas], force, kind="shape model written by atlas", written_by_seglib=is_shape_model)
+    model = build_shape_model(load_atlas(atlas, exclude=exclude))
+    save_shape_model(model, DEFAULT_MODEL if out is None else out)
+    return model
+
+
+def is_shape_model(path: str | Path) -> bool:
+    """Whether `path` is a shape model file save_shape_model wrote (recognised by its arrays)."""
+    try:
+        with zipfile.ZipFile(path) as stored:
+            return {"mean.npy", "modes.npy", "counts.npy"} <= set(stored.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def save_shape_model(model: ShapeModel, path: str | Path) -> Path:
-    """Write the model as a compressed .npz (modes in float16: plenty for millimetre shapes)."""
+    """Write the model as a compressed .npz (modes in float16: plenty for millimetre shapes), replacing
+    `path`: for the callers that write into their own work folders (build_atlas_model guards the user's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"mean": model.mean, "modes": model.modes.astype(np.float16), "sd": model.sd.astype(np.float32),

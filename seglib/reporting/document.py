@@ -37,7 +37,7 @@ REPORT_FILES = ("report.md", "report.html", *TABLES, *FIGURES)
 def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=None, reference: str | None = None,
                  runs: dict[str, list[Path]] | None = None, seconds_per_image: dict[str, float] | None = None,
                  postprocessing: pd.DataFrame | None = None, extra_metrics: pd.DataFrame | None = None,
-                 show_images: bool = True, force: bool = True) -> Path:
+                 show_images: bool = True, force: bool = True, inputs=()) -> Path:
     """Write OUT/report.md (+ .html, tables, figures) and return its path.
 
     predictions: method -> prediction folder in the dataset layout (needs data_dir);
@@ -46,7 +46,8 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     postprocessing: the validation table of seglib.experiments.method_comparison.predict_methods;
     extra_metrics: rows of metrics CSVs written by `evaluate`, for methods without a folder here;
     show_images=False leaves out the figures that show the images (samples, overlays, label maps),
-    for data whose licence forbids sharing them.
+    for data whose licence forbids sharing them; inputs: further files the report is made from (the
+    metrics CSVs extra_metrics was read from), which OUT must not be, contain or lie inside.
 
     OUT goes through the output guard (seglib.data.outputs.output_folder): the report is written
     into a temporary folder that becomes OUT only when complete, so a failure leaves an earlier
@@ -55,7 +56,8 @@ def build_report(out_dir, predictions: dict[str, Path] | None = None, data_dir=N
     out_dir, predictions, runs = Path(out_dir), predictions or {}, runs or {}
     if predictions and data_dir is None:
         raise ValueError("prediction folders need the dataset (data_dir) with the ground truth")
-    inputs = [data_dir, *predictions.values(), *(run for method_runs in runs.values() for run in method_runs)]
+    inputs = [data_dir, *predictions.values(), *(run for method_runs in runs.values() for run in method_runs),
+              *inputs]
     check_replaceable(out_dir, "report", inputs, force)  # before the work, not after
     table = _metrics(predictions, data_dir, extra_metrics)
     reference = _validated_reference(reference, table, runs)

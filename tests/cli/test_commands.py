@@ -159,3 +159,15 @@ def test_a_symbolic_link_loop_is_named_in_one_line(tmp_path, capsys, option):
     (line,) = capsys.readouterr().err.splitlines()  # was a RuntimeError's traceback
     assert line.startswith(f"error: {loop}: ") and "symbolic link" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_atlas_out_never_replaces_a_file_that_is_not_a_shape_model(tmp_path, capsys):
+    from seglib.cli.commands import main
+
+    notes = tmp_path / "pelvis.npz"
+    notes.write_text("the user's own file")
+    assert main(["atlas", "--atlas", str(tmp_path / "atlas"), "--out", str(notes)]) == 2
+    assert capsys.readouterr().err == f"error: {notes}: already exists; refusing to overwrite (pass --force to replace it)\n"
+    assert main(["atlas", "--atlas", str(tmp_path / "atlas"), "--out", str(notes), "--force"]) == 2
+    assert "is not a shape model written by atlas; --force replaces only that" in capsys.readouterr().err
+    assert notes.read_text() == "the user's own file"

@@ -8,7 +8,8 @@ from conftest import write_square_dataset
 
 from seglib.cli import main
 from seglib.config import profile_config
-from seglib.experiments import bench_report, bench_timing
+from seglib.data.outputs import UnsafeOutput
+from seglib.experiments import bench, bench_report, bench_timing
 from seglib.experiments.bare_network_comparison import bare_network
 from seglib.experiments.bench import run_benchmark
 from seglib.training.fit import compile_model
@@ -17,8 +18,20 @@ from seglib.training.fit import compile_model
 @pytest.fixture(scope="module")
 def benchmark(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
-    out.write_text("stale report\n")  # the report is a regenerated artifact: it must be replaced
-    return run_benchmark("smoke", out=out), out.read_text()
+    out.write_text("# seglib benchmarks: profile smoke\n\nstale report\n")  # an earlier report: force replaces it
+    return run_benchmark("smoke", out=out, force=True), out.read_text()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_file_that_is_not_a_benchmark_report_is_refused_before_measuring(tmp_path, monkeypatch, force):
+    monkeypatch.setattr(bench, "write_profile_phantoms", lambda *a, **k: pytest.fail("measured before the check"))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    with pytest.raises(UnsafeOutput) as refusal:
+        run_benchmark("smoke", out=notes, force=force)
+    assert str(refusal.value).startswith(f"{notes}: ") and "\n" not in str(refusal.value)
+    assert notes.read_text() == "# my notes\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
 
 
 def measurements(results: dict) -> dict[str, float]:
