@@ -24,6 +24,7 @@ import numpy as np
 from seglib.data.io import DataError, read_image, write_text
 from seglib.data.layout import load_records
 from seglib.data.pipeline import model_input, working_image
+from seglib.evaluation.metrics import dice
 from seglib.networks.film import film_maps, flipped_back, network_maps
 from seglib.symmetry.partners import partner_of
 from seglib.training.run_dir import RunDir
@@ -44,7 +45,7 @@ def choose_thresholds(model, config, run_dir: str | Path, records) -> dict[str, 
         truth = {s: record.masks[s].read() > 0 for s in config.structures}
         for setting, maps in _validation_maps(model, config, read_image(record.image), partners).items():
             for s, probability in maps.items():
-                scores[setting][s] += np.array([_dice(probability >= t, truth[s]) for t in CANDIDATE_THRESHOLDS])
+                scores[setting][s] += np.array([dice(probability >= t, truth[s]) for t in CANDIDATE_THRESHOLDS])
     scores = {setting: {s: dice / len(records) for s, dice in table.items()} for setting, table in scores.items()
               if table}  # a run without mirror partners has no TTA threshold
     chosen = {setting: {s: _best(dice) for s, dice in table.items()} for setting, table in scores.items()}
@@ -97,8 +98,3 @@ def _best(dice: np.ndarray) -> float:
     distance = np.abs(np.array(CANDIDATE_THRESHOLDS) - 0.5)
     return float(CANDIDATE_THRESHOLDS[np.lexsort((distance, -np.round(dice, 6)))[0]])
 
-
-def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    # seglib.evaluation.metrics' Dice (both empty: 1); training sits below evaluation, which it may not import
-    total = prediction.sum() + truth.sum()
-    return 1.0 if total == 0 else 2.0 * float((prediction & truth).sum()) / float(total)
