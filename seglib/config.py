@@ -297,8 +297,8 @@ FINE_TUNING_RATE = 0.1
 FINE_TUNING_EPOCHS = {"demo": 12}
 # Transfer: a run of structures the source does not predict (lungs from the pelvis model) takes its encoder, decoder
 # and side channel, with a fresh output layer (seglib.training.transfer), at the profile's working size, learning rate
-# and epochs. On the real chest films, against random weights, it reached MONAI's Dice after 4 epochs instead of 6 and
-# ended 0.022 higher (reports/benchmarks.md, "Starting lungs from the pelvis model"): init auto does it.
+# and epochs. On the real chest films, against random weights, it reached MONAI's Dice sooner and ended higher
+# (reports/benchmarks.md, "Time to accuracy against MONAI"): init auto does it.
 TRANSFER_BY_DEFAULT = True
 PRETRAINED_FOLDER = Path(__file__).parent / "models"  # NAME/: a shipped model's run folder (seglib.models)
 RUN_CONFIG_FILE = "config.json"  # the resolved RunConfig in every run folder (seglib.training.run_dir)

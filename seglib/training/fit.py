@@ -36,7 +36,7 @@ from seglib.training.hardware import (
 )
 from seglib.training.metrics import DiceScore
 from seglib.training.run_dir import RunDir
-from seglib.training.transfer import check_init, load_initial_weights
+from seglib.training.transfer import check_init, load_initial_weights, untrained_structures
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -95,8 +95,10 @@ def train(config: RunConfig, run_dir: str | Path, force: bool = False, resume: b
     if config.init:
         check_init(config)
         if verbose:  # the demo profile chooses it by itself (init auto): say so
-            print(f"start: the weights of {config.init}, fine-tuned at {config.image_size} px, learning rate "
-                  f"{config.learning_rate:g}, {config.epochs} epochs (--init none: from random weights)", flush=True)
+            fresh = untrained_structures(config)
+            outputs = f" with a fresh output layer for {', '.join(fresh)}" if fresh else ""
+            print(f"start: the weights of {config.init}{outputs}, trained on at {config.image_size} px, learning "
+                  f"rate {config.learning_rate:g}, {config.epochs} epochs (--init none: from random weights)", flush=True)
     records = load_checked_records(config)
     if resume:
         split = _resumable_split(config, Path(run_dir), records)

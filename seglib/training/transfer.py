@@ -27,6 +27,12 @@ def check_init(config: RunConfig) -> None:
                          f"{', '.join(differing)}")
 
 
+def untrained_structures(config: RunConfig) -> list[str]:
+    """The run's structures its init source does not predict: their output columns start fresh."""
+    source_structures = init_source(config.init).config().structures
+    return [s for s in config.structures if s not in source_structures]
+
+
 def load_initial_weights(model, config: RunConfig) -> None:
     """Copy the init source's weights into `model`, layer by layer: encoder, decoder and side channel. The output
     layer keeps, per structure of this run, the source's column of the same structure; a structure the source does
