@@ -36,10 +36,10 @@ def _in_folder(name: str) -> property:
     return property(lambda folder: folder.path / name, doc=f"FOLDER/{name}")
 
 
-class DatasetDir(os.PathLike):
-    """One dataset folder (the standard layout): where each file of it is, and the one writer of its
-    files, each written complete or not at all (seglib.data.io.write_png). The folder itself is the
-    caller's output_folder."""
+class Folder(os.PathLike):
+    """A folder seglib reads or writes, as a type: passes for its path (os.fspath), so it goes wherever a folder is
+    expected; `.path` is the Path. DatasetDir, PredictionDir, a run (seglib.training.run_dir.RunDir) and a segment
+    output (seglib.inference.segment.Segmentation) are Folders."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -52,6 +52,12 @@ class DatasetDir(os.PathLike):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class DatasetDir(Folder):
+    """One dataset folder (the standard layout): where each file of it is, and the one writer of its
+    files, each written complete or not at all (seglib.data.io.write_png). The folder itself is the
+    caller's output_folder."""
 
     images_dir = _in_folder(IMAGES)
     masks_root = _in_folder(MASKS)

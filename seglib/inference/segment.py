@@ -23,28 +23,16 @@ import os
 import warnings
 from pathlib import Path
 
-from seglib.data.folders import PredictionDir
+from seglib.data.folders import Folder, PredictionDir
 from seglib.inference.archive import segment_archive
 from seglib.models.shipped import fusion_options, pretrained_run
 
 DEFAULT_MODEL = "pelvis"
 
 
-class Segmentation(os.PathLike):
+class Segmentation(Folder):
     """A segment output folder, with its tables. Passes for its path (os.fspath, str, and `/` for a file in it),
     so it goes wherever a folder is expected; `.path` is the Path."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:  # the command line prints it
-        return str(self.path)
-
-    def __repr__(self) -> str:
-        return f"Segmentation({str(self.path)!r})"
 
     def __truediv__(self, name: str | os.PathLike) -> Path:
         return self.path / name

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from pathlib import Path
 
 from seglib.config import RUN_CONFIG_FILE, RunConfig, checked_threshold
+from seglib.data.folders import Folder
 from seglib.data.io import DataError, atomic_file, write_text
 from seglib.data.splits import read_split, write_split
 
@@ -34,20 +34,8 @@ def _in_run(name: str) -> property:
     return property(lambda run: run.path / name, doc=f"RUN_DIR/{name}")
 
 
-class RunDir(os.PathLike):
+class RunDir(Folder):
     """One run folder. Passes for its path (os.fspath), so it goes wherever a folder is expected."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:  # in messages and f-strings, the folder itself
-        return str(self.path)
-
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
 
     config_path = _in_run(RUN_CONFIG_FILE)
     split_path = _in_run("split.csv")
