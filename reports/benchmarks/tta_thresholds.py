@@ -6,9 +6,10 @@ holds), predicts every held-out set through both copies with tta=True, and once 
 (seglib.inference.predictor.predict_folder), and scores the masks against the sets' own
 (seglib.evaluation.folder.evaluate_folder). Nothing is written outside WORK, which must not exist yet.
 
-    .venv/bin/python reports/benchmarks/tta_thresholds.py --work /tmp/tta_thresholds [--run RUN] [--heldout SET ...]
+    .venv/bin/python reports/benchmarks/tta_thresholds.py --work /tmp/tta_thresholds --run RUN --heldout SET [SET ...]
 
-(defaults: RUN /work/exp/pre/run_clinical, SET /work/exp/pre/heldout_default and /work/exp/pre/heldout_clinical)
+RUN: the shipped model's training run (`pretrain`'s WORK/run_clinical); SET: held-out film folders with their masks
+(`pretrain`'s WORK/heldout_default, WORK/heldout_clinical).
 
 Prints the thresholds per structure (RUN's own; the copy's plain ones, chosen again; those chosen under TTA), then
 a markdown table: mean Dice and mean HD95 (mm) per held-out set, structure and setting (no TTA; TTA with the plain
@@ -18,6 +19,7 @@ thresholds; TTA with the TTA ones), and any mask without an HD95 (empty), which 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -29,21 +31,29 @@ from seglib.reporting.tables import markdown_table
 from seglib.training.calibration import recalibrate
 from seglib.training.run_dir import RunDir
 
-EXP = Path("/work/exp/pre")
 # setting -> (run copy, tta)
 SETTINGS = {"no TTA": ("run_plain", False), "TTA, plain thresholds": ("run_plain", True),
             "TTA, TTA thresholds": ("run_tta", True)}
 
 
+def _plain_thresholds_only(run: RunDir) -> None:
+    """Leave the run only the thresholds chosen without TTA, as runs calibrated before TTA thresholds existed."""
+    calibration = json.loads(run.calibration_path.read_text())
+    for key in ("threshold_tta", "mean_dice_tta"):
+        calibration.pop(key, None)
+    run.calibration_path.write_text(json.dumps(calibration, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder to create")
-    parser.add_argument("--run", type=Path, default=EXP / "run_clinical")
-    parser.add_argument("--heldout", type=Path, nargs="+", default=[EXP / "heldout_default", EXP / "heldout_clinical"])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--heldout", type=Path, nargs="+", required=True)
     args = parser.parse_args()
     args.work.mkdir(parents=True)
     for copy in ("run_plain", "run_tta"):
         shutil.copytree(args.run, args.work / copy)
+    _plain_thresholds_only(RunDir(args.work / "run_plain"))  # a run calibrated since has its TTA ones too
     recalibrate(args.work / "run_tta")
     run = RunDir(args.work / "run_tta")
     thresholds = pd.DataFrame({"RUN": RunDir(args.run).thresholds(), "plain": run.thresholds(),
