@@ -161,5 +161,6 @@ def test_bench_compare_prints_both_dice_and_the_time_ratio(tmp_path, capsys):
     assert set(rows) == {"seglib default", "bare Keras"}
     assert all(0 <= dice <= 1 and seconds > 0 for dice, seconds in rows.values())
     ratio = float(re.search(r"seglib / bare time: ([\d.]+)x", printed).group(1))
-    assert ratio == pytest.approx(rows["seglib default"][1] / rows["bare Keras"][1], abs=0.02)
+    seglib, bare = rows["seglib default"][1], rows["bare Keras"][1]  # each printed to 0.1 s
+    assert (seglib - 0.05) / (bare + 0.05) - 0.005 <= ratio <= (seglib + 0.05) / (bare - 0.05) + 0.005
     assert sorted(data.rglob("*")) == files_before, "the comparison writes nothing into the dataset"
